@@ -1,0 +1,72 @@
+# Targets mirror the test tiers. Every target sets up what it needs on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+PYTEST_FLAGS ?= -q
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing switchman with dev extras (first run: ~1 min)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the project (editable) with dev tools
+
+.PHONY: demo
+demo: $(STAMP) ## Run the gateway with two simulated vLLM backends (no cluster, no keys)
+	$(BIN)/switchman demo
+
+.PHONY: lint
+lint: $(STAMP) ## ruff, ruff format --check, import-linter contracts, mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	@rm -rf build/typecheck && $(BIN)/pip install --quiet --no-deps --target build/typecheck .
+	MYPYPATH=build/typecheck $(BIN)/mypy -p switchman
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Unit tier: pure functions, no network
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit
+
+.PHONY: test-integration
+test-integration: $(STAMP) ## Integration tier: gateway + simulators + fake providers on 127.0.0.1
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/integration
+
+$(VLLM_STAMP): e2e/vllm/setup.sh
+	bash e2e/vllm/setup.sh $(VLLM_VENV)
+	@touch $@
+
+.PHONY: vllm-env
+vllm-env: $(VLLM_STAMP) ## Install the real vLLM (CPU build) into .venv-vllm and build a tiny model
+
+.PHONY: test-e2e
+test-e2e: $(STAMP) $(VLLM_STAMP) ## End-to-end tier: real vLLM server behind the gateway
+	SWITCHMAN_VLLM_VENV=$(abspath $(VLLM_VENV)) $(BIN)/pytest $(PYTEST_FLAGS) e2e
+
+.PHONY: test
+test: lint test-unit test-integration test-e2e ## Everything CI runs
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks (results land in bench/results/)
+	$(BIN)/python -m bench
+
+.PHONY: clean
+clean: ## Remove virtualenvs and caches
+	rm -rf $(VENV) $(VLLM_VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,260 @@
+"""GatewayConfig: the versioned document the operator writes and the gateway reads.
+
+This is the only thing that crosses between the two planes (see docs/architecture.md). The
+operator renders it into a ConfigMap; the gateway loads it from a mounted file (or a hand-written
+file with no cluster at all), validates it whole and swaps its routing table. Credentials never
+appear here: an upstream names an environment variable or a mounted-Secret file path instead.
+
+Bump ``version`` on any change an older gateway could misread; the gateway refuses versions it
+does not know and keeps its last good config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+CONFIG_VERSION = 1
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CredentialRef(_Strict):
+    """Where the gateway finds a secret: exactly one of an env var name or a file path."""
+
+    env: str | None = Field(default=None, description="Environment variable holding the secret.")
+    file: str | None = Field(
+        default=None, description="File holding the secret (e.g. a mounted Secret key)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CredentialRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("set exactly one of 'env' or 'file'")
+        return self
+
+    def describe(self) -> str:
+        """A log-safe description of the reference (never the secret itself)."""
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+
+class Timeouts(_Strict):
+    """Per-upstream time limits, in seconds."""
+
+    connect: float = Field(default=5.0, gt=0, description="TCP (and TLS) connect.")
+    first_byte: float = Field(
+        default=60.0, gt=0, description="From sending the request to the response headers."
+    )
+    idle: float = Field(
+        default=30.0, gt=0, description="Longest silence between two chunks of a stream."
+    )
+    total: float = Field(default=600.0, gt=0, description="Whole exchange with one upstream.")
+
+
+class AzureSettings(_Strict):
+    """Azure OpenAI specifics: the deployment is part of the URL, the version a query arg."""
+
+    deployment: str = Field(min_length=1, description="Deployment name in the Azure resource.")
+    api_version: str = Field(default="2024-10-21", description="The `api-version` query value.")
+
+
+class AnthropicSettings(_Strict):
+    """Anthropic Messages API specifics."""
+
+    version: str = Field(default="2023-06-01", description="The `anthropic-version` header.")
+    default_max_tokens: int = Field(
+        default=4096,
+        gt=0,
+        description="max_tokens sent when the client gave none (Anthropic requires it).",
+    )
+
+
+UpstreamKind = Literal["openai", "azure-openai", "anthropic"]
+
+
+class Upstream(_Strict):
+    """One API endpoint the gateway sends requests to, with its own pooled client session.
+
+    ``kind`` picks the wire protocol: ``openai`` covers every OpenAI-compatible server (vLLM,
+    OpenAI, Mistral, Groq, Together, the HF router, OpenRouter, ...).
+    """
+
+    name: Name
+    kind: UpstreamKind = "openai"
+    base_url: HttpUrl = Field(
+        description=(
+            "Base URL. openai: up to and including /v1 (e.g. http://svc:8000/v1); "
+            "azure-openai: the resource (https://NAME.openai.azure.com); anthropic: "
+            "https://api.anthropic.com."
+        )
+    )
+    api_key: CredentialRef | None = Field(default=None, description="Credential reference.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret headers sent on every request."
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(default=256, gt=0, description="Connection pool size.")
+    azure: AzureSettings | None = None
+    anthropic: AnthropicSettings | None = None
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> Upstream:
+        if self.kind == "azure-openai" and self.azure is None:
+            raise ValueError("kind 'azure-openai' needs an 'azure' block with the deployment")
+        if self.kind != "azure-openai" and self.azure is not None:
+            raise ValueError("'azure' is only valid with kind 'azure-openai'")
+        if self.kind != "anthropic" and self.anthropic is not None:
+            raise ValueError("'anthropic' is only valid with kind 'anthropic'")
+        return self
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        secret_like = {"authorization", "api-key", "x-api-key"}
+        bad = sorted(k for k in value if k.lower() in secret_like)
+        if bad:
+            raise ValueError(f"credentials go in 'api_key' (a reference), not headers: {bad}")
+        return value
+
+
+class Capabilities(_Strict):
+    """What a model can do; routing filters on these."""
+
+    vision: bool = False
+    tools: bool = False
+    json_schema: bool = False
+    context_window: int = Field(default=8192, gt=0, description="Prompt + completion tokens.")
+
+
+class Price(_Strict):
+    """USD per one million tokens."""
+
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+
+class Model(_Strict):
+    """A model clients may name, served by one upstream."""
+
+    name: Name = Field(description="The name clients send as `model`.")
+    upstream: Name = Field(description="The upstream that serves it.")
+    upstream_model: str | None = Field(
+        default=None, description="Model id sent upstream; defaults to `name`."
+    )
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    price: Price = Field(default_factory=Price)
+    tier: str = Field(default="default", description="Quality tier, e.g. small or large.")
+
+    @property
+    def target(self) -> str:
+        return self.upstream_model or self.name
+
+
+class Route(_Strict):
+    """A virtual model name that resolves to one of several models.
+
+    For now candidates are tried in order; later strategies reorder them.
+    """
+
+    name: Name
+    candidates: list[Name] = Field(min_length=1, description="Model names, in order.")
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("candidates must be unique")
+        return value
+
+
+class Server(_Strict):
+    """Gateway-wide settings."""
+
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Upstream attempts per request, across candidates."
+    )
+
+
+class GatewayConfig(_Strict):
+    """The whole routing table, swapped atomically by the gateway."""
+
+    version: Literal[1] = Field(description="Document version; this gateway reads 1.")
+    server: Server = Field(default_factory=Server)
+    upstreams: list[Upstream] = Field(min_length=1)
+    models: list[Model] = Field(min_length=1)
+    routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        upstreams = _unique_names("upstream", [u.name for u in self.upstreams])
+        models = _unique_names("model", [m.name for m in self.models])
+        routes = _unique_names("route", [r.name for r in self.routes])
+        clash = sorted(models & routes)
+        if clash:
+            raise ValueError(f"names used by both a model and a route: {clash}")
+        for model in self.models:
+            if model.upstream not in upstreams:
+                raise ValueError(f"model {model.name!r}: unknown upstream {model.upstream!r}")
+        for route in self.routes:
+            missing = [c for c in route.candidates if c not in models]
+            if missing:
+                raise ValueError(f"route {route.name!r}: unknown models {missing}")
+        return self
+
+
+def _unique_names(kind: str, names: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {kind} name {name!r}")
+        seen.add(name)
+    return seen
+
+
+class ConfigError(ValueError):
+    """A GatewayConfig document that cannot be used; the message says what to fix."""
+
+
+def parse(text: str | bytes, *, source: str = "<config>") -> GatewayConfig:
+    """Parse YAML or JSON text into a validated GatewayConfig."""
+    try:
+        data: Any = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    if data.get("version") != CONFIG_VERSION:
+        raise ConfigError(
+            f"{source}: unsupported version {data.get('version')!r}; "
+            f"this gateway reads version {CONFIG_VERSION}"
+        )
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def load(path: str | Path) -> GatewayConfig:
+    """Read and validate a GatewayConfig file (YAML or JSON)."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse(text, source=str(path))
+
+
+def dump(config: GatewayConfig) -> str:
+    """Serialise for a ConfigMap: JSON (a YAML subset), stable key order, defaults included."""
+    return json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,1 @@
+"""The ``switchman`` command line: gateway, sim and demo subcommands."""

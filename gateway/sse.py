@@ -1,0 +1,97 @@
+"""Incremental Server-Sent Events parsing and encoding.
+
+The proxy feeds upstream bytes as they arrive and gets whole events back, each with its original
+bytes, so OpenAI-compatible streams are relayed without re-encoding while the proxy still sees
+every event (to read usage, or to translate Anthropic's event sequence). Follows the WHATWG
+event-stream format: ``\\n``, ``\\r\\n`` or ``\\r`` line ends, ``:`` comments, multi-line ``data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """One dispatched event: ``raw`` is exactly what upstream sent, blank line included."""
+
+    raw: bytes
+    event: str | None
+    data: bytes
+
+    @property
+    def is_done(self) -> bool:
+        """OpenAI's end-of-stream sentinel ``data: [DONE]``."""
+        return self.data == b"[DONE]"
+
+
+class SSEParser:
+    """Turns a byte stream into events; keep one per upstream response."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Add bytes; return every event completed by them (possibly none)."""
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[Event] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            block = buffer[start : end + 2]
+            start = end + 2
+            event = _parse_block(block)
+            if event is not None:
+                events.append(event)
+        self._buffer = buffer[start:]
+        return events
+
+    def flush(self) -> list[Event]:
+        """At end of stream: an unterminated final event is still dispatched."""
+        rest, self._buffer = self._buffer, b""
+        if not rest.strip():
+            return []
+        event = _parse_block(rest.rstrip(b"\n") + b"\n\n")
+        return [event] if event is not None else []
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back waiting for the end of an event."""
+        return len(self._buffer)
+
+
+def _parse_block(block: bytes) -> Event | None:
+    if block.startswith(b"data: ") and block.count(b"\n") == 2:
+        # The common case (one data line): no line loop.
+        return Event(raw=block, event=None, data=block[6:-2])
+    name: str | None = None
+    data_lines: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data_lines.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if not data_lines and name is None:
+        return None  # comment-only block (keep-alive)
+    return Event(raw=block, event=name, data=b"\n".join(data_lines))
+
+
+def encode(data: bytes, event: str | None = None) -> bytes:
+    """Encode one event (single-line JSON data, as every API here sends)."""
+    if event is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+DONE = encode(b"[DONE]")
