@@ -1,0 +1,41 @@
+"""``switchman`` command line entry point: parses the subcommand and dispatches.
+
+Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``; nothing runs at
+import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from switchman.cli import demo, gateway, sim
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchman",
+        description="Kubernetes-native inference gateway: one OpenAI-compatible endpoint over "
+        "in-cluster vLLM and external providers.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module, text in (
+        ("gateway", gateway, "run the gateway on a GatewayConfig file"),
+        ("sim", sim, "run a vLLM-compatible simulator"),
+        ("demo", demo, "run the gateway with two simulated backends (no cluster, no keys)"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The gateway's aiohttp application: factory, error middleware and lifecycle.
+
+``create_app`` wires a loaded ``ConfigWatcher`` into the handlers; ``switchman gateway`` (the CLI)
+and the tests call it. The middleware is the one place that turns errors into OpenAI-shaped JSON
+responses: ``GatewayError`` by its own status, aiohttp's 404/405, and anything unexpected as a
+500 that names the request id (the traceback goes to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from switchman.gateway.config import ConfigWatcher
+from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
+from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
+from switchman.gateway.metrics import Metrics
+from switchman.gateway.proxy import Proxy
+
+log = logging.getLogger("switchman.gateway")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _request_id(supplied: str | None) -> str:
+    if supplied and _REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+def _error_response(exc: GatewayError) -> web.Response:
+    return web.Response(
+        status=exc.status, body=exc.payload(), content_type="application/json", headers=exc.headers
+    )
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request["request_id"] = _request_id(request.headers.get("x-request-id"))
+    request["started"] = time.perf_counter()
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return _error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 405:
+            return _error_response(
+                MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+            )
+        if exc.status == 404:
+            return _error_response(NotFound(f"no such endpoint: {request.method} {request.path}"))
+        return _error_response(_Generic(exc.status, exc.reason))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error request_id=%s", request["request_id"])
+        return _error_response(
+            GatewayError(
+                f"internal error in the gateway (request id {request['request_id']}); "
+                "the gateway log has the details"
+            )
+        )
+
+
+class _Generic(GatewayError):
+    type = "invalid_request_error"
+    code = "bad_request"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    request_id = request.get("request_id")
+    if request_id:
+        response.headers["x-request-id"] = request_id
+
+
+def create_app(watcher: ConfigWatcher, metrics: Metrics) -> web.Application:
+    """An application serving ``watcher``'s current config and watching it for changes."""
+    # Bodies are read by the handlers with the config's own (hot-reloadable) limit.
+    app = web.Application(middlewares=[errors_middleware], client_max_size=2**40)
+    app[GATEWAY] = Gateway(watcher=watcher, proxy=Proxy(metrics), metrics=metrics)
+    app.on_response_prepare.append(_add_request_id)
+    add_routes(app)
+
+    async def watch(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(watcher.watch(), name="config-watch")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await watcher.close()
+
+    app.cleanup_ctx.append(watch)
+    return app

@@ -1,0 +1,45 @@
+"""Plain data passed between the proxy and the provider adapters.
+
+``UpstreamCall`` is what a provider asks the proxy to send; ``Usage`` is the token count a provider
+reads back (whole response or stream), used for accounting exactly once per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Operation = Literal["chat", "completions", "embeddings"]
+
+
+@dataclass(slots=True, frozen=True)
+class UpstreamCall:
+    """One HTTP request to an upstream, relative to its base URL."""
+
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    """Tokens used by one response."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage | None:
+        """Read an OpenAI ``usage`` object; None when absent or malformed."""
+        if not isinstance(usage, dict):
+            return None
+        prompt = usage.get("prompt_tokens", 0)
+        completion = usage.get("completion_tokens", 0)
+        if not isinstance(prompt, int) or not isinstance(completion, int):
+            return None
+        return cls(prompt_tokens=prompt, completion_tokens=completion)

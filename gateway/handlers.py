@@ -1,0 +1,147 @@
+"""HTTP handlers: the OpenAI-compatible endpoints plus health, readiness, metrics and OpenAPI.
+
+Registered by ``app``. Proxied endpoints read the body within the configured limit, parse only
+what routing needs (``request``), lease the current Runtime for the whole exchange (so a reload
+never pulls anything from under it) and hand over to ``proxy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from switchman.gateway import openapi
+from switchman.gateway.config import ConfigWatcher
+from switchman.gateway.errors import NotReady
+from switchman.gateway.exchange import Operation
+from switchman.gateway.metrics import Metrics
+from switchman.gateway.proxy import Proxy
+from switchman.gateway.request import parse, read_body
+from switchman.gateway.runtime import Runtime
+
+
+@dataclass(slots=True, frozen=True)
+class Gateway:
+    """What the handlers need, passed explicitly through the app (no globals)."""
+
+    watcher: ConfigWatcher
+    proxy: Proxy
+    metrics: Metrics
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def _runtime(request: web.Request) -> Runtime:
+    runtime = request.app[GATEWAY].watcher.current
+    if runtime is None:
+        raise NotReady("the gateway has no valid configuration loaded yet")
+    return runtime
+
+
+async def _proxied(request: web.Request, op: Operation) -> web.StreamResponse:
+    runtime = _runtime(request)
+    raw = await read_body(request, runtime.config.server.max_body_bytes)
+    creq = parse(op, raw)
+    runtime.acquire()
+    try:
+        return await request.app[GATEWAY].proxy.forward(request, runtime, creq)
+    finally:
+        runtime.release()
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _proxied(request, "chat")
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _proxied(request, "completions")
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await _proxied(request, "embeddings")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    runtime = _runtime(request)
+    created = int(runtime.loaded_at)
+    data: list[dict[str, Any]] = [
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "switchman",
+            "switchman": {"kind": "route", "candidates": [m.name for m in candidates]},
+        }
+        for name, candidates in runtime.table.routes.items()
+    ]
+    data += [
+        {
+            "id": model.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "switchman",
+            "switchman": {
+                "kind": "model",
+                "upstream": model.upstream,
+                "tier": model.tier,
+                "capabilities": model.capabilities.model_dump(),
+                "price": model.price.model_dump(),
+            },
+        }
+        for model in runtime.table.models.values()
+    ]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves HTTP."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: a config is loaded; details show the last reload error and each upstream."""
+    watcher = request.app[GATEWAY].watcher
+    runtime = watcher.current
+    config: dict[str, Any] = {"path": str(watcher.path), "last_reload_error": watcher.last_error}
+    if runtime is None:
+        return web.json_response({"status": "not_ready", "config": config}, status=503)
+    config["generation"] = runtime.generation
+    config["loaded_at"] = datetime.fromtimestamp(runtime.loaded_at, UTC).isoformat()
+    upstreams = {
+        client.name: {
+            "kind": client.spec.kind,
+            "endpoint": client.endpoint,
+            "usable": client.problem is None,
+            "problem": client.problem,
+            "in_flight": client.inflight,
+        }
+        for client in runtime.upstreams.values()
+    }
+    return web.json_response({"status": "ready", "config": config, "upstreams": upstreams})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[GATEWAY].metrics.exposition()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_json)

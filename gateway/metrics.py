@@ -1,0 +1,79 @@
+"""Every Prometheus metric the gateway exports, defined in one place.
+
+Each ``Metrics`` owns its own CollectorRegistry (no global registry), so tests and several apps in
+one process never collide. Labels are bounded: route, model, upstream, outcome, reason, direction;
+never a key, user, prompt or request id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# LLM calls run from milliseconds (cached, tiny) to minutes (long generations).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The gateway's metric families."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "switchman_requests",
+            "Client requests by route, serving model and outcome.",
+            ["route", "model", "outcome"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "switchman_request_duration_seconds",
+            "Time from request received to last byte sent.",
+            ["route", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "switchman_time_to_first_token_seconds",
+            "Streaming: time from request received to the first chunk sent to the client.",
+            ["route", "model"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "switchman_tokens",
+            "Tokens by model and direction (input, output).",
+            ["model", "direction"],
+            registry=r,
+        )
+        self.upstream_attempts = Counter(
+            "switchman_upstream_attempts",
+            "Upstream attempts by upstream and outcome (ok, rejected, or the failure reason).",
+            ["upstream", "outcome"],
+            registry=r,
+        )
+        self.upstream_in_flight = Gauge(
+            "switchman_upstream_in_flight_requests",
+            "Requests currently sent to each upstream.",
+            ["upstream"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "switchman_config_reloads",
+            "Config (re)loads by result (success, invalid).",
+            ["result"],
+            registry=r,
+        )
+        self.config_generation = Gauge(
+            "switchman_config_generation",
+            "Generation number of the config being served (increments per successful load).",
+            registry=r,
+        )
+        self.config_last_reload_success = Gauge(
+            "switchman_config_last_reload_successful",
+            "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,116 @@
+"""The gateway's OpenAPI 3.1 document, served at ``/openapi.json``.
+
+Describes the surface clients and tools see; request bodies are the OpenAI API's (documented by
+OpenAI), so only the fields the gateway itself validates are spelled out here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _proxied(summary: str, required: list[str], streams: bool) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "The upstream's answer, OpenAI-shaped"
+            + ("; text/event-stream when stream is true" if streams else ""),
+            "headers": {
+                name: {"schema": {"type": "string"}, "description": text}
+                for name, text in _HEADERS.items()
+            },
+        }
+    }
+    for status, text in _ERRORS.items():
+        responses[status] = {
+            "description": text,
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+    properties: dict[str, Any] = {"model": {"type": "string", "description": "Route or model."}}
+    if streams:
+        properties["stream"] = {"type": "boolean"}
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["model", *required],
+                            "properties": properties,
+                            "additionalProperties": True,
+                        }
+                    }
+                },
+            },
+            "responses": responses,
+        }
+    }
+
+
+_HEADERS = {
+    "x-request-id": "Request id (the client's, or generated).",
+    "x-switchman-model": "The model that served the request.",
+    "x-switchman-upstream": "Upstream name and endpoint.",
+    "x-switchman-route": "Route and the reason for the choice.",
+    "x-switchman-attempts": "Upstream attempts made.",
+}
+_ERRORS = {
+    "400": "Malformed JSON or a missing field.",
+    "404": "Unknown model or route.",
+    "413": "Request body over the limit.",
+    "429": "Every candidate is rate limited (Retry-After passed on).",
+    "502": "No candidate could be reached or all failed.",
+    "504": "A candidate timed out.",
+}
+
+
+def _get(summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Switchman gateway", "version": "1"},
+        "paths": {
+            "/v1/chat/completions": _proxied("Chat completion", ["messages"], True),
+            "/v1/completions": _proxied("Text completion", ["prompt"], True),
+            "/v1/embeddings": _proxied("Embeddings", ["input"], False),
+            "/v1/models": _get("Routes and models served"),
+            "/healthz": _get("Liveness"),
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness, config generation and upstream state",
+                    "responses": {
+                        "200": {"description": "A config is loaded"},
+                        "503": {"description": "No valid config yet"},
+                    },
+                }
+            },
+            "/metrics": _get("Prometheus metrics"),
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["message", "type"],
+                            "properties": {
+                                "message": {"type": "string"},
+                                "type": {"type": "string"},
+                                "param": {"type": ["string", "null"]},
+                                "code": {"type": ["string", "null"]},
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }

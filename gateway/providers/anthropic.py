@@ -1,0 +1,104 @@
+"""Anthropic Messages upstreams: OpenAI chat.completions in, ``POST /v1/messages`` out.
+
+The translation itself is pure and lives in ``openai_anthropic``; this adapter adds the URL,
+the ``x-api-key`` and ``anthropic-version`` headers, JSON encoding, and re-encodes translated
+stream chunks as OpenAI SSE. Only chat is offered: Anthropic has no completions or embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from switchman.api.gatewayconfig import AnthropicSettings
+from switchman.gateway.errors import InvalidRequest
+from switchman.gateway.exchange import Operation, UpstreamCall, Usage
+from switchman.gateway.providers.openai_anthropic import (
+    MessagesStreamTranslator,
+    chat_to_messages,
+    error_to_openai,
+    messages_to_chat,
+)
+from switchman.gateway.sse import DONE, Event, encode
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _usage(counts: dict[str, int] | None) -> Usage | None:
+    if not counts:
+        return None
+    return Usage(
+        prompt_tokens=counts.get("prompt_tokens", 0),
+        completion_tokens=counts.get("completion_tokens", 0),
+    )
+
+
+class AnthropicStream:
+    """Translates Anthropic's streaming events into OpenAI chunks as they arrive."""
+
+    __slots__ = ("_translator", "done", "usage")
+
+    def __init__(self, model: str, wants_usage: bool) -> None:
+        self._translator = MessagesStreamTranslator(model, int(time.time()), wants_usage)
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, event: Event) -> bytes:
+        if not event.data:
+            return b""
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            return b""
+        if not isinstance(data, dict):
+            return b""
+        name = event.event or str(data.get("type", ""))
+        chunks = self._translator.feed(name, data)
+        self.usage = _usage(self._translator.usage) or self.usage
+        self.done = self._translator.finished
+        return b"".join(encode(_dumps(chunk)) for chunk in chunks)
+
+    def finish(self) -> bytes:
+        return DONE
+
+
+class Anthropic:
+    """Provider adapter for ``kind: anthropic`` upstreams."""
+
+    name = "anthropic"
+
+    def __init__(self, settings: AnthropicSettings, api_key: str | None) -> None:
+        self._settings = settings
+        self._headers = {"anthropic-version": settings.version}
+        if api_key:
+            self._headers["x-api-key"] = api_key
+
+    def supports(self, op: Operation) -> bool:
+        return op == "chat"
+
+    def prepare(
+        self, op: Operation, body: dict[str, Any], model_id: str, stream: bool
+    ) -> UpstreamCall:
+        if op != "chat":
+            raise InvalidRequest(f"Anthropic upstreams serve only /v1/chat/completions, not {op}")
+        translated = chat_to_messages(
+            body, model_id, default_max_tokens=self._settings.default_max_tokens
+        )
+        translated["stream"] = stream
+        return UpstreamCall(path="/v1/messages", body=_dumps(translated), headers=self._headers)
+
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, Usage | None]:
+        message = json.loads(payload)
+        chat = messages_to_chat(
+            message, model=str(message.get("model", "")), created=int(time.time())
+        )
+        return _dumps(chat), Usage.from_openai(chat.get("usage"))
+
+    def stream(self, op: Operation, model_id: str, wants_usage: bool) -> AnthropicStream:
+        return AnthropicStream(model_id, wants_usage)
+
+    def error(self, status: int, payload: bytes) -> dict[str, Any]:
+        return error_to_openai(status, payload)

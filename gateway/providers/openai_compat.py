@@ -1,0 +1,130 @@
+"""OpenAI-compatible upstreams: vLLM, OpenAI, Mistral, Groq, Together, the HF router, OpenRouter.
+
+The request body is the client's own, with only ``model`` (and, for streams, ``stream_options``)
+rewritten, so every field the gateway does not route on (tools, image parts, vendor extensions)
+reaches the upstream untouched. Responses are relayed as the upstream's original bytes; only the
+usage is read. Azure OpenAI reuses this with another URL and auth header (``azure``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from switchman.gateway.errors import openai_error_body
+from switchman.gateway.exchange import Operation, UpstreamCall, Usage
+from switchman.gateway.sse import DONE, Event
+
+PATHS: dict[Operation, str] = {
+    "chat": "/chat/completions",
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+}
+
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+
+
+def upstream_body(body: dict[str, Any], model_id: str, stream: bool) -> bytes:
+    """The client's body with the upstream model id; streams always ask for usage."""
+    out = dict(body)
+    out["model"] = model_id
+    if stream:
+        options = out.get("stream_options")
+        options = dict(options) if isinstance(options, dict) else {}
+        options["include_usage"] = True
+        out["stream_options"] = options
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def read_usage(payload: bytes) -> Usage | None:
+    """Usage of a whole (non-streamed) OpenAI-shaped response."""
+    if not _USAGE.search(payload):
+        return None
+    try:
+        return Usage.from_openai(json.loads(payload).get("usage"))
+    except (ValueError, AttributeError):
+        return None
+
+
+def error_body(status: int, payload: bytes) -> dict[str, Any]:
+    """The upstream's OpenAI-shaped error, or one describing a non-JSON answer."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        # Some servers (older vLLM, FastAPI defaults) put the message at the top level.
+        return openai_error_body(body["message"], type_="invalid_request_error", code=str(status))
+    excerpt = payload[:200].decode("utf-8", "replace").strip()
+    return openai_error_body(
+        f"upstream returned HTTP {status}: {excerpt}" if excerpt else f"upstream returned {status}",
+        type_="api_error",
+        code=str(status),
+    )
+
+
+class OpenAIStream:
+    """Relays an OpenAI-style SSE stream event by event, reading usage as it passes.
+
+    The gateway always asks upstream for usage; when the client did not, the extra usage-only
+    chunk is dropped so the client sees exactly what it asked for.
+    """
+
+    __slots__ = ("done", "usage", "wants_usage")
+
+    def __init__(self, wants_usage: bool) -> None:
+        self.wants_usage = wants_usage
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, event: Event) -> bytes:
+        if event.is_done:
+            self.done = True
+            return b""
+        if _USAGE.search(event.data):
+            try:
+                chunk = json.loads(event.data)
+            except ValueError:
+                return event.raw
+            self.usage = Usage.from_openai(chunk.get("usage")) or self.usage
+            if not self.wants_usage and not chunk.get("choices"):
+                return b""
+        return event.raw
+
+    def finish(self) -> bytes:
+        return DONE
+
+
+class OpenAICompatible:
+    """Provider adapter for ``kind: openai`` upstreams (bearer token auth)."""
+
+    name = "openai"
+
+    def __init__(self, auth_header: dict[str, str]) -> None:
+        self._auth = auth_header
+
+    @staticmethod
+    def bearer(secret: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret}"} if secret else {}
+
+    def supports(self, op: Operation) -> bool:
+        return True
+
+    def prepare(
+        self, op: Operation, body: dict[str, Any], model_id: str, stream: bool
+    ) -> UpstreamCall:
+        return UpstreamCall(
+            path=PATHS[op], body=upstream_body(body, model_id, stream), headers=self._auth
+        )
+
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, Usage | None]:
+        return payload, read_usage(payload)
+
+    def stream(self, op: Operation, model_id: str, wants_usage: bool) -> OpenAIStream:
+        return OpenAIStream(wants_usage)
+
+    def error(self, status: int, payload: bytes) -> dict[str, Any]:
+        return error_body(status, payload)

@@ -1,0 +1,124 @@
+"""Relays one upstream SSE stream to the client as it arrives.
+
+Used by ``proxy``: ``first()`` reads until the first client-visible bytes exist (a failure before
+that is a ``Failure`` the proxy recovers from by trying the next candidate); ``rest()`` writes
+them and everything after, event by event, awaiting each write so a slow client slows the upstream
+read (backpressure) instead of growing a buffer. A client that disconnects ends the relay and the
+proxy closes the upstream connection, which cancels the generation. An upstream that breaks off or
+stalls after the client saw data ends the stream with a well-formed OpenAI error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+from aiohttp import web
+
+from switchman.gateway.attempts import Failure
+from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from switchman.gateway.sse import SSEParser, encode
+from switchman.gateway.upstreams import StreamDecoder
+
+
+class _Broken(Exception):
+    def __init__(self, reason: str, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.reason = reason
+        self.error = error
+
+
+async def read_error(resp: aiohttp.ClientResponse, idle: float) -> bytes:
+    """The body of an upstream error response, bounded in time."""
+    try:
+        async with asyncio.timeout(idle):
+            return await resp.read()
+    except (TimeoutError, aiohttp.ClientError):
+        return b""
+
+
+class Relay:
+    """One upstream stream being relayed; see the module docstring."""
+
+    def __init__(
+        self,
+        upstream: aiohttp.ClientResponse,
+        decoder: StreamDecoder,
+        *,
+        idle: float,
+        deadline: float,
+    ) -> None:
+        self._upstream = upstream
+        self._decoder = decoder
+        self._parser = SSEParser()
+        self._idle = idle
+        self._deadline = deadline
+        self._loop = asyncio.get_running_loop()
+
+    async def _next(self, name: str) -> bytes:
+        """Client-visible bytes from the next upstream read; b"" at a clean end."""
+        timeout = min(self._idle, self._deadline - self._loop.time())
+        try:
+            async with asyncio.timeout(max(timeout, 0)):
+                chunk = await self._upstream.content.readany()
+        except TimeoutError as exc:
+            raise _Broken(
+                "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise _Broken(
+                "stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}")
+            ) from exc
+        decoder = self._decoder
+        try:
+            if not chunk:
+                out = b"".join(decoder.feed(event) for event in self._parser.flush())
+                if not decoder.done:
+                    raise _Broken(
+                        "stream_broken",
+                        UpstreamUnavailable(f"upstream '{name}' ended the stream before finishing"),
+                    )
+                return out
+            return b"".join(decoder.feed(event) for event in self._parser.feed(chunk))
+        except GatewayError as exc:  # an error event inside the upstream stream
+            raise _Broken("upstream_error", exc) from exc
+
+    async def first(self, name: str) -> bytes:
+        """Read until there is something to send; raise Failure if the stream dies first."""
+        try:
+            while True:
+                out = await self._next(name)
+                if out or self._decoder.done:
+                    return out
+        except _Broken as broken:
+            raise Failure(broken.reason, broken.error) from broken
+
+    async def rest(self, response: web.StreamResponse, first: bytes, name: str) -> str:
+        """Send ``first`` and the rest of the stream; return the outcome label."""
+        decoder = self._decoder
+        try:
+            if first:
+                await response.write(first)
+            while not decoder.done:
+                out = await self._next(name)
+                if out:
+                    await response.write(out)
+            await response.write(decoder.finish())
+            await response.write_eof()
+            return "ok"
+        except _Broken as broken:
+            return await _terminate(response, broken)
+        except ConnectionResetError:
+            return "client_disconnected"
+
+
+async def _terminate(response: web.StreamResponse, broken: _Broken) -> str:
+    """End a stream the client already reads with an OpenAI-style error event."""
+    payload = json.dumps(broken.error.body()).encode()
+    try:
+        await response.write(encode(payload))
+        await response.write_eof()
+    except ConnectionResetError:
+        return "client_disconnected"
+    return broken.reason

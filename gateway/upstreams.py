@@ -1,0 +1,100 @@
+"""One client per configured upstream: its pooled HTTP session, provider adapter and in-flight
+count.
+
+Built by ``runtime`` for each loaded config and reused across reloads while the upstream's spec
+and credential are unchanged, so connection pools survive hot reloads. The session is created
+lazily inside the event loop and closed by ``runtime`` once no request uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from switchman.api.gatewayconfig import AnthropicSettings, Upstream
+from switchman.gateway import credentials
+from switchman.gateway.exchange import Operation, UpstreamCall, Usage
+from switchman.gateway.providers.anthropic import Anthropic
+from switchman.gateway.providers.azure import AzureOpenAI
+from switchman.gateway.providers.openai_compat import OpenAICompatible
+from switchman.gateway.sse import Event
+
+
+class StreamDecoder(Protocol):
+    """Turns upstream SSE events into the bytes the client receives (OpenAI chunks)."""
+
+    done: bool
+    usage: Usage | None
+
+    def feed(self, event: Event) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class Provider(Protocol):
+    """What the proxy needs from a wire protocol (openai, azure-openai, anthropic)."""
+
+    name: str
+
+    def supports(self, op: Operation) -> bool: ...
+
+    def prepare(
+        self, op: Operation, body: dict[str, Any], model_id: str, stream: bool
+    ) -> UpstreamCall: ...
+
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, Usage | None]: ...
+
+    def stream(self, op: Operation, model_id: str, wants_usage: bool) -> StreamDecoder: ...
+
+    def error(self, status: int, payload: bytes) -> dict[str, Any]: ...
+
+
+def _provider(spec: Upstream, secret: str | None) -> Provider:
+    if spec.kind == "azure-openai":
+        assert spec.azure is not None
+        return AzureOpenAI(spec.azure, secret)
+    if spec.kind == "anthropic":
+        return Anthropic(spec.anthropic or AnthropicSettings(), secret)
+    return OpenAICompatible(OpenAICompatible.bearer(secret))
+
+
+class UpstreamClient:
+    """Session, provider and bookkeeping for one upstream of the current config."""
+
+    def __init__(self, spec: Upstream, environ: Mapping[str, str]) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.base = str(spec.base_url).rstrip("/")
+        parts = urlsplit(self.base)
+        # Host and port only: a base URL may carry userinfo, which must never reach a header.
+        self.endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self._secret, self.problem = credentials.resolve(spec.api_key, environ)
+        self.provider = _provider(spec, self._secret)
+        self.inflight = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def same_as(self, spec: Upstream, environ: Mapping[str, str]) -> bool:
+        """True when a reload can keep this client (same spec, same credential)."""
+        return spec == self.spec and credentials.resolve(spec.api_key, environ)[0] == self._secret
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.spec.max_connections, ttl_dns_cache=5, enable_cleanup_closed=True
+            )
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.spec.timeouts.connect)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                # Identity encoding upstream: streams are parsed event by event as they arrive.
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

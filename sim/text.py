@@ -1,0 +1,62 @@
+"""Deterministic text for the simulator: token estimation, answers and embeddings.
+
+The token estimator is the word count: one token is one whitespace-separated word
+(``str.split()``), and a chat prompt is rendered as one ``<|role|>`` marker word per message
+followed by the message's words, so each message costs one token more than its text. Answers are
+words drawn from a fixed vocabulary by a generator seeded with a hash of the prompt: the same
+prompt always gets the same answer, and a shorter answer is a prefix of a longer one. Used by
+``switchman.sim.params`` (prompts), ``switchman.sim.generation`` (answers) and
+``switchman.sim.embeddings`` (vectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+
+# 64 words, so the top six bits of the generator's state pick one.
+VOCABULARY = (
+    "the", "model", "answers", "with", "simulated", "words", "that", "look", "like", "text",
+    "and", "stay", "the", "same", "for", "each", "prompt", "so", "tests", "can", "compare",
+    "them", "gateway", "routes", "every", "request", "to", "a", "replica", "which", "streams",
+    "tokens", "back", "quickly", "while", "metrics", "show", "load", "cache", "queue", "prefix",
+    "blocks", "fill", "memory", "latency", "grows", "under", "pressure", "but", "results",
+    "remain", "deterministic", "enough", "benchmarks", "demos", "run", "fast", "on", "one",
+    "small", "machine", "without", "real", "weights",
+)  # fmt: skip
+
+_MASK64 = (1 << 64) - 1
+
+
+def count_tokens(text: str) -> int:
+    """Estimated token count of ``text``: its number of whitespace-separated words."""
+    return len(text.split())
+
+
+def render_chat(messages: Iterable[tuple[str, str]]) -> str:
+    """A chat prompt as the simulator tokenizes it: ``<|role|> content`` per message."""
+    return "\n".join(f"<|{role}|> {content}" for role, content in messages)
+
+
+def answer_pieces(prompt: str, count: int) -> list[str]:
+    """The first ``count`` tokens of the answer to ``prompt``, each as streamed.
+
+    The first piece is a bare word, later ones carry a leading space, so ``"".join(pieces)`` is
+    the whole answer text.
+    """
+    state = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "little")
+    pieces: list[str] = []
+    for index in range(count):
+        state = (state * 6364136223846793005 + 1442695040888963407) & _MASK64
+        word = VOCABULARY[state >> 58]
+        pieces.append(word if index == 0 else " " + word)
+    return pieces
+
+
+def embedding(text: str, dims: int) -> list[float]:
+    """A unit-length vector derived from a hash of ``text``."""
+    raw = hashlib.shake_128(text.encode()).digest(2 * dims)
+    values = [int.from_bytes(raw[i : i + 2], "little") / 32767.5 - 1.0 for i in range(0, 2 * dims, 2)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
