@@ -128,8 +128,9 @@ class UpstreamRejected(GatewayError):
     type = "invalid_request_error"
 
     def __init__(self, status: int, body: dict[str, Any]) -> None:
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        super().__init__(str(error.get("message") or f"upstream returned {status}"))
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        super().__init__(str(message or f"upstream returned {status}"))
         self.status = status
         self._body = body
 

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
-
 from switchman.api.gatewayconfig import Model
 from switchman.gateway import relay
 from switchman.gateway.attempts import Decision, Failure
@@ -59,7 +58,9 @@ class Proxy:
                 param="model",
             )
         candidates = [
-            m for m in resolution.candidates if runtime.upstreams[m.upstream].provider.supports(creq.op)
+            m
+            for m in resolution.candidates
+            if runtime.upstreams[m.upstream].provider.supports(creq.op)
         ]
         if not candidates:
             raise InvalidRequest(
@@ -70,7 +71,9 @@ class Proxy:
         started = time.perf_counter()
         usage: Usage | None = None
         try:
-            response, usage = await self._try_candidates(request, runtime, creq, candidates, decision)
+            response, usage = await self._try_candidates(
+                request, runtime, creq, candidates, decision
+            )
             return response
         except GatewayError as exc:
             exc.headers.update(decision.headers())
@@ -100,7 +103,9 @@ class Proxy:
                     )
                 call = upstream.provider.prepare(creq.op, creq.body, model.target, creq.stream)
                 if creq.stream:
-                    return await self._stream(request, creq, model, upstream, call, forwarded, decision)
+                    return await self._stream(
+                        request, creq, model, upstream, call, forwarded, decision
+                    )
                 return await self._unary(creq, model, upstream, call, forwarded, decision)
             except Failure as failure:
                 decision.record(model, upstream, failure.reason)
@@ -132,13 +137,17 @@ class Proxy:
     ) -> tuple[web.StreamResponse, Usage | None]:
         timeouts = upstream.spec.timeouts
         try:
-            async with asyncio.timeout(timeouts.total), self._open(upstream, call, forwarded) as resp:
+            async with (
+                asyncio.timeout(timeouts.total),
+                self._open(upstream, call, forwarded) as resp,
+            ):
                 payload = await resp.read()
                 if resp.status >= 400:
                     raise _status_failure(upstream, resp.status, payload, resp.headers)
         except TimeoutError as exc:
             raise Failure(
-                "timeout", UpstreamTimeout(f"upstream '{upstream.name}' took over {timeouts.total}s")
+                "timeout",
+                UpstreamTimeout(f"upstream '{upstream.name}' took over {timeouts.total}s"),
             ) from exc
         except aiohttp.ClientError as exc:
             raise Failure(
@@ -155,7 +164,9 @@ class Proxy:
         decision.serve(model, upstream)
         decision.outcome = "ok"
         self.metrics.upstream_attempts.labels(upstream.name, "ok").inc()
-        response = web.Response(body=body, content_type="application/json", headers=decision.headers())
+        response = web.Response(
+            body=body, content_type="application/json", headers=decision.headers()
+        )
         return response, usage
 
     async def _stream(
@@ -214,8 +225,7 @@ class Proxy:
                 raise Failure(
                     "timeout",
                     UpstreamTimeout(
-                        f"upstream '{upstream.name}' sent no response within "
-                        f"{timeouts.first_byte}s"
+                        f"upstream '{upstream.name}' sent no response within {timeouts.first_byte}s"
                     ),
                 ) from exc
             except aiohttp.ClientError as exc:

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-
 from switchman.gateway.errors import InvalidRequest, PayloadTooLarge
 from switchman.gateway.exchange import Operation
 
-_REQUIRED: dict[Operation, str] = {"chat": "messages", "completions": "prompt", "embeddings": "input"}
+_REQUIRED: dict[Operation, str] = {
+    "chat": "messages",
+    "completions": "prompt",
+    "embeddings": "input",
+}
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,7 +36,9 @@ class ClientRequest:
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing more than ``limit`` bytes without reading them all."""
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
+        raise PayloadTooLarge(
+            f"request body is {request.content_length} bytes; the limit is {limit}"
+        )
     chunks: list[bytes] = []
     size = 0
     while True:
