@@ -36,7 +36,11 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[Event]:
         """Add bytes; return every event completed by them (possibly none)."""
         buffer = self._buffer + chunk if self._buffer else chunk
+        held = b""
         if b"\r" in buffer:
+            if buffer.endswith(b"\r"):
+                # Maybe the first half of a CRLF split across reads: decide on the next feed.
+                buffer, held = buffer[:-1], b"\r"
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events: list[Event] = []
         start = 0
@@ -49,12 +53,13 @@ class SSEParser:
             event = _parse_block(block)
             if event is not None:
                 events.append(event)
-        self._buffer = buffer[start:]
+        self._buffer = buffer[start:] + held
         return events
 
     def flush(self) -> list[Event]:
         """At end of stream: an unterminated final event is still dispatched."""
         rest, self._buffer = self._buffer, b""
+        rest = rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if not rest.strip():
             return []
         event = _parse_block(rest.rstrip(b"\n") + b"\n\n")

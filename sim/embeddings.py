@@ -14,11 +14,10 @@ import time
 import uuid
 
 from aiohttp import web
-
 from switchman.sim import errors, payloads
 from switchman.sim.params import embedding_params
 from switchman.sim.state import SimState
-from switchman.sim.text import embedding
+from switchman.sim.text import embedding, tokenize
 
 
 def add_routes(app: web.Application, state: SimState) -> None:
@@ -29,7 +28,7 @@ def add_routes(app: web.Application, state: SimState) -> None:
         limit = state.context_limit()
         tokens: list[str] = []
         for text in params.inputs:
-            words = text.split() or [""]
+            words = tokenize(text)
             if len(words) > limit:
                 raise errors.embedding_input_too_long(limit, len(words))
             tokens.extend(words)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence as SequenceOf
+from collections.abc import Awaitable, Callable
+from collections.abc import Sequence as SequenceOf
 from types import TracebackType
 
 from switchman.sim.prefix_cache import PrefixCache, block_keys
@@ -81,10 +82,8 @@ class Engine:
             if future.done() and not future.cancelled():
                 self._release(seq)  # admitted, but the caller went away before running
             else:
-                try:
+                if entry in self._waiting:  # else _wake already dropped it
                     self._waiting.remove(entry)
-                except ValueError:
-                    pass
                 self._wake()
             raise
 

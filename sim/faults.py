@@ -23,26 +23,31 @@ class Faults(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction answered 500")
-    rate_limit_rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction answered 429")
-    retry_after_s: int = Field(1, ge=0, description="Retry-After header value on 429s")
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction answered 500")
+    rate_limit_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction answered 429")
+    retry_after_s: int = Field(default=1, ge=0, description="Retry-After header value on 429s")
     max_context: int | None = Field(
-        None, ge=1, description="context limit in tokens; overrides max_model_len when set"
+        default=None, ge=1, description="context limit in tokens; overrides max_model_len when set"
     )
     cut_after_tokens: int | None = Field(
-        None, ge=0, description="close the connection after this many content tokens"
+        default=None, ge=0, description="close the connection after this many content tokens"
     )
-    stall: bool = Field(False, description="send the first chunk (or nothing), then hold")
+    stall: bool = Field(default=False, description="send the first chunk (or nothing), then hold")
     stall_after_tokens: int | None = Field(
-        None, ge=0, description="hold after this many content tokens"
+        default=None, ge=0, description="hold after this many content tokens"
     )
-    stall_s: float = Field(300.0, ge=0.0, description="how long a stall holds before resuming")
+    stall_s: float = Field(
+        default=300.0, ge=0.0, description="how long a stall holds before resuming"
+    )
     slow_start_s: float = Field(
-        0.0, ge=0.0, description="/health answers 503 for this long after start (or after set)"
+        default=0.0,
+        ge=0.0,
+        description="/health answers 503 for this long after start (or after set)",
     )
-    down: bool = Field(False, description="refuse everything except /admin")
+    down: bool = Field(default=False, description="refuse everything except /admin")
     down_mode: Literal["503", "close"] = Field(
-        "503", description="how a down simulator refuses: a 503 answer or a closed connection"
+        default="503",
+        description="how a down simulator refuses: a 503 answer or a closed connection",
     )
 
 

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-
-from switchman.sim import errors, payloads
+from switchman.sim import payloads
 from switchman.sim.engine import Sequence
 from switchman.sim.faults import Faults
 from switchman.sim.params import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from switchman.sim import errors
-from switchman.sim.text import render_chat
+from switchman.sim.text import render_chat, tokenize
 
 
 @dataclass(slots=True, frozen=True)
@@ -124,7 +124,7 @@ def _generation(
             "Stream options can only be defined when `stream=True`.", param="stream_options"
         )
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    tokens = prompt.split() or [""]
+    tokens = tokenize(prompt)
     return GenerationParams(
         kind=kind,
         model=_model(body),

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import web
-
 from switchman.sim import errors
 from switchman.sim.engine import Engine
 from switchman.sim.faults import Decision, FaultState

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 # 64 words, so the top six bits of the generator's state pick one.
 VOCABULARY = (
     "the", "model", "answers", "with", "simulated", "words", "that", "look", "like", "text",
-    "and", "stay", "the", "same", "for", "each", "prompt", "so", "tests", "can", "compare",
+    "and", "stay", "exactly", "same", "for", "each", "prompt", "so", "tests", "can", "compare",
     "them", "gateway", "routes", "every", "request", "to", "a", "replica", "which", "streams",
     "tokens", "back", "quickly", "while", "metrics", "show", "load", "cache", "queue", "prefix",
     "blocks", "fill", "memory", "latency", "grows", "under", "pressure", "but", "results",
@@ -29,9 +29,14 @@ VOCABULARY = (
 _MASK64 = (1 << 64) - 1
 
 
+def tokenize(text: str) -> list[str]:
+    """The simulator's tokens of ``text``: its whitespace-separated words (at least one)."""
+    return text.split() or [""]
+
+
 def count_tokens(text: str) -> int:
-    """Estimated token count of ``text``: its number of whitespace-separated words."""
-    return len(text.split())
+    """Estimated token count of ``text``: its number of words, at least 1."""
+    return len(tokenize(text))
 
 
 def render_chat(messages: Iterable[tuple[str, str]]) -> str:
@@ -57,6 +62,8 @@ def answer_pieces(prompt: str, count: int) -> list[str]:
 def embedding(text: str, dims: int) -> list[float]:
     """A unit-length vector derived from a hash of ``text``."""
     raw = hashlib.shake_128(text.encode()).digest(2 * dims)
-    values = [int.from_bytes(raw[i : i + 2], "little") / 32767.5 - 1.0 for i in range(0, 2 * dims, 2)]
+    values = [
+        int.from_bytes(raw[i : i + 2], "little") / 32767.5 - 1.0 for i in range(0, 2 * dims, 2)
+    ]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     return [v / norm for v in values]

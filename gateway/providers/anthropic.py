@@ -85,7 +85,10 @@ class Anthropic:
         if op != "chat":
             raise InvalidRequest(f"Anthropic upstreams serve only /v1/chat/completions, not {op}")
         translated = chat_to_messages(
-            body, model_id, default_max_tokens=self._settings.default_max_tokens
+            body,
+            model_id,
+            default_max_tokens=self._settings.default_max_tokens,
+            api_version=self._settings.version,
         )
         translated["stream"] = stream
         return UpstreamCall(path="/v1/messages", body=_dumps(translated), headers=self._headers)

@@ -94,11 +94,13 @@ def chat_to_messages(
         raise _invalid("'stream' must be a boolean", "stream")
     if stream:
         request["stream"] = True
-    user = body.get("safety_identifier") or body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise _invalid("'user' must be a string", "user")
-    if user:
-        request["metadata"] = {"user_id": user}
+    for field in ("safety_identifier", "user"):  # OpenAI's current name first
+        user = body.get(field)
+        if user is not None and not isinstance(user, str):
+            raise _invalid(f"'{field}' must be a string", field)
+        if user:
+            request["metadata"] = {"user_id": user}
+            break
     tools = _tools(body.get("tools"))
     if tools:
         request["tools"] = tools

@@ -1,0 +1,177 @@
+"""Gateway overhead: the same simulated backend called directly and through the gateway.
+
+Starts ``switchman sim`` (all latencies zero) and ``switchman gateway`` as separate processes,
+then drives each with a closed-loop load generator at several concurrencies (non-streaming chat
+completions and streams). Reports requests/s and p50/p99 latency for both paths and the added p50.
+The load generator shares the machine's cores with both servers, so absolute numbers are low on a
+2-core box; the direct-vs-gateway comparison is the point. Results: bench/results/overhead.md/.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+RESULTS = Path(__file__).parent / "results"
+BODY = json.dumps(
+    {"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 8}
+).encode()
+STREAM_BODY = json.dumps(
+    {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": 8,
+        "stream": True,
+    }
+).encode()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _wait_ready(url: str, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < end:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready in {deadline}s")
+
+
+async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                async with session.post(
+                    url, data=body, headers={"content-type": "application/json"}
+                ) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - started)
+
+        begun = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - begun
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def _switchman() -> list[str]:
+    return [sys.executable, "-m", "switchman.cli.main"]
+
+
+async def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args(argv)
+
+    sim_port, gw_port = _free_port(), _free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-"))
+    config = workdir / "gateway.json"
+    config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "upstreams": [{"name": "sim", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
+                "models": [{"name": "m", "upstream": "sim"}],
+            }
+        )
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    sim_cmd = [*_switchman(), "sim", "--model", "m", "--port", str(sim_port)]
+    sim_cmd += ["--ttft-ms", "0", "--prefill-ms-per-token", "0", "--itl-ms", "0"]
+    procs = [
+        subprocess.Popen(sim_cmd, env=env, stdout=subprocess.DEVNULL),
+        subprocess.Popen(
+            [*_switchman(), "gateway", "--config", str(config), "--port", str(gw_port)]
+            + ["--host", "127.0.0.1", "--log-level", "WARNING"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        ),
+    ]
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "seconds_per_point": args.seconds,
+        "points": [],
+    }
+    try:
+        await _wait_ready(f"http://127.0.0.1:{sim_port}/health")
+        await _wait_ready(f"http://127.0.0.1:{gw_port}/readyz")
+        for kind, body in (("chat", BODY), ("chat-stream", STREAM_BODY)):
+            for concurrency in args.concurrency:
+                point: dict[str, Any] = {"kind": kind, "concurrency": concurrency}
+                for path, port in (("direct", sim_port), ("gateway", gw_port)):
+                    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                    await _load(url, body, concurrency, 0.5)  # warm-up
+                    point[path] = await _load(url, body, concurrency, args.seconds)
+                    print(f"{kind:12} c={concurrency:<3} {path:8} {point[path]}", flush=True)
+                point["added_p50_ms"] = point["gateway"]["p50_ms"] - point["direct"]["p50_ms"]
+                point["rps_ratio"] = point["gateway"]["rps"] / point["direct"]["rps"]
+                results["points"].append(point)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+    _write(results)
+
+
+def _write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "overhead.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        "# Gateway overhead (bench/overhead.py)",
+        "",
+        f"Machine: {results['machine']}; {results['seconds_per_point']} s per point; simulator "
+        "with zero latency; load generator, simulator and gateway share the cores.",
+        "",
+        "| kind | concurrency | direct rps | gateway rps | ratio | direct p50 ms "
+        "| gateway p50 ms | added p50 ms | gateway p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in results["points"]:
+        d, g = p["direct"], p["gateway"]
+        lines.append(
+            f"| {p['kind']} | {p['concurrency']} | {d['rps']:.0f} | {g['rps']:.0f} "
+            f"| {p['rps_ratio']:.2f} | {d['p50_ms']:.2f} | {g['p50_ms']:.2f} "
+            f"| {p['added_p50_ms']:.2f} | {g['p99_ms']:.2f} | {g['errors']} |"
+        )
+    (RESULTS / "overhead.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / 'overhead.md'}")

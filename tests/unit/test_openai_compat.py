@@ -1,0 +1,245 @@
+"""The OpenAI-compatible provider: request rewriting, stream relay, usage and error bodies.
+
+Scenario matrix:
+
+- ``upstream_body``: model rewritten; streams force ``include_usage`` and keep other
+  ``stream_options`` keys; a non-object ``stream_options`` replaced; non-streams untouched;
+  unknown fields and non-ASCII text passed through; the caller's dict not mutated
+- ``OpenAIStream``: content chunks relayed as their raw bytes; the usage-only chunk dropped when the
+  client did not ask for usage, kept when it did; usage recorded either way; usage carried on a
+  content chunk kept; ``"usage": null`` ignored; ``[DONE]`` marks done and emits nothing;
+  ``finish`` emits ``[DONE]``
+- ``read_usage``: present, absent, malformed JSON, non-object JSON
+- ``error_body``: OpenAI-shaped passed through; top-level ``message``; non-JSON and empty payloads
+- ``OpenAICompatible``: paths per operation, bearer header only with a secret
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from switchman.gateway.exchange import Usage
+from switchman.gateway.providers.openai_compat import (
+    OpenAICompatible,
+    OpenAIStream,
+    error_body,
+    read_usage,
+    upstream_body,
+)
+from switchman.gateway.sse import Event, SSEParser, encode
+
+
+def event(data: dict[str, Any] | str) -> Event:
+    payload = data.encode() if isinstance(data, str) else json.dumps(data).encode()
+    [parsed] = SSEParser().feed(encode(payload))
+    return parsed
+
+
+CONTENT = {"id": "c1", "choices": [{"index": 0, "delta": {"content": "hi"}}], "usage": None}
+FINISH = {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+USAGE_ONLY = {
+    "id": "c1",
+    "choices": [],
+    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+}
+
+
+# upstream_body
+
+
+def test_upstream_body_rewrites_the_model_and_keeps_everything_else() -> None:
+    body = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "héllo ✓"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "top_k": 5,
+    }
+
+    out = json.loads(upstream_body(body, "meta-llama/Llama-3.1-8B", stream=False))
+
+    assert out == {**body, "model": "meta-llama/Llama-3.1-8B"}
+    assert body["model"] == "auto"  # the client's body is not mutated
+    assert "héllo ✓".encode() in upstream_body(body, "m", stream=False)  # no \\u escapes
+
+
+def test_unstreamed_body_leaves_stream_options_alone() -> None:
+    body = {"model": "auto", "prompt": "x", "stream_options": {"include_usage": False}}
+
+    out = json.loads(upstream_body(body, "m", stream=False))
+
+    assert out["stream_options"] == {"include_usage": False}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (None, {"include_usage": True}),
+        ({"include_usage": False}, {"include_usage": True}),
+        (
+            {"include_usage": False, "continuous_usage_stats": True},
+            {"include_usage": True, "continuous_usage_stats": True},
+        ),
+        ("bogus", {"include_usage": True}),
+    ],
+    ids=["absent", "false", "other_keys_kept", "not_an_object"],
+)
+def test_streams_always_ask_upstream_for_usage(
+    options: Any, expected: dict[str, Any]
+) -> None:
+    body: dict[str, Any] = {"model": "auto", "messages": [], "stream": True}
+    if options is not None:
+        body["stream_options"] = options
+    before = json.dumps(body)
+
+    out = json.loads(upstream_body(body, "m", stream=True))
+
+    assert out["stream_options"] == expected
+    assert out["stream"] is True
+    assert json.dumps(body) == before  # nested stream_options not mutated either
+
+
+# OpenAIStream
+
+
+def test_stream_relays_content_chunks_as_their_raw_bytes() -> None:
+    stream = OpenAIStream(wants_usage=False)
+    chunk = event(CONTENT)
+
+    assert stream.feed(chunk) == chunk.raw
+    assert stream.usage is None
+    assert not stream.done
+
+
+def test_usage_only_chunk_is_dropped_when_the_client_did_not_ask() -> None:
+    stream = OpenAIStream(wants_usage=False)
+
+    out = [stream.feed(event(e)) for e in (CONTENT, FINISH, USAGE_ONLY)]
+
+    assert out[2] == b""
+    assert out[:2] == [event(CONTENT).raw, event(FINISH).raw]
+    assert stream.usage == Usage(prompt_tokens=11, completion_tokens=7)
+
+
+def test_usage_only_chunk_is_kept_when_the_client_asked() -> None:
+    stream = OpenAIStream(wants_usage=True)
+    chunk = event(USAGE_ONLY)
+
+    assert stream.feed(chunk) == chunk.raw
+    assert stream.usage == Usage(prompt_tokens=11, completion_tokens=7)
+
+
+def test_usage_on_a_content_chunk_is_kept_and_recorded() -> None:
+    # vLLM's continuous_usage_stats puts usage on every chunk that also has choices.
+    data = {**CONTENT, "usage": {"prompt_tokens": 2, "completion_tokens": 1}}
+    stream = OpenAIStream(wants_usage=False)
+    chunk = event(data)
+
+    assert stream.feed(chunk) == chunk.raw
+    assert stream.usage == Usage(prompt_tokens=2, completion_tokens=1)
+
+
+def test_later_usage_replaces_earlier_and_malformed_usage_keeps_the_last_good() -> None:
+    stream = OpenAIStream(wants_usage=True)
+    stream.feed(event({**CONTENT, "usage": {"prompt_tokens": 2, "completion_tokens": 1}}))
+    stream.feed(event(USAGE_ONLY))
+
+    stream.feed(event({"choices": [], "usage": {"prompt_tokens": "many"}}))
+
+    assert stream.usage == Usage(prompt_tokens=11, completion_tokens=7)
+
+
+def test_done_marks_the_stream_finished_and_emits_nothing() -> None:
+    stream = OpenAIStream(wants_usage=False)
+
+    assert stream.feed(event("[DONE]")) == b""
+    assert stream.done
+    assert stream.finish() == b"data: [DONE]\n\n"
+
+
+def test_unparseable_chunk_mentioning_usage_is_relayed_unchanged() -> None:
+    stream = OpenAIStream(wants_usage=False)
+    chunk = event('{"usage": {"prompt_tokens": 1, ')
+
+    assert stream.feed(chunk) == chunk.raw
+    assert stream.usage is None
+
+
+# read_usage
+
+
+def test_read_usage_of_a_whole_response() -> None:
+    payload = json.dumps({"id": "x", "choices": [], "usage": USAGE_ONLY["usage"]}).encode()
+
+    assert read_usage(payload) == Usage(prompt_tokens=11, completion_tokens=7)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"id": "x", "choices": []}', b'{"usage": {"prompt', b'[{"usage": {}}]', b'{"usage": null}'],
+    ids=["absent", "truncated", "not_an_object", "null"],
+)
+def test_read_usage_is_none_when_there_is_none_to_read(payload: bytes) -> None:
+    assert read_usage(payload) is None
+
+
+# error_body
+
+
+def test_openai_shaped_error_is_passed_through() -> None:
+    body = {"error": {"message": "context too long", "type": "BadRequestError", "code": 400}}
+
+    assert error_body(400, json.dumps(body).encode()) == body
+
+
+def test_top_level_message_is_wrapped_in_the_openai_envelope() -> None:
+    payload = json.dumps({"object": "error", "message": "model not loaded"}).encode()
+
+    assert error_body(404, payload) == {
+        "error": {
+            "message": "model not loaded",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "404",
+        }
+    }
+
+
+def test_non_json_error_quotes_an_excerpt() -> None:
+    payload = b"<html>502 Bad Gateway</html>" + b"x" * 500
+
+    body = error_body(502, payload)
+
+    assert body["error"]["type"] == "api_error"
+    assert body["error"]["code"] == "502"
+    message = body["error"]["message"]
+    assert message.startswith("upstream returned HTTP 502: <html>502 Bad Gateway</html>")
+    assert len(message) < 260  # bounded excerpt, not the whole page
+
+
+def test_empty_error_payload_names_the_status() -> None:
+    assert error_body(503, b"  ")["error"]["message"] == "upstream returned 503"
+
+
+# OpenAICompatible
+
+
+@pytest.mark.parametrize(
+    ("op", "path"),
+    [("chat", "/chat/completions"), ("completions", "/completions"), ("embeddings", "/embeddings")],
+)
+def test_prepare_targets_the_operation_path_with_bearer_auth(op: Any, path: str) -> None:
+    provider = OpenAICompatible(OpenAICompatible.bearer("sk-1"))
+
+    call = provider.prepare(op, {"model": "auto", "input": "x"}, "m", stream=False)
+
+    assert call.path == path
+    assert call.headers == {"Authorization": "Bearer sk-1"}
+    assert json.loads(call.body)["model"] == "m"
+
+
+def test_no_secret_means_no_authorization_header() -> None:
+    assert OpenAICompatible.bearer(None) == {}
+    assert OpenAICompatible.bearer("") == {}
