@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from switchman.cli import demo, gateway, sim
+from switchman.cli import demo, gateway
+from switchman.sim import cli as sim
 
 
 def build_parser() -> argparse.ArgumentParser:

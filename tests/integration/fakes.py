@@ -47,7 +47,6 @@ FAKE: web.AppKey[FakeUpstream] = web.AppKey("fake")
 class FakeUpstream:
     """One fake API server answering every path with ``reply``."""
 
-
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.seen: list[Seen] = []
@@ -202,7 +201,9 @@ def openai_embedding() -> Reply:
             vector = base64.b64encode(struct.pack(f"<{len(EMBEDDING)}f", *EMBEDDING)).decode()
         payload = {
             "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vector} for i in range(count)
+            ],
             "model": seen.body["model"],
             "usage": {"prompt_tokens": 3, "total_tokens": 3},
         }
@@ -387,7 +388,11 @@ def anthropic_events(model: str, texts: Sequence[str]) -> list[tuple[str, dict[s
         ),
         (
             "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
         ),
         ("ping", {"type": "ping"}),
     ]
@@ -410,8 +415,9 @@ def anthropic_events(model: str, texts: Sequence[str]) -> list[tuple[str, dict[s
         ),
         ("message_stop", {"type": "message_stop"}),
     ]
-    for _, data in events:
-        _STREAM_EVENT.validate_python(data)
+    for name, data in events:
+        if name != "ping":  # the SDK drops pings before typing events
+            _STREAM_EVENT.validate_python(data)
     return events
 
 

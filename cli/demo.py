@@ -1,0 +1,137 @@
+"""``switchman demo``: the gateway in front of two simulated vLLM backends, no cluster, no keys.
+
+Starts ``small`` (fast, cheap) and ``large`` (slower, pricier) simulators on free ports, writes
+the embedded GatewayConfig to a temporary file (edit it while the demo runs to watch a hot
+reload), serves the gateway, prints copy-pasteable curl and openai-SDK snippets, and stops
+everything cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from switchman.gateway.app import create_app
+from switchman.gateway.config import ConfigWatcher
+from switchman.gateway.metrics import Metrics
+from switchman.sim.runner import RunningSim, start
+from switchman.sim.settings import SimSettings
+
+EMBEDDED_CONFIG = """\
+# Switchman demo config (GatewayConfig v1). Edit and save: the gateway reloads it.
+version: 1
+upstreams:
+  - name: sim-small
+    kind: openai
+    base_url: http://127.0.0.1:{small_port}/v1
+  - name: sim-large
+    kind: openai
+    base_url: http://127.0.0.1:{large_port}/v1
+models:
+  - name: small
+    upstream: sim-small
+    tier: small
+    capabilities: {{tools: true, context_window: 8192}}
+    price: {{input_per_mtok: 0.10, output_per_mtok: 0.40}}
+  - name: large
+    upstream: sim-large
+    tier: large
+    capabilities: {{vision: true, tools: true, json_schema: true, context_window: 32768}}
+    price: {{input_per_mtok: 2.50, output_per_mtok: 10.00}}
+routes:
+  - name: auto
+    candidates: [small, large]
+"""
+
+# Latency profiles: a small model answers sooner and faster than a large one.
+SMALL = SimSettings(model="small", ttft_s=0.02, itl_s=0.01, max_model_len=8192)
+LARGE = SimSettings(model="large", ttft_s=0.12, itl_s=0.03, max_model_len=32768)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+
+
+def snippets(gateway: str, small: str, config: Path) -> str:
+    return f"""
+Switchman demo is running.
+  gateway     {gateway}   (route "auto" = small, then large; models "small", "large")
+  config      {config}   (edit it: the gateway hot-reloads)
+  simulators  small {small}
+
+Try it:
+
+  curl -s {gateway}/v1/chat/completions -H 'content-type: application/json' -D - \\
+    -d '{{"model": "auto", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  curl -sN {gateway}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "auto", "stream": true, "messages": [{{"role": "user", "content": "Hi"}}]}}'
+
+  python - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="{gateway}/v1", api_key="unused")
+reply = client.chat.completions.with_raw_response.create(
+    model="auto", messages=[{{"role": "user", "content": "Hello"}}])
+print(reply.headers["x-switchman-route"], "->", reply.parse().choices[0].message.content)
+PY
+
+Break the small backend and watch "auto" fail over to large (x-switchman-route says why):
+
+  curl -s -X POST {small}/admin/faults -d '{{"down": true}}'
+  curl -s -X POST {small}/admin/faults -d '{{"down": false}}'
+
+Also: {gateway}/v1/models  {gateway}/readyz  {gateway}/metrics
+Press Ctrl-C to stop.
+"""
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    sims: list[RunningSim] = []
+    runner: web.AppRunner | None = None
+    try:
+        small = await start(SMALL)
+        sims.append(small)
+        large = await start(LARGE)
+        sims.append(large)
+        config = Path(tempfile.mkdtemp(prefix="switchman-demo-")) / "gateway.yaml"
+        config.write_text(EMBEDDED_CONFIG.format(small_port=small.port, large_port=large.port))
+        metrics = Metrics()
+        watcher = ConfigWatcher(config, metrics)
+        watcher.load_initial()
+        runner = web.AppRunner(create_app(watcher, metrics), access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, args.host, args.port).start()
+        except OSError as exc:
+            print(
+                f"switchman demo: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                "pick another port with --port",
+                file=sys.stderr,
+            )
+            return 1
+        print(snippets(f"http://{args.host}:{args.port}", small.url, config), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        print("\nstopping: draining in-flight requests...", flush=True)
+        return 0
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        for sim in sims:
+            await sim.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(_serve(args))
