@@ -32,9 +32,10 @@ demo: $(STAMP) ## Run the gateway with two simulated vLLM backends (no cluster, 
 lint: $(STAMP) ## ruff, ruff format --check, import-linter contracts, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
-	@rm -rf build/typecheck && $(BIN)/pip install --quiet --no-deps --target build/typecheck .
-	MYPYPATH=build/typecheck $(BIN)/mypy -p switchman
+	@# import-linter and mypy do not follow the editable-install finder: check a built copy.
+	@rm -rf build/typecheck && $(BIN)/pip install --quiet --no-deps --target build/typecheck . 2>&1 | grep -v '^WARNING' || true
+	cd build/typecheck && PYTHONPATH=. $(abspath $(BIN))/lint-imports --config $(CURDIR)/pyproject.toml
+	MYPYPATH=build/typecheck $(BIN)/mypy --cache-dir build/mypy-cache -p switchman
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff fixes and formatting

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from aiohttp import web
+
 from switchman.api.gatewayconfig import ConfigError
 from switchman.gateway.app import create_app
 from switchman.gateway.config import ConfigWatcher

@@ -77,9 +77,17 @@ def _get_status(url: str) -> int | None:
 def _progress(config: pytest.Config) -> Callable[[str], None]:
     """Write straight to the terminal: startup takes long enough that silence looks like a hang."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return lambda text: print(text, file=sys.stderr, flush=True)
-    return lambda text: reporter.write_line(text)
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(text: str) -> None:
+        if reporter is None or capture is None:
+            print(text, file=sys.stderr, flush=True)
+            return
+        # Output is captured while fixtures run; lift that for this line only.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)
+
+    return say
 
 
 def _start(

@@ -31,14 +31,16 @@ from collections.abc import Callable, Mapping
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 pytestmark = pytest.mark.vllm
 
-MESSAGES = [{"role": "user", "content": "Say hello."}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
 MAX_TOKENS = 8
 # Short in characters but long in tokens (the tiny tokenizer spends 3 byte tokens on each "€"),
 # so it reaches vLLM whatever length estimate the gateway might make; the limit is vLLM's.
 TOO_LONG = "€" * 200
+TOO_LONG_MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": TOO_LONG}]
 
 VllmJson = Callable[[str, dict[str, object]], tuple[int, dict[str, object]]]
 
@@ -203,7 +205,7 @@ def test_vllm_context_length_error_reaches_the_client_unchanged(
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model="auto",
-            messages=[{"role": "user", "content": TOO_LONG}],
+            messages=TOO_LONG_MESSAGES,
             max_tokens=MAX_TOKENS,
             stream=stream,
         )

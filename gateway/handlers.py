@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
+
 from switchman.gateway import openapi
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.errors import NotReady

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
+
 from switchman.api.gatewayconfig import Model
 from switchman.gateway import relay
 from switchman.gateway.attempts import Decision, Failure

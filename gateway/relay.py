@@ -15,6 +15,7 @@ import json
 
 import aiohttp
 from aiohttp import web
+
 from switchman.gateway.attempts import Failure
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from switchman.gateway.sse import SSEParser, encode

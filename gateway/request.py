@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
 from switchman.gateway.errors import InvalidRequest, PayloadTooLarge
 from switchman.gateway.exchange import Operation
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+
 from switchman.api.gatewayconfig import AnthropicSettings, Upstream
 from switchman.gateway import credentials
 from switchman.gateway.exchange import Operation, UpstreamCall, Usage

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from pydantic import ValidationError
+
 from switchman.sim import errors
 from switchman.sim.params import parse_json
 from switchman.sim.state import SimState

@@ -14,6 +14,7 @@ import signal
 import sys
 
 from pydantic import ValidationError
+
 from switchman.sim.faults import Faults
 from switchman.sim.runner import start
 from switchman.sim.settings import SimSettings
@@ -51,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.record_requests,
         help="received requests kept for GET /admin/requests; 0 disables",
+    )
+    serve.add_argument(
+        "--legacy-kv-metric",
+        action="store_true",
+        help="expose vllm:gpu_cache_usage_perc (pre-0.9 name) instead of vllm:kv_cache_usage_perc",
     )
     serve.add_argument(
         "--seed",
@@ -188,6 +194,7 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         prefix_cache_blocks=args.prefix_cache_blocks,
         embedding_dims=args.embedding_dims,
         record_requests=args.record_requests,
+        legacy_kv_metric=args.legacy_kv_metric,
         seed=args.seed,
         faults=faults,
     )

@@ -14,6 +14,7 @@ import time
 import uuid
 
 from aiohttp import web
+
 from switchman.sim import errors, payloads
 from switchman.sim.params import embedding_params
 from switchman.sim.state import SimState

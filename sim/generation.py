@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
 from switchman.sim import payloads
 from switchman.sim.engine import Sequence
 from switchman.sim.faults import Faults
@@ -56,14 +57,13 @@ async def _serve(request: web.Request, state: SimState, parse: Parser) -> web.St
     prefix = "chatcmpl-" if params.kind == "chat" else "cmpl-"
     response_id = prefix + (request.headers.get("x-request-id") or uuid.uuid4().hex)
     pieces = answer_pieces(params.prompt, count)
-    faults = state.faults.current
-    events = _fault_events(faults, count)
+    faults = state.faults.current  # this request keeps the faults in force when it arrived
     sequence = state.engine.sequence(params.tokens, count)
     if params.stream:
         encoder = payloads.StreamEncoder(params.kind, response_id, int(time.time()), model)
-        return await _stream(request, state, sequence, encoder, pieces, finish, events, params)
+        return await _stream(request, state, sequence, encoder, pieces, finish, faults, params)
     async with sequence:
-        for position, kind in events:
+        for position, kind in _fault_events(faults, count):
             await _advance(state, sequence, position)
             if kind == CUT:
                 _drop(request)
@@ -84,7 +84,7 @@ async def _stream(
     encoder: payloads.StreamEncoder,
     pieces: list[str],
     finish: str,
-    events: list[tuple[int, str]],
+    faults: Faults,
     params: GenerationParams,
 ) -> web.StreamResponse:
     response = web.StreamResponse()
@@ -94,7 +94,7 @@ async def _stream(
     opened = False  # whether the chat role chunk went out
     count = len(pieces)
     async with sequence:
-        for position, kind in [*events, (count, "")]:
+        for position, kind in [*_fault_events(faults, count), (count, "")]:
             while sequence.generated < position:
                 if pending and sequence.delay() > 0:
                     await response.write(b"".join(pending))
@@ -117,7 +117,7 @@ async def _stream(
                 _drop(request)
                 return response
             if kind == STALL:
-                await asyncio.sleep(state.faults.current.stall_s)
+                await asyncio.sleep(faults.stall_s)
     if params.include_usage:
         pending.append(encoder.usage(sequence.prompt_tokens, count, sequence.cached_tokens))
     pending.append(payloads.DONE)

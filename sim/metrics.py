@@ -4,8 +4,10 @@ Scheduler gauges and token counters are read from the engine's counts at scrape 
 collector, so serving a request updates no metric objects; only the time-to-first-token
 histogram is observed per request (by ``switchman.sim.generation``). Names, labels
 (``model_name``, ``engine``) and histogram buckets follow ``vllm/v1/metrics/loggers.py``;
-counters are declared without ``_total``, which the exposition format appends. Each server owns
-its ``CollectorRegistry`` (never the global one), so several simulators can share a process.
+counters are declared without ``_total``, which the exposition format appends. The KV gauge can
+take its pre-0.9 name (``vllm:gpu_cache_usage_perc``) to exercise clients of older servers.
+Each server owns its ``CollectorRegistry`` (never the global one), so several simulators can
+share a process.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
 from switchman.sim.engine import Engine
 
 LABELS = ("model_name", "engine")
@@ -29,10 +32,11 @@ class SimMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, engine: Engine, model_name: str) -> None:
+    def __init__(self, engine: Engine, model_name: str, *, legacy_kv_metric: bool = False) -> None:
         self.registry = CollectorRegistry()
         values = (model_name, "0")
-        self.registry.register(_EngineCollector(engine, values))
+        kv_name = "vllm:gpu_cache_usage_perc" if legacy_kv_metric else "vllm:kv_cache_usage_perc"
+        self.registry.register(_EngineCollector(engine, values, kv_name))
         ttft = Histogram(
             "vllm:time_to_first_token_seconds",
             "Histogram of time to first token in seconds.",
@@ -52,9 +56,10 @@ class SimMetrics:
 class _EngineCollector(Collector):
     """Reads the engine's state when Prometheus scrapes."""
 
-    def __init__(self, engine: Engine, values: tuple[str, str]) -> None:
+    def __init__(self, engine: Engine, values: tuple[str, str], kv_name: str) -> None:
         self._engine = engine
         self._values = list(values)
+        self._kv_name = kv_name
 
     def collect(self) -> Iterable[Metric]:
         engine = self._engine
@@ -63,8 +68,7 @@ class _EngineCollector(Collector):
              engine.num_running),
             ("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
              engine.num_waiting),
-            ("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-             engine.kv_cache_usage),
+            (self._kv_name, "KV-cache usage. 1 means 100 percent usage.", engine.kv_cache_usage),
         )  # fmt: skip
         counters = (
             ("vllm:prefix_cache_queries",

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
+
 from switchman.sim import errors
 from switchman.sim.params import parse_json
 

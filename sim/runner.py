@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from aiohttp import web
+
 from switchman.sim.server import create_app
 from switchman.sim.settings import SimSettings
 from switchman.sim.state import SIM_KEY, SimState

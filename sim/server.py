@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
 from switchman.sim import admin, embeddings, errors, generation
 from switchman.sim.settings import SimSettings
 from switchman.sim.state import SIM_KEY, SimState

@@ -8,6 +8,7 @@ state (``switchman.sim.faults``), never through settings. Defaults are small so 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from switchman.sim.faults import Faults
 
 
@@ -46,6 +47,10 @@ class SimSettings(BaseModel):
         default=100,
         ge=0,
         description="how many received requests /admin/requests keeps; 0 disables",
+    )
+    legacy_kv_metric: bool = Field(
+        default=False,
+        description="name the KV gauge vllm:gpu_cache_usage_perc, as vLLM before 0.9 did",
     )
     seed: int = Field(default=0, description="seed of the fault-injection random sequence")
     faults: Faults = Field(

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import web
+
 from switchman.sim import errors
 from switchman.sim.engine import Engine
 from switchman.sim.faults import Decision, FaultState
@@ -36,7 +37,9 @@ class SimState:
             settings=settings,
             engine=engine,
             faults=FaultState(settings.faults, seed=settings.seed),
-            metrics=SimMetrics(engine, settings.served_names[0]),
+            metrics=SimMetrics(
+                engine, settings.served_names[0], legacy_kv_metric=settings.legacy_kv_metric
+            ),
             recorder=RequestRecorder(settings.record_requests),
             created=int(time.time()),
         )

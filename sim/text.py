@@ -1,12 +1,12 @@
 """Deterministic text for the simulator: token estimation, answers and embeddings.
 
 The token estimator is the word count: one token is one whitespace-separated word
-(``str.split()``), and a chat prompt is rendered as one ``<|role|>`` marker word per message
-followed by the message's words, so each message costs one token more than its text. Answers are
-words drawn from a fixed vocabulary by a generator seeded with a hash of the prompt: the same
-prompt always gets the same answer, and a shorter answer is a prefix of a longer one. Used by
-``switchman.sim.params`` (prompts), ``switchman.sim.generation`` (answers) and
-``switchman.sim.embeddings`` (vectors).
+(``str.split()``; an empty text still counts as one token), and a chat prompt is rendered as one
+``<|role|>`` marker word per message followed by the message's words, so each message costs one
+token more than its text. Answers are words drawn from a fixed vocabulary by a generator seeded
+with a hash of the prompt: the same prompt always gets the same answer, and a shorter answer is a
+prefix of a longer one. Used by ``switchman.sim.params`` (prompts), ``switchman.sim.generation``
+(answers) and ``switchman.sim.embeddings`` (vectors).
 """
 
 from __future__ import annotations

@@ -288,19 +288,23 @@ def openai_stream(
 
     async def reply(seen: Seen, request: web.Request) -> web.StreamResponse:
         model = seen.body["model"]
+        # With include_usage, OpenAI puts "usage": null on every chunk and adds a last,
+        # choice-less chunk carrying the totals.
+        with_usage = bool((seen.body.get("stream_options") or {}).get("include_usage"))
+        extra = {"usage": None} if with_usage else {}
         response = await _start_sse(request)
         events = [chunk(model, {"role": "assistant", "content": "", "refusal": None})]
         events += [chunk(model, {"content": text}) for text in texts]
         for event in events:
-            await response.write(_sse(event))
+            await response.write(_sse({**event, **extra}))
             if delay:
                 await asyncio.sleep(delay)
         if ending != "done":
             return await _end(request, response, ending)
-        await response.write(_sse(chunk(model, {}, "stop")))
-        if (seen.body.get("stream_options") or {}).get("include_usage"):
-            usage_chunk = {**chunk(model, {}), "choices": [], "usage": _usage(9, len(texts))}
-            await response.write(_sse(usage_chunk))
+        await response.write(_sse({**chunk(model, {}, "stop"), **extra}))
+        if with_usage:
+            usage = {**chunk(model, {}), "choices": [], "usage": _usage(9, len(texts))}
+            await response.write(_sse(_validated(openai.types.chat.ChatCompletionChunk, usage)))
         await response.write(_sse("[DONE]"))
         await response.write_eof()
         return response

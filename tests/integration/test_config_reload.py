@@ -62,7 +62,7 @@ class FakeUpstream:
     set once a stream waits there.
     """
 
-    def __init__(self, delay: float = 0.004) -> None:
+    def __init__(self, delay: float = 0.002) -> None:
         self.delay = delay
         self.started = 0
         self.finished = 0
@@ -197,7 +197,7 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 3.0) 
 
 
 def sdk(base_url: str) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=base_url, api_key="sk-client", max_retries=0, timeout=10)
+    return AsyncOpenAI(base_url=base_url, api_key="sk-client", max_retries=0, timeout=5)
 
 
 async def stream_chat(client: AsyncOpenAI, wants_usage: bool = False) -> None:
@@ -228,6 +228,7 @@ async def traffic(base_url: str, stop: asyncio.Event, workers: int = 50) -> tupl
 
     async def worker(n: int) -> None:
         nonlocal completed
+        await asyncio.sleep(n * 0.015)  # staggered, so streams keep starting all the time
         while True:
             try:
                 await stream_chat(client, wants_usage=n % 2 == 0)
@@ -282,17 +283,29 @@ async def churn_under_traffic(
     base_url: str,
     watcher: ConfigWatcher,
     writes: list[Callable[[], None]],
-    primary: FakeUpstream,
+    fakes: tuple[FakeUpstream, FakeUpstream],
 ) -> tuple[int, list[str], dict[int, tuple[str, aiohttp.ClientSession]]]:
-    """Run 50 streaming clients while applying ``writes`` one reload at a time."""
+    """Run 50 streaming clients while applying ``writes`` one reload at a time.
+
+    Streams are slowed to last ~1 s, so each one straddles many reloads, and each generation
+    serves until a new stream has started on it.
+    """
+    for fake in fakes:
+        fake.delay = 0.04
     assert watcher.current is not None
     sessions = sessions_of(watcher.current)
     stop = asyncio.Event()
     clients = asyncio.create_task(traffic(base_url, stop))
-    await until(lambda: primary.started >= 25, "streams to be in flight")
+
+    def started() -> int:
+        return sum(f.started for f in fakes)
+
+    await until(lambda: started() >= 50, "all 50 clients to be streaming")
     for write in writes:
         sessions |= sessions_of(await reload(watcher, write))
-        await asyncio.sleep(0.03)  # let streams straddle this generation and the next
+        before = started()
+        await asyncio.sleep(0.02)
+        await until(lambda before=before: started() > before, "a stream on this generation")
     stop.set()
     completed, failures = await clients
     return completed, failures, sessions
@@ -317,7 +330,7 @@ async def test_fifty_streams_survive_twenty_atomic_rewrites(
     writes = [lambda doc=doc: gw.write_config(doc) for doc in configs.cycle(20)]
 
     completed, failures, sessions = await churn_under_traffic(
-        gw.base_url, gw.watcher, writes, primary
+        gw.base_url, gw.watcher, writes, (primary, secondary)
     )
 
     assert failures == [], f"{len(failures)} failed of {completed + len(failures)}: {failures[:3]}"
@@ -346,7 +359,7 @@ async def test_configmap_symlink_swaps_reload_without_failing_streams(
     writes = [lambda doc=doc: mount.publish(doc) for doc in configs.cycle(6)]
 
     completed, failures, sessions = await churn_under_traffic(
-        f"http://127.0.0.1:{gateway.port}/v1", watcher, writes, primary
+        f"http://127.0.0.1:{gateway.port}/v1", watcher, writes, (primary, secondary)
     )
 
     assert failures == [], f"{len(failures)} failed of {completed + len(failures)}: {failures[:3]}"
@@ -418,7 +431,7 @@ async def test_removed_upstream_is_closed_only_after_its_stream_drains(
 async def test_invalid_config_keeps_the_last_good_one_and_readyz_reports_it(
     start_gateway: Any, upstreams: tuple[FakeUpstream, FakeUpstream, Configs]
 ) -> None:
-    primary, _, configs = upstreams
+    primary, secondary, configs = upstreams
     gw = await start_gateway(configs.a(), interval=0.01)
     serving = gw.watcher.current
     invalid = configs.b()
@@ -456,4 +469,5 @@ async def test_invalid_config_keeps_the_last_good_one_and_readyz_reports_it(
     assert reloads(gw.metrics, "success") == 2
     assert reloads(gw.metrics, "invalid") == 1
     assert gw.metrics.registry.get_sample_value("switchman_config_last_reload_successful") == 1
-    assert primary.finished == 6
+    assert primary.finished == 5
+    assert secondary.finished == 1

@@ -17,10 +17,12 @@ receive and answer in the real APIs' wire format. Scenario matrix:
   ``anthropic-version``, a body the anthropic SDK's types accept; the Message comes back as a
   ChatCompletion with content, tool_calls, finish_reason and usage.
 - anthropic, chat stream with / without usage: the event sequence (ping included) as chunks.
+- anthropic, ``anthropic.version`` 2023-06-01 / 2026-10-21: temperature and top_p sent / dropped.
 - anthropic, upstream 400 ``invalid_request_error``: an OpenAI-shaped 400 with the same message.
 - anthropic, embeddings: a 400 naming the model; the upstream is never called.
 - credentials, route [missing key, good]: served by the second with 2 attempts; ``/readyz`` names
   ``env:VAR``; no secret value in ``/readyz``, ``/metrics``, headers or error bodies.
+- credentials, base URL with userinfo plus ``api_key``: served with the key, userinfo never shown.
 """
 
 from __future__ import annotations
@@ -475,6 +477,28 @@ async def test_anthropic_stream_becomes_openai_chunks(
         assert usage_chunks == []
 
 
+@pytest.mark.parametrize(
+    ("version", "sent"),
+    [("2023-06-01", {"temperature": 0.5, "top_p": 0.9}), ("2026-10-21", {})],
+    ids=["2023-06-01-keeps-sampling", "2026-10-21-drops-sampling"],
+)
+async def test_anthropic_sampling_fields_follow_the_configured_api_version(
+    start_gateway: Any, upstream: Start, version: str, sent: dict[str, float]
+) -> None:
+    fake = await upstream(fakes.anthropic_reply())
+    document = anthropic_config(fake)
+    document["upstreams"][0]["anthropic"] = {"version": version}
+    gateway = await start_gateway(document, environ={"ANTHROPIC_KEY": ANTHROPIC_SECRET})
+
+    async with async_client(gateway.base_url) as client:
+        await client.chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "hi"}], temperature=0.5, top_p=0.9
+        )
+
+    assert fake.last.headers["anthropic-version"] == version
+    assert {k: v for k, v in fake.last.body.items() if k in ("temperature", "top_p")} == sent
+
+
 async def test_anthropic_error_becomes_openai_error_with_same_status(
     start_gateway: Any, upstream: Start
 ) -> None:
@@ -601,3 +625,33 @@ async def test_secret_values_never_appear_in_readyz_metrics_or_errors(
         assert DISTINCT_SECRET not in text
         assert "file-secret-abcdef" not in text
         assert "Traceback" not in text
+
+
+async def test_base_url_userinfo_does_not_clash_with_the_api_key(
+    start_gateway: Any, upstream: Start
+) -> None:
+    """A base URL may carry userinfo (``upstreams`` anticipates it); with an ``api_key`` too, the
+    request must still reach the upstream with the configured key, and the userinfo must not
+    surface in any response header or body."""
+    fake = await upstream(fakes.openai_chat("served"))
+    base_url = fake.url.replace("http://", "http://proxyuser:pr0xy-pass@") + "/v1"
+    gateway = await start_gateway(
+        gateway_config(
+            [{"name": "vllm", "base_url": base_url, "api_key": {"env": "OPENAI_KEY"}}],
+            [{"name": "chat", "upstream": "vllm"}],
+        ),
+        environ={"OPENAI_KEY": OPENAI_SECRET},
+    )
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway.base_url}/chat/completions", json=body) as resp,
+    ):
+        status, text, headers = resp.status, await resp.text(), json.dumps(dict(resp.headers))
+
+    assert status == 200, text
+    assert json.loads(text)["choices"][0]["message"]["content"] == "served"
+    assert fake.last.headers["authorization"] == f"Bearer {OPENAI_SECRET}"
+    assert f"vllm 127.0.0.1:{fake.port}" in headers
+    assert "pr0xy-pass" not in text + headers

@@ -22,12 +22,13 @@ import aiohttp
 import openai
 import pytest
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 from switchman.sim.text import embedding
 
-QUESTION = [{"role": "user", "content": "hello there"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture
@@ -69,14 +70,16 @@ async def test_chat_completion_is_deterministic_with_usage(client: AsyncOpenAI) 
     assert first.usage is not None
     assert (first.usage.prompt_tokens, first.usage.completion_tokens) == (3, 16)
     assert first.usage.total_tokens == 19
-    assert first.id.startswith("chatcmpl-") and first.id != second.id
+    assert first.id.startswith("chatcmpl-")
+    assert first.id != second.id
 
 
 async def test_max_tokens_caps_the_answer(client: AsyncOpenAI) -> None:
     full = await client.chat.completions.create(model="sim-a", messages=QUESTION)
     short = await client.chat.completions.create(model="sim-a", messages=QUESTION, max_tokens=4)
     assert short.choices[0].finish_reason == "length"
-    assert short.usage is not None and short.usage.completion_tokens == 4
+    assert short.usage is not None
+    assert short.usage.completion_tokens == 4
     full_words = (full.choices[0].message.content or "").split()
     assert (short.choices[0].message.content or "").split() == full_words[:4]
 
@@ -132,7 +135,8 @@ async def test_text_completion_streaming_and_not(client: AsyncOpenAI) -> None:
     whole = await client.completions.create(model="sim-a", prompt="Once upon a time", max_tokens=6)
     assert whole.object == "text_completion"
     assert whole.choices[0].finish_reason == "length"
-    assert whole.usage is not None and whole.usage.prompt_tokens == 4
+    assert whole.usage is not None
+    assert whole.usage.prompt_tokens == 4
     stream = await client.completions.create(
         model="sim-a",
         prompt="Once upon a time",
@@ -143,7 +147,8 @@ async def test_text_completion_streaming_and_not(client: AsyncOpenAI) -> None:
     chunks = [chunk async for chunk in stream]
     text = "".join(chunk.choices[0].text for chunk in chunks if chunk.choices)
     assert text == whole.choices[0].text
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 6
 
 
 async def test_embeddings_float_and_base64(sim: RunningSim, client: AsyncOpenAI) -> None:
@@ -252,14 +257,22 @@ async def test_admin_requests_show_what_was_sent(
 
 
 async def test_repeated_system_prompt_reports_cached_tokens(client: AsyncOpenAI) -> None:
-    system = {"role": "system", "content": " ".join(f"rule{i}" for i in range(40))}
+    system: ChatCompletionMessageParam = {
+        "role": "system",
+        "content": " ".join(f"rule{i}" for i in range(40)),
+    }
     usages = []
     for question in ("first question", "second question"):
-        messages = [system, {"role": "user", "content": question}]
+        messages: list[ChatCompletionMessageParam] = [
+            system,
+            {"role": "user", "content": question},
+        ]
         response = await client.chat.completions.create(model="sim-a", messages=messages)
         usages.append(response.usage)
     cold, warm = usages
-    assert cold is not None and warm is not None
-    assert cold.prompt_tokens_details is not None and warm.prompt_tokens_details is not None
+    assert cold is not None
+    assert warm is not None
+    assert cold.prompt_tokens_details is not None
+    assert warm.prompt_tokens_details is not None
     assert cold.prompt_tokens_details.cached_tokens == 0
     assert warm.prompt_tokens_details.cached_tokens == 32  # two whole 16-token blocks

@@ -24,13 +24,14 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from switchman.sim.faults import Faults
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 
-QUESTION = [{"role": "user", "content": "tell me something"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "tell me something"}]
 Launch = Callable[..., Awaitable[RunningSim]]
 
 
@@ -63,6 +64,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 def sdk(sim: RunningSim, timeout: float = 5.0) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=sim.url + "/v1", api_key="x", max_retries=0, timeout=timeout)
+
+
+async def collect(stream: AsyncStream[ChatCompletionChunk], into: list[str]) -> None:
+    """Append each chunk's content to ``into`` until the stream ends or fails."""
+    async for chunk in stream:
+        into.append(chunk.choices[0].delta.content or "")
 
 
 async def set_faults(http: aiohttp.ClientSession, sim: RunningSim, **changes: Any) -> Any:
@@ -157,7 +164,8 @@ async def test_max_context_answers_vllm_context_errors(
     assert "maximum context length is 20 tokens. However, your request has 25 input tokens" in (
         too_long.value.message
     )
-    assert fits.usage is not None and fits.usage.completion_tokens == 10
+    assert fits.usage is not None
+    assert fits.usage.completion_tokens == 10
 
 
 async def test_cut_stream_ends_without_done(sim: RunningSim, http: aiohttp.ClientSession) -> None:
@@ -166,8 +174,7 @@ async def test_cut_stream_ends_without_done(sim: RunningSim, http: aiohttp.Clien
     async with sdk(sim) as client:
         stream = await client.chat.completions.create(model="sim", messages=QUESTION, stream=True)
         with pytest.raises(openai.APIConnectionError):
-            async for chunk in stream:
-                received.append(chunk.choices[0].delta.content or "")
+            await collect(stream, received)
     assert len([piece for piece in received if piece]) == 3
     body = {"model": "sim", "messages": QUESTION, "stream": True}
     async with http.post(sim.url + "/v1/chat/completions", json=body) as response:
@@ -221,14 +228,11 @@ async def test_stall_after_tokens(sim: RunningSim, http: aiohttp.ClientSession) 
     async with sdk(sim, timeout=0.3) as client:
         stream = await client.chat.completions.create(model="sim", messages=QUESTION, stream=True)
         with pytest.raises(openai.APITimeoutError):
-            async for chunk in stream:
-                received.append(chunk.choices[0].delta.content or "")
+            await collect(stream, received)
     assert len([piece for piece in received if piece]) == 2
 
 
-async def test_slow_start_health_503_then_200(
-    sim: RunningSim, http: aiohttp.ClientSession
-) -> None:
+async def test_slow_start_health_503_then_200(sim: RunningSim, http: aiohttp.ClientSession) -> None:
     await set_faults(http, sim, slow_start_s=0.2)
     async with http.get(sim.url + "/health") as response:
         assert response.status == 503

@@ -50,6 +50,7 @@ from anthropic.types.message_create_params import (
     MessageCreateParamsStreaming,
 )
 from openai.types.chat import ChatCompletion
+
 from switchman.gateway.errors import InvalidRequest
 from switchman.gateway.providers.openai_anthropic import (
     chat_to_messages,

@@ -28,6 +28,7 @@ import pytest
 from anthropic.types import RawMessageStreamEvent
 from openai.types.chat import ChatCompletionChunk
 from pydantic import TypeAdapter
+
 from switchman.gateway.errors import GatewayError
 from switchman.gateway.providers.openai_anthropic import (
     MessagesStreamTranslator,

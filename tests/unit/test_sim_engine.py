@@ -5,7 +5,7 @@ Scenario matrix:
   a cancelled waiter leaves the queue; a long request at the head blocks later small ones
 - KV budget: prompt + max_new_tokens must fit; usage counts prompt + generated so far, 0..1;
   a request larger than the whole budget still runs alone
-- latency: first token = ttft + prefill × uncached prompt tokens, later tokens = itl each;
+- latency: first token = ttft + prefill * uncached prompt tokens, later tokens = itl each;
   zero latencies never sleep; TTFT includes time spent queued
 - prefix cache: a repeated prefix hits whole blocks (never the last prompt token), making the
   first token cheaper; queries and hits are counted in tokens; LRU eviction; disabled with 0
@@ -211,9 +211,8 @@ async def test_identical_prompt_never_hits_its_last_token() -> None:
 async def test_prefix_is_inserted_only_once_its_prefill_finished() -> None:
     engine = make_engine(block_size=4)
     prompt = words(9)
-    async with engine.sequence(prompt, 1):
-        async with engine.sequence(prompt, 1) as concurrent:
-            assert concurrent.cached_tokens == 0
+    async with engine.sequence(prompt, 1), engine.sequence(prompt, 1) as concurrent:
+        assert concurrent.cached_tokens == 0
 
 
 async def test_prefix_caching_disabled_with_zero_blocks() -> None:

@@ -55,7 +55,8 @@ def test_answers_are_deterministic_and_prefix_stable() -> None:
     assert answer_pieces("Something else", 20) != long
     text = "".join(long)
     assert len(text.split()) == 20
-    assert not long[0].startswith(" ") and all(piece.startswith(" ") for piece in long[1:])
+    assert not long[0].startswith(" ")
+    assert all(piece.startswith(" ") for piece in long[1:])
 
 
 def test_embeddings_are_deterministic_unit_vectors() -> None:
@@ -77,7 +78,9 @@ def test_embeddings_are_deterministic_unit_vectors() -> None:
         ({"max_tokens": 40, "min_tokens": 30}, (30, "stop")),
     ],
 )
-def test_answer_length_and_finish_reason(body: dict[str, object], expected: tuple[int, str]) -> None:
+def test_answer_length_and_finish_reason(
+    body: dict[str, object], expected: tuple[int, str]
+) -> None:
     params = completion_params({"prompt": "a b c", **body})
     assert answer_length(params, natural=16, limit=1000) == expected
 
@@ -89,7 +92,11 @@ def test_answer_without_max_tokens_is_cut_by_the_context() -> None:
 
 def test_chat_max_completion_tokens_wins_over_max_tokens() -> None:
     params = chat_params(
-        {"messages": [{"role": "user", "content": "x"}], "max_tokens": 9, "max_completion_tokens": 3}
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 9,
+            "max_completion_tokens": 3,
+        }
     )
     assert params.max_tokens == 3
 
