@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_VERSION = 1
 
@@ -117,6 +125,17 @@ class Upstream(_Strict):
         if self.kind != "anthropic" and self.anthropic is not None:
             raise ValueError("'anthropic' is only valid with kind 'anthropic'")
         return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_userinfo(cls, value: HttpUrl) -> HttpUrl:
+        if value.username or value.password:
+            # Said without echoing the URL: it holds a secret.
+            raise ValueError(
+                "base_url must not carry a user or password; reference the credential in "
+                "'api_key' instead"
+            )
+        return value
 
     @field_validator("headers")
     @classmethod
@@ -235,15 +254,21 @@ def parse(text: str | bytes, *, source: str = "<config>") -> GatewayConfig:
         raise ConfigError(f"{source}: not valid YAML/JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    if data.get("version") != CONFIG_VERSION:
+    version = data.get("version")
+    if type(version) is not int or version != CONFIG_VERSION:  # True == 1 in Python
         raise ConfigError(
             f"{source}: unsupported version {data.get('version')!r}; "
             f"this gateway reads version {CONFIG_VERSION}"
         )
     try:
         return GatewayConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+    except ValidationError as exc:
+        # Never pydantic's default text: it echoes input values, which may hold secrets.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigError(f"{source}: {problems}") from None
 
 
 def load(path: str | Path) -> GatewayConfig:

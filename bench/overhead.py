@@ -16,7 +16,6 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -117,17 +116,15 @@ async def main(argv: list[str]) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     sim_cmd = [*_switchman(), "sim", "--model", "m", "--port", str(sim_port)]
     sim_cmd += ["--ttft-ms", "0", "--prefill-ms-per-token", "0", "--itl-ms", "0"]
+    gw_cmd = [*_switchman(), "gateway", "--config", str(config), "--port", str(gw_port)]
+    gw_cmd += ["--host", "127.0.0.1", "--log-level", "WARNING"]
     procs = [
-        subprocess.Popen(sim_cmd, env=env, stdout=subprocess.DEVNULL),
-        subprocess.Popen(
-            [*_switchman(), "gateway", "--config", str(config), "--port", str(gw_port)]
-            + ["--host", "127.0.0.1", "--log-level", "WARNING"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        ),
+        await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.DEVNULL)
+        for cmd in (sim_cmd, gw_cmd)
     ]
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "seconds_per_point": args.seconds,
         "points": [],
     }
@@ -149,7 +146,7 @@ async def main(argv: list[str]) -> None:
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.wait(timeout=10)
+            await asyncio.wait_for(proc.wait(), timeout=10)
     _write(results)
 
 

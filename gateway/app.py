@@ -23,6 +23,7 @@ from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
 from switchman.gateway.metrics import Metrics
 from switchman.gateway.proxy import Proxy
+from switchman.gateway.request import REQUEST_ID, STARTED
 
 log = logging.getLogger("switchman.gateway")
 
@@ -43,8 +44,8 @@ def _error_response(exc: GatewayError) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["request_id"] = _request_id(request.headers.get("x-request-id"))
-    request["started"] = time.perf_counter()
+    request[REQUEST_ID] = _request_id(request.headers.get("x-request-id"))
+    request[STARTED] = time.perf_counter()
     try:
         return await handler(request)
     except GatewayError as exc:
@@ -62,10 +63,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
-        log.exception("unhandled error request_id=%s", request["request_id"])
+        log.exception("unhandled error request_id=%s", request[REQUEST_ID])
         return _error_response(
             GatewayError(
-                f"internal error in the gateway (request id {request['request_id']}); "
+                f"internal error in the gateway (request id {request[REQUEST_ID]}); "
                 "the gateway log has the details"
             )
         )
@@ -81,7 +82,7 @@ class _Generic(GatewayError):
 
 
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    request_id = request.get("request_id")
+    request_id = request.get(REQUEST_ID)
     if request_id:
         response.headers["x-request-id"] = request_id
 

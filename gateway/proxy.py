@@ -31,7 +31,7 @@ from switchman.gateway.errors import (
 )
 from switchman.gateway.exchange import UpstreamCall, Usage
 from switchman.gateway.metrics import Metrics
-from switchman.gateway.request import ClientRequest
+from switchman.gateway.request import REQUEST_ID, STARTED, ClientRequest
 from switchman.gateway.runtime import Runtime
 from switchman.gateway.upstreams import UpstreamClient
 
@@ -92,7 +92,7 @@ class Proxy:
         decision: Decision,
     ) -> tuple[web.StreamResponse, Usage | None]:
         forwarded = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
-        forwarded["x-request-id"] = request["request_id"]
+        forwarded["x-request-id"] = request[REQUEST_ID]
         last: Failure | None = None
         for model in candidates[: runtime.config.server.max_attempts]:
             upstream = runtime.upstreams[model.upstream]
@@ -113,7 +113,7 @@ class Proxy:
                 self.metrics.upstream_attempts.labels(upstream.name, failure.reason).inc()
                 log.info(
                     "attempt failed request_id=%s model=%s upstream=%s reason=%s: %s",
-                    request["request_id"],
+                    request[REQUEST_ID],
                     model.name,
                     upstream.name,
                     failure.reason,
@@ -197,7 +197,7 @@ class Proxy:
             response.headers["X-Accel-Buffering"] = "no"
             await response.prepare(request)
             self.metrics.time_to_first_token.labels(decision.route, model.name).observe(
-                time.perf_counter() - request["started"]
+                time.perf_counter() - request[STARTED]
             )
             decision.outcome = await stream.rest(response, first, upstream.name)
             if decision.outcome != "ok":

@@ -16,6 +16,10 @@ from aiohttp import web
 from switchman.gateway.errors import InvalidRequest, PayloadTooLarge
 from switchman.gateway.exchange import Operation
 
+# Per-request values set by the error middleware, read by the proxy.
+REQUEST_ID = web.RequestKey("request_id", str)
+STARTED = web.RequestKey("started", float)
+
 _REQUIRED: dict[Operation, str] = {
     "chat": "messages",
     "completions": "prompt",

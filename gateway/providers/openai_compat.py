@@ -38,13 +38,15 @@ def upstream_body(body: dict[str, Any], model_id: str, stream: bool) -> bytes:
 
 
 def read_usage(payload: bytes) -> Usage | None:
-    """Usage of a whole (non-streamed) OpenAI-shaped response."""
-    if not _USAGE.search(payload):
-        return None
-    try:
-        return Usage.from_openai(json.loads(payload).get("usage"))
-    except (ValueError, AttributeError):
-        return None
+    """Usage of a whole (non-streamed) OpenAI-shaped response.
+
+    Raises ValueError when the payload is not a JSON object (an HTML error page from a proxy
+    in front of the upstream, say): the proxy must not relay that as a 200.
+    """
+    body = json.loads(payload)
+    if not isinstance(body, dict):
+        raise ValueError("upstream response is not a JSON object")
+    return Usage.from_openai(body.get("usage"))
 
 
 def error_body(status: int, payload: bytes) -> dict[str, Any]:
