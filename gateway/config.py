@@ -93,7 +93,7 @@ class ConfigWatcher:
         self.current = runtime.build(config, self._generation, previous, self._environ)
         self._signature, self._digest, self.last_error = signature, digest, None
         if previous is not None:
-            previous.retire(self.current)
+            previous.retire()
             self._retired.append(previous)
             self._retired = self._retired[-8:]
         self._metrics.config_reloads.labels("success").inc()

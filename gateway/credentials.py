@@ -26,6 +26,8 @@ def resolve(ref: CredentialRef | None, environ: Mapping[str, str]) -> tuple[str 
         value = Path(ref.file).read_text(encoding="utf-8").strip()
     except OSError as exc:
         return None, f"credential {ref.describe()} cannot be read: {exc.strerror}"
+    except UnicodeDecodeError:
+        return None, f"credential {ref.describe()} is not UTF-8 text"
     if not value:
         return None, f"credential {ref.describe()} is empty"
     return value, None

@@ -66,7 +66,8 @@ class Relay:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            # RuntimeError: aiohttp's "Connection closed." when the pool closed underneath.
             raise _Broken(
                 "stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}")
             ) from exc

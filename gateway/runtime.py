@@ -28,27 +28,41 @@ class Runtime:
         self.table = RoutingTable(config)
         self.upstreams = upstreams
         self._leases = 0
-        self._retired_keep: set[UpstreamClient] | None = None
+        self._retired = False
+        self._released = False
         self._closing: asyncio.Task[None] | None = None
+        for client in upstreams.values():
+            client.holders += 1
 
     def acquire(self) -> None:
         self._leases += 1
 
     def release(self) -> None:
         self._leases -= 1
-        if self._leases == 0 and self._retired_keep is not None:
-            self._close_dropped()
+        if self._leases == 0 and self._retired:
+            self._let_go()
 
-    def retire(self, successor: Runtime | None) -> None:
-        """Called once a newer Runtime serves; closes unshared clients when leases end."""
-        self._retired_keep = set(successor.upstreams.values()) if successor else set()
+    def retire(self) -> None:
+        """Called once a newer Runtime serves; lets go of its clients when its leases end."""
+        self._retired = True
         if self._leases == 0:
-            self._close_dropped()
+            self._let_go()
 
-    def _close_dropped(self) -> None:
-        keep = self._retired_keep or set()
-        dropped = [client for client in self.upstreams.values() if client not in keep]
-        if dropped and self._closing is None:
+    def _let_go(self) -> None:
+        """Drop this Runtime's hold on its clients; close those no Runtime holds any more.
+
+        A client can be shared by several generations (kept across reloads), and an older
+        generation may still stream on it, so a count of holders decides, not the successor.
+        """
+        if self._released:
+            return
+        self._released = True
+        dropped = []
+        for client in self.upstreams.values():
+            client.holders -= 1
+            if client.holders == 0:
+                dropped.append(client)
+        if dropped:
             self._closing = asyncio.get_running_loop().create_task(_close_all(dropped))
 
     async def wait_closed(self) -> None:

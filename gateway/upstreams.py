@@ -74,6 +74,7 @@ class UpstreamClient:
         self._secret, self.problem = credentials.resolve(spec.api_key, environ)
         self.provider = _provider(spec, self._secret)
         self.inflight = 0
+        self.holders = 0  # Runtimes using this client; closed by the last one to let go
         self._session: aiohttp.ClientSession | None = None
 
     def same_as(self, spec: Upstream, environ: Mapping[str, str]) -> bool:

@@ -47,6 +47,7 @@ from switchman.gateway.app import create_app
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.metrics import Metrics
 from switchman.gateway.runtime import Runtime
+from switchman.gateway.upstreams import UpstreamClient
 
 CHUNKS = 20
 EXPECTED_TEXT = "".join(f"t{i} " for i in range(CHUNKS))
@@ -59,8 +60,8 @@ class FakeUpstream:
     """An OpenAI-compatible chat endpoint streaming CHUNKS chunks, finish, usage, [DONE].
 
     The gap between chunks is ``delay``, or the request's own ``pace`` field (an unknown field
-    the gateway must pass through). Set ``gate`` to hold every stream after its first chunk until the gate opens; ``holding`` is
-    set once a stream waits there.
+    the gateway must pass through). Set ``gate`` to hold every stream after its first chunk
+    until the gate opens; ``holding`` is set once a stream waits there.
     """
 
     def __init__(self, delay: float = 0.002) -> None:
@@ -190,8 +191,8 @@ class ConfigMapDir:
             self.path.symlink_to("..data/config.json")
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(predicate: Callable[[], bool], what: str, within: float = 3.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -240,7 +241,8 @@ async def traffic(base_url: str, stop: asyncio.Event, workers: int = 50) -> tupl
         await asyncio.sleep(n * 0.015)  # staggered, so streams keep starting all the time
         while True:
             try:
-                await stream_chat(client, wants_usage=n % 2 == 0, pace=0.08 if n % 3 else 0.03)
+                pace = 0.08 if n % 3 == 0 else 0.03
+                await stream_chat(client, wants_usage=n % 2 == 0, pace=pace)
             except Exception as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
             else:
@@ -268,9 +270,12 @@ async def reload(watcher: ConfigWatcher, write: Callable[[], None]) -> Runtime:
     return watcher.current
 
 
-def sessions_of(runtime: Runtime) -> dict[int, tuple[str, aiohttp.ClientSession]]:
-    """The client sessions of a freshly swapped-in runtime (created now if not yet)."""
-    return {id(c): (c.name, c.session()) for c in runtime.upstreams.values()}
+Sessions = dict[UpstreamClient, aiohttp.ClientSession]
+
+
+def sessions_of(runtime: Runtime) -> Sessions:
+    """The sessions of a freshly swapped-in runtime's clients (created now if not yet)."""
+    return {client: client.session() for client in runtime.upstreams.values()}
 
 
 def reloads(metrics: Metrics, result: str) -> float:
@@ -291,7 +296,7 @@ async def churn_under_traffic(
     watcher: ConfigWatcher,
     writes: list[Callable[[], None]],
     fakes: tuple[FakeUpstream, FakeUpstream],
-) -> tuple[int, list[str], dict[int, tuple[str, aiohttp.ClientSession]]]:
+) -> tuple[int, list[str], Sessions]:
     """Run 50 streaming clients while applying ``writes`` one reload at a time.
 
     The clients start 15 ms apart and their streams last 0.6-1.6 s, so streams start during
@@ -315,14 +320,18 @@ async def churn_under_traffic(
 
 
 async def assert_dropped_sessions_close(
-    watcher: ConfigWatcher, sessions: dict[int, tuple[str, aiohttp.ClientSession]]
+    watcher: ConfigWatcher, sessions: Sessions, expected: int
 ) -> None:
+    """Every client the current config no longer uses is closed; the ones it uses are open.
+
+    ``expected`` dropped clients: one per reload, as B keeps A's ``primary`` and adds one.
+    """
     assert watcher.current is not None
-    live = {id(c) for c in watcher.current.upstreams.values()}
-    dropped = [(name, s) for key, (name, s) in sessions.items() if key not in live]
-    assert dropped, "the config cycle should have dropped some clients"
-    await until(lambda: all(s.closed for _, s in dropped), "dropped clients' sessions to close")
-    assert all(not sessions[key][1].closed for key in live), "a live client's session was closed"
+    live = set(watcher.current.upstreams.values())
+    dropped = [session for client, session in sessions.items() if client not in live]
+    assert len(dropped) == expected
+    await until(lambda: all(s.closed for s in dropped), "dropped clients' sessions to close")
+    assert not any(sessions[client].closed for client in live), "a live client was closed"
 
 
 async def test_fifty_streams_survive_twenty_atomic_rewrites(
@@ -343,7 +352,7 @@ async def test_fifty_streams_survive_twenty_atomic_rewrites(
     assert gw.watcher.current.generation == 21
     assert reloads(gw.metrics, "success") == 21  # the initial load and 20 reloads
     assert reloads(gw.metrics, "invalid") == 0
-    await assert_dropped_sessions_close(gw.watcher, sessions)
+    await assert_dropped_sessions_close(gw.watcher, sessions, expected=20)
 
 
 async def test_configmap_symlink_swaps_reload_without_failing_streams(
@@ -372,7 +381,7 @@ async def test_configmap_symlink_swaps_reload_without_failing_streams(
     assert reloads(metrics, "success") == 7
     assert mount.path.is_symlink()
     assert len(list(mount.root.glob("..2026_*"))) == 1  # old versions really were removed
-    await assert_dropped_sessions_close(watcher, sessions)
+    await assert_dropped_sessions_close(watcher, sessions, expected=6)
 
 
 async def test_client_kept_by_one_reload_stays_open_for_older_generations(
@@ -405,7 +414,7 @@ async def test_client_kept_by_one_reload_stays_open_for_older_generations(
 async def test_removed_upstream_is_closed_only_after_its_stream_drains(
     start_gateway: Any, upstreams: tuple[FakeUpstream, FakeUpstream, Configs]
 ) -> None:
-    primary, secondary, configs = upstreams
+    _, secondary, configs = upstreams
     gw = await start_gateway(configs.b(), interval=0.01)
     old = gw.watcher.current
     removed, kept = old.upstreams["secondary"], old.upstreams["primary"]
@@ -413,18 +422,18 @@ async def test_removed_upstream_is_closed_only_after_its_stream_drains(
     secondary.gate = asyncio.Event()
     client = sdk(gw.base_url)
     in_flight = asyncio.create_task(stream_chat(client, wants_usage=True))  # auto -> twin first
-    await until(secondary.holding.is_set, "a stream held mid-way on 'secondary'")
 
-    new = await reload(gw.watcher, lambda: gw.write_config(configs.a()))
-    await asyncio.sleep(0.05)
-
-    assert "secondary" not in new.upstreams
-    assert new.upstreams["primary"] is kept
-    assert not removed_session.closed, "closed while its stream was still in flight"
-    secondary.gate.set()
     try:
+        await until(secondary.holding.is_set, "a stream held mid-way on 'secondary'")
+        new = await reload(gw.watcher, lambda: gw.write_config(configs.a()))
+        await asyncio.sleep(0.05)
+        assert "secondary" not in new.upstreams
+        assert new.upstreams["primary"] is kept
+        assert not removed_session.closed, "closed while its stream was still in flight"
+        secondary.gate.set()
         await in_flight
     finally:
+        in_flight.cancel()
         await client.close()
     await until(lambda: removed_session.closed, "the removed upstream's session to close")
     await old.wait_closed()

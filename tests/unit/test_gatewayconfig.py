@@ -7,7 +7,8 @@ Scenario matrix:
 - names: duplicate upstream / model / route; a name used by both a model and a route
 - references: model -> unknown upstream; route -> unknown model; empty or repeated candidates
 - upstream kinds: azure-openai without ``azure``; ``azure`` / ``anthropic`` on another kind
-- credentials: a ref with both env and file, or neither; secret headers in ``headers``
+- credentials: a ref with both env and file, or neither; secret headers in ``headers``;
+  user or password in ``base_url``; no error message echoes an input value (it may be a secret)
 - shape: unknown field at top level and nested (extra=forbid); non-mapping YAML; invalid YAML;
   empty text
 - ``load``: reads a file; a missing file says it cannot read it
@@ -223,9 +224,7 @@ def test_credential_ref_needs_exactly_one_of_env_or_file(api_key: dict[str, str]
     ("ref", "described"),
     [({"env": "OPENAI_KEY"}, "env:OPENAI_KEY"), ({"file": "/s/key"}, "file:/s/key")],
 )
-def test_credential_ref_describes_itself_by_reference(
-    ref: dict[str, str], described: str
-) -> None:
+def test_credential_ref_describes_itself_by_reference(ref: dict[str, str], described: str) -> None:
     doc = with_changes(upstreams=[upstream(api_key=ref)])
 
     key = parse(json.dumps(doc)).upstreams[0].api_key
@@ -241,6 +240,27 @@ def test_secret_headers_are_rejected_in_favour_of_api_key(header: str) -> None:
 
     assert "credentials go in 'api_key'" in message
     assert header in message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://admin:sk-hunter2@vllm:8000/v1", "https://sk-hunter2@api.example.com/v1"]
+)
+def test_userinfo_in_base_url_is_rejected_without_echoing_it(url: str) -> None:
+    message = rejected(with_changes(upstreams=[upstream(base_url=url)]))
+
+    assert "base_url must not carry a user or password" in message
+    assert "sk-hunter2" not in message
+
+
+def test_validation_errors_never_echo_input_values() -> None:
+    doc = with_changes(upstreams=[upstream(headers={"Authorization": "Bearer sk-hunter2"})])
+    doc["models"] = [{"name": "llama", "upstream": "vllm", "tier": {"key": "sk-hunter3"}}]
+
+    message = rejected(doc)
+
+    assert "upstreams.0.headers" in message
+    assert "models.0.tier" in message  # every problem is listed, by location
+    assert "sk-hunter" not in message
 
 
 def test_non_secret_headers_are_accepted() -> None:

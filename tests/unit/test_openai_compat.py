@@ -9,7 +9,8 @@ Scenario matrix:
   client did not ask for usage, kept when it did; usage recorded either way; usage carried on a
   content chunk kept; ``"usage": null`` ignored; ``[DONE]`` marks done and emits nothing;
   ``finish`` emits ``[DONE]``
-- ``read_usage``: present, absent, malformed JSON, non-object JSON
+- ``read_usage``: present; absent / null / malformed usage -> None; a body that is not a JSON
+  object (HTML, truncated, array, empty) -> ValueError; ``decode`` relays the bytes unchanged
 - ``error_body``: OpenAI-shaped passed through; top-level ``message``; non-JSON and empty payloads
 - ``OpenAICompatible``: paths per operation, bearer header only with a secret
 """
@@ -86,9 +87,7 @@ def test_unstreamed_body_leaves_stream_options_alone() -> None:
     ],
     ids=["absent", "false", "other_keys_kept", "not_an_object"],
 )
-def test_streams_always_ask_upstream_for_usage(
-    options: Any, expected: dict[str, Any]
-) -> None:
+def test_streams_always_ask_upstream_for_usage(options: Any, expected: dict[str, Any]) -> None:
     body: dict[str, Any] = {"model": "auto", "messages": [], "stream": True}
     if options is not None:
         body["stream_options"] = options
@@ -178,11 +177,31 @@ def test_read_usage_of_a_whole_response() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b'{"id": "x", "choices": []}', b'{"usage": {"prompt', b'[{"usage": {}}]', b'{"usage": null}'],
-    ids=["absent", "truncated", "not_an_object", "null"],
+    [b'{"id": "x", "choices": []}', b'{"usage": null}', b'{"usage": {"prompt_tokens": "3"}}'],
+    ids=["absent", "null", "malformed"],
 )
-def test_read_usage_is_none_when_there_is_none_to_read(payload: bytes) -> None:
+def test_read_usage_is_none_when_the_response_has_no_usable_usage(payload: bytes) -> None:
     assert read_usage(payload) is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"<html>502 Bad Gateway</html>", b'{"usage": {"prompt', b'[{"usage": {}}]', b""],
+    ids=["html", "truncated", "not_an_object", "empty"],
+)
+def test_read_usage_refuses_a_body_that_is_not_a_json_object(payload: bytes) -> None:
+    # The proxy turns this into a failed attempt instead of relaying garbage as a 200.
+    with pytest.raises(ValueError, match=r"Expecting value|Unterminated|not a JSON object"):
+        read_usage(payload)
+
+
+def test_decode_relays_the_payload_unchanged_with_its_usage() -> None:
+    payload = json.dumps({"id": "x", "choices": [], "usage": USAGE_ONLY["usage"]}).encode()
+
+    body, usage = OpenAICompatible({}).decode("chat", payload)
+
+    assert body is payload
+    assert usage == Usage(prompt_tokens=11, completion_tokens=7)
 
 
 # error_body

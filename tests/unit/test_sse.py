@@ -38,14 +38,7 @@ ANTHROPIC_STREAM = (
     b'data: "delta":{"text":"hi"}}\n\n'
 )
 
-MIXED_FIELDS = (
-    b": comment first\n"
-    b"id: 7\n"
-    b"retry: 1000\n"
-    b"data:no-space\n"
-    b"data:  two-spaces\n\n"
-    b"data\n\n"
-)
+MIXED_FIELDS = b": comment first\nid: 7\nretry: 1000\ndata:no-space\ndata:  two-spaces\n\ndata\n\n"
 
 STREAMS = {
     "openai_lf": OPENAI_STREAM,
