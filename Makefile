@@ -50,7 +50,7 @@ test-unit: $(STAMP) ## Unit tier: pure functions, no network
 test-integration: $(STAMP) ## Integration tier: gateway + simulators + fake providers on 127.0.0.1
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/integration
 
-$(VLLM_STAMP): e2e/vllm/setup.sh
+$(VLLM_STAMP): e2e/vllm/setup.sh e2e/vllm/build_tiny_model.py
 	bash e2e/vllm/setup.sh $(VLLM_VENV)
 	@touch $@
 
