@@ -1,0 +1,205 @@
+"""The ``switchman gateway`` and ``switchman demo`` processes, as a user runs them.
+
+Scenarios:
+- gateway on an invalid file: exits 2 at once, says what is wrong and what to do next;
+- gateway: /healthz, /readyz (config generation, upstreams), /v1/models (routes and models),
+  /openapi.json (every endpoint), /metrics (Prometheus text with switchman_ families);
+- gateway SIGTERM while a stream is in flight: the stream completes, then the process exits 0;
+- demo: prints the snippets, serves route ``auto`` over two simulators, stops cleanly on SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from switchman.sim.runner import RunningSim, start
+from switchman.sim.settings import SimSettings
+
+SWITCHMAN = [sys.executable, "-m", "switchman.cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _wait_http(url: str, deadline: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    async with aiohttp.ClientSession() as session:
+        while loop.time() < end:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} not ready within {deadline}s")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningSim]:
+    # Slow enough that a stream is still running when SIGTERM arrives.
+    async with await start(SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)) as running:
+        yield running
+
+
+def _config(sim: RunningSim) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "upstreams": [{"name": "sim", "base_url": f"{sim.url}/v1"}],
+        "models": [{"name": "tiny", "upstream": "sim"}],
+        "routes": [{"name": "auto", "candidates": ["tiny"]}],
+    }
+
+
+async def test_gateway_refuses_to_start_on_an_invalid_config(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("version: 1\nupstreams: []\nmodels: []\n")
+    proc = await asyncio.create_subprocess_exec(
+        *SWITCHMAN,
+        "gateway",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    text = stderr.decode()
+    assert "invalid config" in text
+    assert "upstreams" in text
+    assert "Fix the file" in text
+    assert "Traceback" not in text
+
+
+async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps(_config(sim)))
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *SWITCHMAN,
+        "gateway",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--shutdown-grace",
+        "10",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_http(f"{base}/readyz")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/healthz") as resp:
+                assert (await resp.json())["status"] == "ok"
+            async with session.get(f"{base}/readyz") as resp:
+                ready = await resp.json()
+            assert ready["config"]["generation"] == 1
+            assert ready["upstreams"]["sim"]["usable"] is True
+            async with session.get(f"{base}/openapi.json") as resp:
+                paths = (await resp.json())["paths"]
+            assert {
+                "/v1/chat/completions",
+                "/v1/completions",
+                "/v1/embeddings",
+                "/v1/models",
+                "/healthz",
+                "/readyz",
+                "/metrics",
+            } <= set(paths)
+
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+        models = await client.models.list()
+        assert [m.id for m in models.data] == ["auto", "tiny"]
+
+        stream = await client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=20,
+            stream=True,
+        )
+        pieces: list[str] = []
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            if len(pieces) == 2:
+                proc.send_signal(signal.SIGTERM)  # mid-stream
+        assert len(pieces) == 20  # the in-flight stream finished despite the SIGTERM
+
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        await client.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_gateway_metrics_are_prometheus_text(start_gateway: Any, sim: RunningSim) -> None:
+    gateway = await start_gateway(_config(sim))
+    client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+    await client.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.url}/metrics") as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    assert 'switchman_requests_total{model="tiny",outcome="ok",route="auto"} 1.0' in text
+    assert 'switchman_tokens_total{direction="output",model="tiny"} 3.0' in text
+    assert 'switchman_config_reloads_total{result="success"} 1.0' in text
+    await client.close()
+
+
+async def test_demo_serves_auto_and_stops_cleanly_on_ctrl_c() -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *SWITCHMAN,
+        "demo",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _wait_http(f"http://127.0.0.1:{port}/readyz")
+        client = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0
+        )
+        raw = await client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "Hello"}]
+        )
+        assert raw.headers["x-switchman-model"] == "small"
+        assert raw.parse().choices[0].message.content
+        await client.close()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    out = stdout.decode()
+    assert f"curl -s http://127.0.0.1:{port}/v1/chat/completions" in out
+    assert 'OpenAI(base_url="http://127.0.0.1:' in out
+    assert "/admin/faults" in out
+    assert "Traceback" not in stderr.decode()
