@@ -31,6 +31,10 @@ neutral="$(mktemp -d)"
 trap 'rm -rf "$neutral"' EXIT
 
 say "checking system libraries"
+if ! ldconfig -p 2>/dev/null | grep -q 'libnuma\.so\.1' && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "installing libnuma1 (vLLM's CPU kernels link it)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnuma1 >/dev/null
+fi
 if ! ldconfig -p 2>/dev/null | grep -q 'libnuma\.so\.1'; then
     die "vLLM's CPU kernels need libnuma.so.1, which is not installed" \
         "sudo apt-get install -y libnuma1   (then run make vllm-env again)"
