@@ -32,6 +32,10 @@ async def relay(request: web.Request) -> web.StreamResponse:
         )
 
 
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
 def main() -> None:
     upstream, port = sys.argv[1], int(sys.argv[2])
     app = web.Application()
@@ -43,6 +47,7 @@ def main() -> None:
         await app[SESSION].close()
 
     app.cleanup_ctx.append(session)
+    app.router.add_get("/health", health)
     app.router.add_post("/{tail:.*}", relay)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
