@@ -54,7 +54,9 @@ async def _wait_http(url: str, deadline: float = 20.0) -> None:
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSim]:
     # Slow enough that a stream is still running when SIGTERM arrives.
-    async with await start(SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)) as running:
+    async with await start(
+        SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)
+    ) as running:
         yield running
 
 
