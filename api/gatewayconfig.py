@@ -108,6 +108,13 @@ class Upstream(_Strict):
         )
     )
     api_key: CredentialRef | None = Field(default=None, description="Credential reference.")
+    provider_name: str | None = Field(
+        default=None,
+        description=(
+            "gen_ai.provider.name in traces (e.g. mistral_ai, groq); defaults from kind: "
+            "openai, azure.ai.openai or anthropic."
+        ),
+    )
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra non-secret headers sent on every request."
     )

@@ -3,20 +3,25 @@
 Refuses to start on an invalid file (exit 2, with what to fix); once running, later invalid
 versions are rejected while the last good config keeps serving. SIGTERM/SIGINT stop accepting
 connections and let in-flight requests and streams finish within ``--shutdown-grace`` seconds.
+Tracing is configured by the standard ``OTEL_*`` variables (``switchman.gateway.tracing``); the
+access log goes to stdout, the gateway's own log to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aiohttp import web
 
 from switchman.api.gatewayconfig import ConfigError
+from switchman.gateway.accesslog import AccessLog, Format
 from switchman.gateway.app import create_app
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.metrics import Metrics
+from switchman.gateway.tracing import Tracing, TracingConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +38,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--watch-interval", type=float, default=1.0, help="config file poll interval (s)"
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--access-log",
+        choices=("json", "text", "off"),
+        default="json",
+        help="one line per request on stdout (default json; never prompt text)",
+    )
+
+
+def _access_log(fmt: Format) -> AccessLog:
+    logger = logging.getLogger("switchman.access")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    return AccessLog(fmt, logger)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        tracing = Tracing.from_env(os.environ)
+    except TracingConfigError as exc:
+        print(f"switchman gateway: tracing: {exc}", file=sys.stderr)
+        return 2
     metrics = Metrics()
     watcher = ConfigWatcher(args.config, metrics, interval=args.watch_interval)
     try:
@@ -47,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"switchman gateway: invalid config: {exc}", file=sys.stderr)
         print("Fix the file (see docs/gatewayconfig.md) and start again.", file=sys.stderr)
         return 2
-    app = create_app(watcher, metrics)
+    app = create_app(watcher, metrics, tracing=tracing, access_log=_access_log(args.access_log))
     print(f"switchman gateway listening on http://{args.host}:{args.port} (config {args.config})")
     web.run_app(
         app,

@@ -18,12 +18,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from switchman.gateway.accesslog import AccessLog
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
 from switchman.gateway.metrics import Metrics
+from switchman.gateway.observe import Telemetry
 from switchman.gateway.proxy import Proxy
 from switchman.gateway.request import REQUEST_ID, STARTED
+from switchman.gateway.tracing import Tracing
 
 log = logging.getLogger("switchman.gateway")
 
@@ -87,11 +90,23 @@ async def _add_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers["x-request-id"] = request_id
 
 
-def create_app(watcher: ConfigWatcher, metrics: Metrics) -> web.Application:
-    """An application serving ``watcher``'s current config and watching it for changes."""
-    # Bodies are read by the handlers with the config's own (hot-reloadable) limit.
+def create_app(
+    watcher: ConfigWatcher,
+    metrics: Metrics,
+    *,
+    tracing: Tracing | None = None,
+    access_log: AccessLog | None = None,
+) -> web.Application:
+    """An application serving ``watcher``'s current config and watching it for changes.
+
+    Without ``tracing`` no spans are made; without ``access_log`` no access lines are written.
+    """
+    # Bodies are read by the proxy with the config's own (hot-reloadable) limit.
     app = web.Application(middlewares=[errors_middleware], client_max_size=2**40)
-    app[GATEWAY] = Gateway(watcher=watcher, proxy=Proxy(metrics), metrics=metrics)
+    telemetry = Telemetry(
+        metrics=metrics, tracing=tracing or Tracing(None), access_log=access_log or AccessLog("off")
+    )
+    app[GATEWAY] = Gateway(watcher=watcher, proxy=Proxy(telemetry), metrics=metrics)
     app.on_response_prepare.append(_add_request_id)
     add_routes(app)
 
@@ -101,6 +116,7 @@ def create_app(watcher: ConfigWatcher, metrics: Metrics) -> web.Application:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await watcher.close()
+        await telemetry.tracing.shutdown()
 
     app.cleanup_ctx.append(watch)
     return app

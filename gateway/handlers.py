@@ -1,8 +1,8 @@
 """HTTP handlers: the OpenAI-compatible endpoints plus health, readiness, metrics and OpenAPI.
 
-Registered by ``app``. Proxied endpoints read the body within the configured limit, parse only
-what routing needs (``request``), lease the current Runtime for the whole exchange (so a reload
-never pulls anything from under it) and hand over to ``proxy``.
+Registered by ``app``. Proxied endpoints hand over to ``proxy``, which reads the body within the
+configured limit, leases the current Runtime for the whole exchange (so a reload never pulls
+anything from under it) and accounts the request.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from switchman.gateway.errors import NotReady
 from switchman.gateway.exchange import Operation
 from switchman.gateway.metrics import Metrics
 from switchman.gateway.proxy import Proxy
-from switchman.gateway.request import parse, read_body
 from switchman.gateway.runtime import Runtime
 
 
@@ -44,14 +43,8 @@ def _runtime(request: web.Request) -> Runtime:
 
 
 async def _proxied(request: web.Request, op: Operation) -> web.StreamResponse:
-    runtime = _runtime(request)
-    raw = await read_body(request, runtime.config.server.max_body_bytes)
-    creq = parse(op, raw)
-    runtime.acquire()
-    try:
-        return await request.app[GATEWAY].proxy.forward(request, runtime, creq)
-    finally:
-        runtime.release()
+    gateway = request.app[GATEWAY]
+    return await gateway.proxy.handle(request, op, lambda: gateway.watcher.current)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

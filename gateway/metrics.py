@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 # LLM calls run from milliseconds (cached, tiny) to minutes (long generations).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2.5)
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -22,8 +23,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "switchman_requests",
-            "Client requests by route, serving model and outcome.",
-            ["route", "model", "outcome"],
+            "Client requests by route, serving model and upstream, and outcome.",
+            ["route", "model", "upstream", "outcome"],
             registry=r,
         )
         self.request_duration = Histogram(
@@ -38,6 +39,31 @@ class Metrics:
             "Streaming: time from request received to the first chunk sent to the client.",
             ["route", "model"],
             buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.inter_token_latency = Histogram(
+            "switchman_inter_token_latency_seconds",
+            "Streaming: mean time between chunks sent to the client, one sample per request.",
+            ["route", "model"],
+            buckets=ITL_BUCKETS,
+            registry=r,
+        )
+        self.cost = Counter(
+            "switchman_cost_usd",
+            "Spend in USD from the models' configured prices and the usage of each response.",
+            ["route", "model"],
+            registry=r,
+        )
+        self.routing_decisions = Counter(
+            "switchman_routing_decisions",
+            "Routing decisions by route and reason (the strategy that ordered the candidates).",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "switchman_fallbacks",
+            "Requests moved on to another candidate, by route and the failure that moved them.",
+            ["route", "reason"],
             registry=r,
         )
         self.tokens = Counter(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -24,14 +23,15 @@ from switchman.gateway.errors import (
     GatewayError,
     InvalidRequest,
     ModelNotFound,
+    NotReady,
     RateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from switchman.gateway.exchange import UpstreamCall, Usage
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.request import REQUEST_ID, STARTED, ClientRequest
+from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall
+from switchman.gateway.observe import Observation, Telemetry
+from switchman.gateway.request import REQUEST_ID, STARTED, ClientRequest, parse, read_body
 from switchman.gateway.runtime import Runtime
 from switchman.gateway.upstreams import UpstreamClient
 
@@ -43,45 +43,56 @@ _ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
 
 class Proxy:
-    """Stateless between requests apart from metrics; safe to run in every worker process."""
+    """Stateless between requests apart from telemetry; safe to run in every worker process."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+        self.metrics = telemetry.metrics
 
-    async def forward(
-        self, request: web.Request, runtime: Runtime, creq: ClientRequest
+    async def handle(
+        self, request: web.Request, op: Operation, current: Callable[[], Runtime | None]
     ) -> web.StreamResponse:
-        resolution = runtime.table.resolve(creq.model)
-        if resolution is None:
-            raise ModelNotFound(
-                f"The model '{creq.model}' does not exist on this gateway; "
-                "GET /v1/models lists the routes and models it serves",
-                param="model",
-            )
-        candidates = [
-            m
-            for m in resolution.candidates
-            if runtime.upstreams[m.upstream].provider.supports(creq.op)
-        ]
-        if not candidates:
-            raise InvalidRequest(
-                f"'{creq.model}' has no model that serves {_ENDPOINTS.get(creq.op, creq.op)}",
-                param="model",
-            )
-        decision = Decision(resolution.route, resolution.reason, len(candidates))
-        started = time.perf_counter()
-        usage: Usage | None = None
+        """Serve one proxied request; the single place it is accounted (``obs.finish``)."""
+        obs = Observation(
+            self.telemetry,
+            method=request.method,
+            path=request.path,
+            headers=request.headers,
+            request_id=request[REQUEST_ID],
+            started=request[STARTED],
+        )
+        decision = Decision("none", "none", 0)
+        info: ResponseInfo | None = None
+        status = 500
         try:
-            response, usage = await self._try_candidates(
-                request, runtime, creq, candidates, decision
-            )
+            runtime = current()
+            if runtime is None:
+                raise NotReady("the gateway has no valid configuration loaded yet")
+            raw = await read_body(request, runtime.config.server.max_body_bytes)
+            creq = parse(op, raw)
+            obs.request(op, creq.body, creq.stream)
+            runtime.acquire()
+            try:
+                decision, candidates = _route(runtime, creq)
+                obs.routed(decision, candidates)
+                response, info = await self._try_candidates(
+                    request, runtime, creq, candidates, decision, obs
+                )
+            finally:
+                runtime.release()
+            status = response.status
             return response
         except GatewayError as exc:
-            exc.headers.update(decision.headers())
+            if decision.candidates:
+                exc.headers.update(decision.headers())
             decision.outcome = "client_error" if exc.status < 500 and exc.status != 429 else "error"
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            decision.outcome = "client_disconnected"
             raise
         finally:
-            self._account(decision, usage, time.perf_counter() - started)
+            obs.finish(decision, info, status)
 
     async def _try_candidates(
         self,
@@ -90,12 +101,16 @@ class Proxy:
         creq: ClientRequest,
         candidates: list[Model],
         decision: Decision,
-    ) -> tuple[web.StreamResponse, Usage | None]:
+        obs: Observation,
+    ) -> tuple[web.StreamResponse, ResponseInfo | None]:
         forwarded = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
         forwarded["x-request-id"] = request[REQUEST_ID]
         last: Failure | None = None
-        for model in candidates[: runtime.config.server.max_attempts]:
+        tried = candidates[: runtime.config.server.max_attempts]
+        for index, model in enumerate(tried):
             upstream = runtime.upstreams[model.upstream]
+            headers = dict(forwarded)
+            obs.attempt(model, upstream, headers)
             try:
                 if upstream.problem:
                     raise Failure(
@@ -105,12 +120,14 @@ class Proxy:
                 call = upstream.provider.prepare(creq.op, creq.body, model.target, creq.stream)
                 if creq.stream:
                     return await self._stream(
-                        request, creq, model, upstream, call, forwarded, decision
+                        request, creq, model, upstream, call, headers, decision, obs
                     )
-                return await self._unary(creq, model, upstream, call, forwarded, decision)
+                return await self._unary(creq, model, upstream, call, headers, decision, obs)
             except Failure as failure:
                 decision.record(model, upstream, failure.reason)
-                self.metrics.upstream_attempts.labels(upstream.name, failure.reason).inc()
+                obs.attempt_failed(decision, upstream, failure.reason)
+                if index + 1 < len(tried):
+                    obs.moved_on(decision.route, failure.reason)
                 log.info(
                     "attempt failed request_id=%s model=%s upstream=%s reason=%s: %s",
                     request[REQUEST_ID],
@@ -122,7 +139,7 @@ class Proxy:
                 last = failure
             except UpstreamRejected:
                 decision.record(model, upstream, "rejected")
-                self.metrics.upstream_attempts.labels(upstream.name, "rejected").inc()
+                obs.attempt_failed(decision, upstream, "rejected")
                 raise
         assert last is not None
         raise last.error
@@ -135,7 +152,8 @@ class Proxy:
         call: UpstreamCall,
         forwarded: dict[str, str],
         decision: Decision,
-    ) -> tuple[web.StreamResponse, Usage | None]:
+        obs: Observation,
+    ) -> tuple[web.StreamResponse, ResponseInfo | None]:
         timeouts = upstream.spec.timeouts
         try:
             async with (
@@ -156,7 +174,7 @@ class Proxy:
                 UpstreamUnavailable(f"upstream '{upstream.name}' broke off its response: {exc}"),
             ) from exc
         try:
-            body, usage = upstream.provider.decode(creq.op, payload)
+            body, info = upstream.provider.decode(creq.op, payload)
         except (ValueError, KeyError, TypeError) as exc:
             raise Failure(
                 "bad_response",
@@ -164,11 +182,11 @@ class Proxy:
             ) from exc
         decision.serve(model, upstream)
         decision.outcome = "ok"
-        self.metrics.upstream_attempts.labels(upstream.name, "ok").inc()
+        obs.attempt_ok(upstream)
         response = web.Response(
             body=body, content_type="application/json", headers=decision.headers()
         )
-        return response, usage
+        return response, info
 
     async def _stream(
         self,
@@ -179,7 +197,8 @@ class Proxy:
         call: UpstreamCall,
         forwarded: dict[str, str],
         decision: Decision,
-    ) -> tuple[web.StreamResponse, Usage | None]:
+        obs: Observation,
+    ) -> tuple[web.StreamResponse, ResponseInfo | None]:
         timeouts = upstream.spec.timeouts
         decoder = upstream.provider.stream(creq.op, model.target, creq.wants_usage)
         deadline = asyncio.get_running_loop().time() + timeouts.total
@@ -190,19 +209,21 @@ class Proxy:
             stream = relay.Relay(resp, decoder, idle=timeouts.idle, deadline=deadline)
             first = await stream.first(upstream.name)
             decision.serve(model, upstream)
-            self.metrics.upstream_attempts.labels(upstream.name, "ok").inc()
+            obs.attempt_ok(upstream)
             response = web.StreamResponse(headers=decision.headers())
             response.content_type = "text/event-stream"
             response.headers["Cache-Control"] = "no-cache"
             response.headers["X-Accel-Buffering"] = "no"
             await response.prepare(request)
-            self.metrics.time_to_first_token.labels(decision.route, model.name).observe(
-                time.perf_counter() - request[STARTED]
-            )
+            obs.first_chunk(decision.route, model.name)
             decision.outcome = await stream.rest(response, first, upstream.name)
+            obs.inter_chunk_s = stream.mean_gap()
             if decision.outcome != "ok":
                 resp.close()  # cancel the upstream generation nobody will read
-        return response, decoder.usage
+        info = ResponseInfo(
+            usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
+        )
+        return response, info
 
     @asynccontextmanager
     async def _open(
@@ -242,14 +263,25 @@ class Proxy:
             upstream.inflight -= 1
             gauge.dec()
 
-    def _account(self, decision: Decision, usage: Usage | None, seconds: float) -> None:
-        """The single place a finished request is counted (retries never double-count)."""
-        model = decision.model.name if decision.model else "none"
-        self.metrics.requests.labels(decision.route, model, decision.outcome).inc()
-        self.metrics.request_duration.labels(decision.route, model).observe(seconds)
-        if usage is not None:
-            self.metrics.tokens.labels(model, "input").inc(usage.prompt_tokens)
-            self.metrics.tokens.labels(model, "output").inc(usage.completion_tokens)
+
+def _route(runtime: Runtime, creq: ClientRequest) -> tuple[Decision, list[Model]]:
+    """Candidates for the request, in order, and the decision record they start."""
+    resolution = runtime.table.resolve(creq.model)
+    if resolution is None:
+        raise ModelNotFound(
+            f"The model '{creq.model}' does not exist on this gateway; "
+            "GET /v1/models lists the routes and models it serves",
+            param="model",
+        )
+    candidates = [
+        m for m in resolution.candidates if runtime.upstreams[m.upstream].provider.supports(creq.op)
+    ]
+    if not candidates:
+        raise InvalidRequest(
+            f"'{creq.model}' has no model that serves {_ENDPOINTS.get(creq.op, creq.op)}",
+            param="model",
+        )
+    return Decision(resolution.route, resolution.reason, len(candidates)), candidates
 
 
 def _status_failure(

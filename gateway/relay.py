@@ -55,6 +55,23 @@ class Relay:
         self._idle = idle
         self._deadline = deadline
         self._loop = asyncio.get_running_loop()
+        self._writes = 0
+        self._first_write = 0.0
+        self._last_write = 0.0
+
+    def mean_gap(self) -> float | None:
+        """Mean seconds between chunks written to the client (inter-token latency)."""
+        if self._writes < 2:
+            return None
+        return (self._last_write - self._first_write) / (self._writes - 1)
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        await response.write(data)
+        now = self._loop.time()
+        if not self._writes:
+            self._first_write = now
+        self._last_write = now
+        self._writes += 1
 
     async def _next(self, name: str) -> bytes:
         """Client-visible bytes from the next upstream read; b"" at a clean end."""
@@ -100,11 +117,11 @@ class Relay:
         decoder = self._decoder
         try:
             if first:
-                await response.write(first)
+                await self._write(response, first)
             while not decoder.done:
                 out = await self._next(name)
                 if out:
-                    await response.write(out)
+                    await self._write(response, out)
             await response.write(decoder.finish())
             await response.write_eof()
             return "ok"

@@ -16,7 +16,7 @@ import aiohttp
 
 from switchman.api.gatewayconfig import AnthropicSettings, Upstream
 from switchman.gateway import credentials
-from switchman.gateway.exchange import Operation, UpstreamCall, Usage
+from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall, Usage
 from switchman.gateway.providers.anthropic import Anthropic
 from switchman.gateway.providers.azure import AzureOpenAI
 from switchman.gateway.providers.openai_compat import OpenAICompatible
@@ -28,6 +28,8 @@ class StreamDecoder(Protocol):
 
     done: bool
     usage: Usage | None
+    model: str | None
+    finish_reasons: list[str]
 
     def feed(self, event: Event) -> bytes: ...
 
@@ -45,7 +47,7 @@ class Provider(Protocol):
         self, op: Operation, body: dict[str, Any], model_id: str, stream: bool
     ) -> UpstreamCall: ...
 
-    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, Usage | None]: ...
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, ResponseInfo]: ...
 
     def stream(self, op: Operation, model_id: str, wants_usage: bool) -> StreamDecoder: ...
 

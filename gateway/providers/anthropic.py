@@ -13,7 +13,7 @@ from typing import Any
 
 from switchman.api.gatewayconfig import AnthropicSettings
 from switchman.gateway.errors import InvalidRequest
-from switchman.gateway.exchange import Operation, UpstreamCall, Usage
+from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall, Usage
 from switchman.gateway.providers.openai_anthropic import (
     MessagesStreamTranslator,
     chat_to_messages,
@@ -39,11 +39,13 @@ def _usage(counts: dict[str, int] | None) -> Usage | None:
 class AnthropicStream:
     """Translates Anthropic's streaming events into OpenAI chunks as they arrive."""
 
-    __slots__ = ("_translator", "done", "usage")
+    __slots__ = ("_translator", "done", "finish_reasons", "model", "usage")
 
     def __init__(self, model: str, wants_usage: bool) -> None:
         self._translator = MessagesStreamTranslator(model, int(time.time()), wants_usage)
         self.usage: Usage | None = None
+        self.model: str | None = model
+        self.finish_reasons: list[str] = []
         self.done = False
 
     def feed(self, event: Event) -> bytes:
@@ -57,6 +59,10 @@ class AnthropicStream:
             return b""
         name = event.event or str(data.get("type", ""))
         chunks = self._translator.feed(name, data)
+        for chunk in chunks:
+            for choice in chunk.get("choices", ()):
+                if choice.get("finish_reason"):
+                    self.finish_reasons.append(choice["finish_reason"])
         self.usage = _usage(self._translator.usage) or self.usage
         self.done = self._translator.finished
         return b"".join(encode(_dumps(chunk)) for chunk in chunks)
@@ -93,12 +99,12 @@ class Anthropic:
         translated["stream"] = stream
         return UpstreamCall(path="/v1/messages", body=_dumps(translated), headers=self._headers)
 
-    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, Usage | None]:
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, ResponseInfo]:
         message = json.loads(payload)
         chat = messages_to_chat(
             message, model=str(message.get("model", "")), created=int(time.time())
         )
-        return _dumps(chat), Usage.from_openai(chat.get("usage"))
+        return _dumps(chat), ResponseInfo.from_openai(chat)
 
     def stream(self, op: Operation, model_id: str, wants_usage: bool) -> AnthropicStream:
         return AnthropicStream(model_id, wants_usage)

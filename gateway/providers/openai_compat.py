@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from switchman.gateway.errors import openai_error_body
-from switchman.gateway.exchange import Operation, UpstreamCall, Usage
+from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall, Usage
 from switchman.gateway.sse import DONE, Event
 
 PATHS: dict[Operation, str] = {
@@ -23,6 +23,8 @@ PATHS: dict[Operation, str] = {
 }
 
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_FINISH = re.compile(rb'"finish_reason"\s*:\s*"([^"]+)"')
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"]*)"')
 
 
 def upstream_body(body: dict[str, Any], model_id: str, stream: bool) -> bytes:
@@ -37,8 +39,8 @@ def upstream_body(body: dict[str, Any], model_id: str, stream: bool) -> bytes:
     return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def read_usage(payload: bytes) -> Usage | None:
-    """Usage of a whole (non-streamed) OpenAI-shaped response.
+def summarize(payload: bytes) -> ResponseInfo:
+    """Usage, model and finish reasons of a whole (non-streamed) OpenAI-shaped response.
 
     Raises ValueError when the payload is not a JSON object (an HTML error page from a proxy
     in front of the upstream, say): the proxy must not relay that as a 200.
@@ -46,7 +48,7 @@ def read_usage(payload: bytes) -> Usage | None:
     body = json.loads(payload)
     if not isinstance(body, dict):
         raise ValueError("upstream response is not a JSON object")
-    return Usage.from_openai(body.get("usage"))
+    return ResponseInfo.from_openai(body)
 
 
 def error_body(status: int, payload: bytes) -> dict[str, Any]:
@@ -75,18 +77,25 @@ class OpenAIStream:
     chunk is dropped so the client sees exactly what it asked for.
     """
 
-    __slots__ = ("done", "usage", "wants_usage")
+    __slots__ = ("done", "finish_reasons", "model", "usage", "wants_usage")
 
     def __init__(self, wants_usage: bool) -> None:
         self.wants_usage = wants_usage
         self.usage: Usage | None = None
+        self.model: str | None = None
+        self.finish_reasons: list[str] = []
         self.done = False
 
     def feed(self, event: Event) -> bytes:
         if event.is_done:
             self.done = True
             return b""
-        if _USAGE.search(event.data):
+        data = event.data
+        if self.model is None and (found := _MODEL.search(data)):
+            self.model = found.group(1).decode("utf-8", "replace")
+        if b'"finish_reason":null' not in data and (reason := _FINISH.search(data)):
+            self.finish_reasons.append(reason.group(1).decode("utf-8", "replace"))
+        if _USAGE.search(data):
             try:
                 chunk = json.loads(event.data)
             except ValueError:
@@ -122,8 +131,8 @@ class OpenAICompatible:
             path=PATHS[op], body=upstream_body(body, model_id, stream), headers=self._auth
         )
 
-    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, Usage | None]:
-        return payload, read_usage(payload)
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, ResponseInfo]:
+        return payload, summarize(payload)
 
     def stream(self, op: Operation, model_id: str, wants_usage: bool) -> OpenAIStream:
         return OpenAIStream(wants_usage)

@@ -166,7 +166,8 @@ async def test_gateway_metrics_are_prometheus_text(start_gateway: Any, sim: Runn
     async with aiohttp.ClientSession() as session, session.get(f"{gateway.url}/metrics") as resp:
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
-    assert 'switchman_requests_total{model="tiny",outcome="ok",route="auto"} 1.0' in text
+    served = 'switchman_requests_total{model="tiny",outcome="ok",route="auto",upstream="sim"} 1.0'
+    assert served in text
     assert 'switchman_tokens_total{direction="output",model="tiny"} 3.0' in text
     assert 'switchman_config_reloads_total{result="success"} 1.0' in text
     await client.close()

@@ -9,7 +9,7 @@ Scenario matrix:
   client did not ask for usage, kept when it did; usage recorded either way; usage carried on a
   content chunk kept; ``"usage": null`` ignored; ``[DONE]`` marks done and emits nothing;
   ``finish`` emits ``[DONE]``
-- ``read_usage``: present; absent / null / malformed usage -> None; a body that is not a JSON
+- ``summarize``: usage present; absent / null / malformed usage -> None; a body that is not a JSON
   object (HTML, truncated, array, empty) -> ValueError; ``decode`` relays the bytes unchanged
 - ``error_body``: OpenAI-shaped passed through; top-level ``message``; non-JSON and empty payloads
 - ``OpenAICompatible``: paths per operation, bearer header only with a secret
@@ -27,7 +27,7 @@ from switchman.gateway.providers.openai_compat import (
     OpenAICompatible,
     OpenAIStream,
     error_body,
-    read_usage,
+    summarize,
     upstream_body,
 )
 from switchman.gateway.sse import Event, SSEParser, encode
@@ -166,13 +166,13 @@ def test_unparseable_chunk_mentioning_usage_is_relayed_unchanged() -> None:
     assert stream.usage is None
 
 
-# read_usage
+# summarize
 
 
-def test_read_usage_of_a_whole_response() -> None:
+def test_summarize_reads_usage_of_a_whole_response() -> None:
     payload = json.dumps({"id": "x", "choices": [], "usage": USAGE_ONLY["usage"]}).encode()
 
-    assert read_usage(payload) == Usage(prompt_tokens=11, completion_tokens=7)
+    assert summarize(payload).usage == Usage(prompt_tokens=11, completion_tokens=7)
 
 
 @pytest.mark.parametrize(
@@ -180,8 +180,8 @@ def test_read_usage_of_a_whole_response() -> None:
     [b'{"id": "x", "choices": []}', b'{"usage": null}', b'{"usage": {"prompt_tokens": "3"}}'],
     ids=["absent", "null", "malformed"],
 )
-def test_read_usage_is_none_when_the_response_has_no_usable_usage(payload: bytes) -> None:
-    assert read_usage(payload) is None
+def test_summarize_usage_is_none_when_the_response_has_no_usable_usage(payload: bytes) -> None:
+    assert summarize(payload).usage is None
 
 
 @pytest.mark.parametrize(
@@ -189,19 +189,19 @@ def test_read_usage_is_none_when_the_response_has_no_usable_usage(payload: bytes
     [b"<html>502 Bad Gateway</html>", b'{"usage": {"prompt', b'[{"usage": {}}]', b""],
     ids=["html", "truncated", "not_an_object", "empty"],
 )
-def test_read_usage_refuses_a_body_that_is_not_a_json_object(payload: bytes) -> None:
+def test_summarize_refuses_a_body_that_is_not_a_json_object(payload: bytes) -> None:
     # The proxy turns this into a failed attempt instead of relaying garbage as a 200.
     with pytest.raises(ValueError, match=r"Expecting value|Unterminated|not a JSON object"):
-        read_usage(payload)
+        summarize(payload)
 
 
 def test_decode_relays_the_payload_unchanged_with_its_usage() -> None:
     payload = json.dumps({"id": "x", "choices": [], "usage": USAGE_ONLY["usage"]}).encode()
 
-    body, usage = OpenAICompatible({}).decode("chat", payload)
+    body, info = OpenAICompatible({}).decode("chat", payload)
 
     assert body is payload
-    assert usage == Usage(prompt_tokens=11, completion_tokens=7)
+    assert info.usage == Usage(prompt_tokens=11, completion_tokens=7)
 
 
 # error_body
@@ -262,3 +262,31 @@ def test_prepare_targets_the_operation_path_with_bearer_auth(op: Any, path: str)
 def test_no_secret_means_no_authorization_header() -> None:
     assert OpenAICompatible.bearer(None) == {}
     assert OpenAICompatible.bearer("") == {}
+
+
+def test_summarize_reads_model_and_finish_reasons() -> None:
+    payload = json.dumps(
+        {
+            "model": "tiny",
+            "choices": [{"index": 0, "message": {"content": "x"}, "finish_reason": "length"}],
+        }
+    ).encode()
+    info = summarize(payload)
+    assert info.model == "tiny"
+    assert info.finish_reasons == ["length"]
+
+
+def test_stream_records_model_and_finish_reason_without_altering_bytes() -> None:
+    stream = OpenAIStream(wants_usage=False)
+    first = Event(
+        raw=b"x", event=None, data=b'{"model":"tiny","choices":[{"delta":{},"finish_reason":null}]}'
+    )
+    last = Event(
+        raw=b"y",
+        event=None,
+        data=b'{"model":"tiny","choices":[{"delta":{},"finish_reason":"stop"}]}',
+    )
+    assert stream.feed(first) == b"x"
+    assert stream.feed(last) == b"y"
+    assert stream.model == "tiny"
+    assert stream.finish_reasons == ["stop"]

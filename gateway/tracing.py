@@ -1,0 +1,184 @@
+"""OpenTelemetry traces for the gateway, with the GenAI semantic conventions.
+
+``Tracing.from_env`` builds a private TracerProvider (never the global one) from the standard
+``OTEL_*`` variables; ``proxy`` opens one SERVER span per request, an INTERNAL ``route`` span for
+the routing decision and a CLIENT span per upstream attempt, and sends W3C ``traceparent``
+upstream. With no exporter configured, ``Tracing`` is inert and costs one attribute check per
+request. Prompt and completion text are recorded only when ``capture_content`` is on, truncated.
+
+Environment (standard unless marked): ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_EXPORTER``
+(``otlp``, ``console``, ``none``; defaults to ``otlp`` only when an OTLP endpoint is set),
+``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (``http/protobuf``, ``grpc``),
+``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``OTEL_TRACES_SAMPLER`` and ``_ARG``,
+``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``; ``SWITCHMAN_CAPTURE_CONTENT`` (ours).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+CONTENT_LIMIT = 4096  # characters of captured prompt/completion text per span
+_PROPAGATOR = TraceContextTextMapPropagator()
+OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+PROVIDERS = {"openai": "openai", "azure-openai": "azure.ai.openai", "anthropic": "anthropic"}
+
+
+class TracingConfigError(ValueError):
+    """An OTEL_* variable the gateway cannot honour; the message names it."""
+
+
+def _sampler(environ: Mapping[str, str]) -> Sampler:
+    name = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+    try:
+        ratio = float(arg)
+    except ValueError as exc:
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={arg!r} is not a number") from exc
+    samplers: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": TraceIdRatioBased(ratio),
+        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_off": ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": ParentBased(TraceIdRatioBased(ratio)),
+    }
+    if name not in samplers:
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER={name!r} is not one of {sorted(samplers)}")
+    return samplers[name]
+
+
+def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    endpoint_set = any(
+        environ.get(k)
+        for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    kind = environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint_set else "none").strip().lower()
+    if kind == "none":
+        return None
+    if kind == "console":
+        return ConsoleSpanExporter()
+    if kind != "otlp":
+        raise TracingConfigError(f"OTEL_TRACES_EXPORTER={kind!r}: use otlp, console or none")
+    protocol = (
+        environ.get(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+        ).strip()
+        or "http/protobuf"
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter()
+    if protocol in ("http/protobuf", "http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    raise TracingConfigError(f"OTLP protocol {protocol!r}: use http/protobuf or grpc")
+
+
+class Tracing:
+    """Span factory for the proxy; inert when ``provider`` is None."""
+
+    def __init__(self, provider: TracerProvider | None, *, capture_content: bool = False) -> None:
+        self.provider = provider
+        self.capture_content = capture_content
+        self._tracer = provider.get_tracer("switchman.gateway") if provider else None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Tracing:
+        """The standard OTEL_* variables decide exporter and sampler (see module docstring)."""
+        capture = environ.get("SWITCHMAN_CAPTURE_CONTENT", "").lower() in ("1", "true", "yes")
+        if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+            return cls(None)
+        exporter = _exporter(environ)
+        if exporter is None:
+            return cls(None)
+        return cls.with_processor(BatchSpanProcessor(exporter), environ, capture_content=capture)
+
+    @classmethod
+    def with_processor(
+        cls,
+        processor: SpanProcessor,
+        environ: Mapping[str, str] | None = None,
+        *,
+        capture_content: bool = False,
+    ) -> Tracing:
+        """A Tracing exporting through ``processor`` (tests pass an in-memory exporter)."""
+        environ = environ or {}
+        service = environ.get("OTEL_SERVICE_NAME") or "switchman-gateway"
+        resource = Resource.create({"service.name": service})
+        provider = TracerProvider(resource=resource, sampler=_sampler(environ))
+        provider.add_span_processor(processor)
+        return cls(provider, capture_content=capture_content)
+
+    @property
+    def enabled(self) -> bool:
+        return self._tracer is not None
+
+    def server_span(self, method: str, path: str, headers: Mapping[str, str]) -> Span | None:
+        """The request's span, continuing the client's ``traceparent`` when it sent one."""
+        if self._tracer is None:
+            return None
+        parent = _PROPAGATOR.extract(carrier=headers)
+        return self._tracer.start_span(f"{method} {path}", context=parent, kind=SpanKind.SERVER)
+
+    def child_span(
+        self, parent: Span | None, name: str, kind: SpanKind = SpanKind.INTERNAL
+    ) -> Span | None:
+        if self._tracer is None or parent is None:
+            return None
+        return self._tracer.start_span(name, context=trace.set_span_in_context(parent), kind=kind)
+
+    def inject(self, span: Span | None, headers: MutableMapping[str, str]) -> None:
+        """Write ``traceparent`` (and ``tracestate``) for ``span`` into upstream headers."""
+        if span is not None:
+            _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
+
+    def content(self, value: Any) -> str | None:
+        """Prompt/completion text for a span attribute, when capture is on; truncated."""
+        if not self.capture_content or value is None:
+            return None
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= CONTENT_LIMIT else text[:CONTENT_LIMIT] + "…[truncated]"
+
+    async def shutdown(self) -> None:
+        if self.provider is not None:
+            self.provider.shutdown()
+
+
+def trace_id(span: Span | None) -> str | None:
+    """Hex trace id of a sampled span (for the access log), else None."""
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def end(span: Span | None, error: str | None = None) -> None:
+    """End a span, marking it failed with ``error.type`` when ``error`` is given."""
+    if span is None:
+        return
+    if error is not None and span.is_recording():
+        span.set_attribute("error.type", error)
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end()
