@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import overhead
+from bench import overhead, telemetry_overhead
 
 
 def main() -> int:
-    asyncio.run(overhead.main(sys.argv[1:]))
+    """``python -m bench [overhead|telemetry] [args]``; with no name, run both."""
+    args = sys.argv[1:]
+    which = args.pop(0) if args and args[0] in ("overhead", "telemetry") else None
+    if which in (None, "overhead"):
+        asyncio.run(overhead.main(args))
+    if which in (None, "telemetry"):
+        asyncio.run(telemetry_overhead.main(args if which else []))
     return 0
 
 

@@ -16,81 +16,14 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+from bench.load import BODY, STREAM_BODY, free_port, load, wait_ready
 
 RESULTS = Path(__file__).parent / "results"
-BODY = json.dumps(
-    {"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 8}
-).encode()
-STREAM_BODY = json.dumps(
-    {
-        "model": "m",
-        "messages": [{"role": "user", "content": "hello there"}],
-        "max_tokens": 8,
-        "stream": True,
-    }
-).encode()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _wait_ready(url: str, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < end:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not become ready in {deadline}s")
-
-
-async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop:
-                started = time.perf_counter()
-                async with session.post(
-                    url, data=body, headers={"content-type": "application/json"}
-                ) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        errors += 1
-                latencies.append(time.perf_counter() - started)
-
-        begun = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - begun
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-    }
 
 
 def _switchman() -> list[str]:
@@ -103,7 +36,7 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args(argv)
 
-    sim_port, gw_port, relay_port = _free_port(), _free_port(), _free_port()
+    sim_port, gw_port, relay_port = free_port(), free_port(), free_port()
     workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-"))
     config = workdir / "gateway.json"
     config.write_text(
@@ -133,9 +66,9 @@ async def main(argv: list[str]) -> None:
         "points": [],
     }
     try:
-        await _wait_ready(f"http://127.0.0.1:{sim_port}/health")
-        await _wait_ready(f"http://127.0.0.1:{gw_port}/readyz")
-        await _wait_ready(f"http://127.0.0.1:{relay_port}/health")
+        await wait_ready(f"http://127.0.0.1:{sim_port}/health")
+        await wait_ready(f"http://127.0.0.1:{gw_port}/readyz")
+        await wait_ready(f"http://127.0.0.1:{relay_port}/health")
         for kind, body in (("chat", BODY), ("chat-stream", STREAM_BODY)):
             for concurrency in args.concurrency:
                 point: dict[str, Any] = {"kind": kind, "concurrency": concurrency}
@@ -145,8 +78,8 @@ async def main(argv: list[str]) -> None:
                     ("gateway", gw_port),
                 ):
                     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-                    await _load(url, body, concurrency, 0.5)  # warm-up
-                    point[path] = await _load(url, body, concurrency, args.seconds)
+                    await load(url, body, concurrency, 0.5)  # warm-up
+                    point[path] = await load(url, body, concurrency, args.seconds)
                     print(f"{kind:12} c={concurrency:<3} {path:8} {point[path]}", flush=True)
                 point["added_p50_ms"] = point["gateway"]["p50_ms"] - point["direct"]["p50_ms"]
                 point["rps_vs_relay"] = point["gateway"]["rps"] / point["relay"]["rps"]
