@@ -1,9 +1,11 @@
 """Sends one client request upstream: resolve candidates, try them in order, answer the client.
 
-Called by ``handlers`` with the Runtime the request leased. A candidate that fails before anything
-reached the client (unreachable, timeout, 429, 5xx, a stream that dies before its first chunk) is
-followed by the next; any other upstream 4xx goes back to the client unchanged. Streams are handed
-to ``relay`` once the first chunk is in hand. Usage and outcome are accounted here, once.
+Called by ``handlers`` for each proxied endpoint: reads and parses the body (``request``), leases
+the current Runtime for the whole exchange, resolves candidates (``routing``) and tries them. A
+candidate that fails before anything reached the client (unreachable, timeout, 429, 5xx, a
+stream that dies before its first chunk) is followed by the next; any other upstream 4xx goes
+back to the client unchanged. Streams are handed to ``relay`` once the first chunk is in hand.
+Every request is accounted exactly once, by its ``observe.Observation``.
 """
 
 from __future__ import annotations
