@@ -197,7 +197,8 @@ class Observation:
                 self._server.set_attribute("http.response.status_code", status)
                 self._server.set_attribute("switchman.route.reason", decision.reason())
                 self._server.set_attribute("switchman.attempts", len(decision.attempts))
-            tracing.end(self._server, error)
+            # A 4xx is the client's doing: the SERVER span's status stays unset (HTTP semconv).
+            tracing.end(self._server, None if decision.outcome == "client_error" else error)
         access = self._t.access_log
         if access.enabled:
             access.write(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -30,6 +31,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
+from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -45,55 +47,103 @@ class TracingConfigError(ValueError):
 
 def _sampler(environ: Mapping[str, str]) -> Sampler:
     name = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    fixed: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_off": ParentBased(ALWAYS_OFF),
+    }
+    if name in fixed:
+        return fixed[name]
+    if name not in ("traceidratio", "parentbased_traceidratio"):
+        known = sorted([*fixed, "traceidratio", "parentbased_traceidratio"])
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER={name!r} is not one of {known}")
     arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
     try:
         ratio = float(arg)
     except ValueError as exc:
         raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={arg!r} is not a number") from exc
-    samplers: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "traceidratio": TraceIdRatioBased(ratio),
-        "parentbased_always_on": ParentBased(ALWAYS_ON),
-        "parentbased_always_off": ParentBased(ALWAYS_OFF),
-        "parentbased_traceidratio": ParentBased(TraceIdRatioBased(ratio)),
-    }
-    if name not in samplers:
-        raise TracingConfigError(f"OTEL_TRACES_SAMPLER={name!r} is not one of {sorted(samplers)}")
-    return samplers[name]
+    if not 0.0 <= ratio <= 1.0:
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={arg!r} must be between 0 and 1")
+    ratio_sampler = TraceIdRatioBased(ratio)
+    return ratio_sampler if name == "traceidratio" else ParentBased(ratio_sampler)
+
+
+def _setting(environ: Mapping[str, str], *names: str) -> tuple[str, str] | None:
+    """The first of ``names`` set in ``environ``: ``(name, value)``."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def _headers(environ: Mapping[str, str]) -> dict[str, str] | None:
+    found = _setting(environ, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
+    if found is None:
+        return None
+    return _pairs(found[1])
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``k=v,k2=v2`` (W3C baggage-like, values URL-encoded) as a dict."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
 
 
 def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
-    endpoint_set = any(
-        environ.get(k)
-        for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
-    kind = environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint_set else "none").strip().lower()
+    traces_endpoint = _setting(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    base_endpoint = _setting(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
+    default = "otlp" if traces_endpoint or base_endpoint else "none"
+    kind = environ.get("OTEL_TRACES_EXPORTER", default).strip().lower()
     if kind == "none":
         return None
     if kind == "console":
         return ConsoleSpanExporter()
     if kind != "otlp":
         raise TracingConfigError(f"OTEL_TRACES_EXPORTER={kind!r}: use otlp, console or none")
-    protocol = (
-        environ.get(
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-        ).strip()
-        or "http/protobuf"
-    )
+    found = _setting(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    variable, protocol = found or ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    headers = _headers(environ)
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter()
+        endpoint = (traces_endpoint or base_endpoint or ("", None))[1]
+        return GrpcExporter(endpoint=endpoint, headers=headers)
     if protocol in ("http/protobuf", "http"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpExporter,
         )
 
-        return HttpExporter()
-    raise TracingConfigError(f"OTLP protocol {protocol!r}: use http/protobuf or grpc")
+        if traces_endpoint:
+            url: str | None = traces_endpoint[1]
+        elif base_endpoint:
+            url = base_endpoint[1].rstrip("/") + "/v1/traces"
+        else:
+            url = None
+        return HttpExporter(endpoint=url, headers=headers)
+    raise TracingConfigError(f"{variable}={protocol!r}: use http/protobuf or grpc")
+
+
+def _resource(environ: Mapping[str, str]) -> Resource:
+    """service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES, else switchman-gateway."""
+    attributes: dict[str, str] = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": sdk_version,
+        "service.name": "switchman-gateway",
+    }
+    attributes.update(_pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES", "")))
+    service = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        attributes["service.name"] = service
+    return Resource(attributes)
 
 
 class Tracing:
@@ -125,9 +175,7 @@ class Tracing:
     ) -> Tracing:
         """A Tracing exporting through ``processor`` (tests pass an in-memory exporter)."""
         environ = environ or {}
-        service = environ.get("OTEL_SERVICE_NAME") or "switchman-gateway"
-        resource = Resource.create({"service.name": service})
-        provider = TracerProvider(resource=resource, sampler=_sampler(environ))
+        provider = TracerProvider(resource=_resource(environ), sampler=_sampler(environ))
         provider.add_span_processor(processor)
         return cls(provider, capture_content=capture_content)
 
@@ -167,11 +215,12 @@ class Tracing:
 
 
 def trace_id(span: Span | None) -> str | None:
-    """Hex trace id of a sampled span (for the access log), else None."""
+    """Hex trace id of a sampled span (for the access log), else None: an access line never
+    points at a trace that no backend received."""
     if span is None:
         return None
     ctx = span.get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+    return format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
 def end(span: Span | None, error: str | None = None) -> None:
