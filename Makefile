@@ -57,8 +57,17 @@ $(VLLM_STAMP): e2e/vllm/setup.sh e2e/vllm/build_tiny_model.py
 .PHONY: vllm-env
 vllm-env: $(VLLM_STAMP) ## Install the real vLLM (CPU build) into .venv-vllm and build a tiny model
 
+PROM_STAMP := $(VENV)/.prometheus-ready
+
+$(PROM_STAMP): e2e/prometheus/setup.sh | $(STAMP)
+	bash e2e/prometheus/setup.sh
+	@touch $@
+
+.PHONY: prometheus
+prometheus: $(PROM_STAMP) ## Install prometheus + promtool (Debian package) for the e2e tier
+
 .PHONY: test-e2e
-test-e2e: $(STAMP) $(VLLM_STAMP) ## End-to-end tier: real vLLM server behind the gateway
+test-e2e: $(STAMP) $(VLLM_STAMP) $(PROM_STAMP) ## End-to-end tier: real vLLM and Prometheus with the gateway
 	SWITCHMAN_VLLM_VENV=$(abspath $(VLLM_VENV)) $(BIN)/pytest $(PYTEST_FLAGS) e2e
 
 .PHONY: test

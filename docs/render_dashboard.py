@@ -25,6 +25,7 @@ import math
 import random
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -183,7 +184,7 @@ class Run:
             stop.set()
             await asyncio.gather(*workers)
         await asyncio.sleep(3)  # the last scrapes
-        return self.started, self.started + self.seconds + 1
+        return self.started, self.started + self.seconds
 
     async def timeline(self, http: aiohttp.ClientSession) -> None:
         small, large = self.sims
@@ -196,7 +197,10 @@ class Run:
         steps: list[tuple[float, Callable[[], Awaitable[None] | None]]] = [
             (0.12, lambda: self.write_config(EXTRA_ROUTE)),
             (INCIDENTS[0][0], lambda: faults(small, down=True)),
-            (0.38, lambda: self.write_config(EXTRA_ROUTE, broken=True)),
+            (0.36, lambda: self.write_config(EXTRA_ROUTE, broken=True)),
+            # A second bad edit: the first increment of a new counter series is invisible to
+            # increase() (the series starts at 1), so one invalid reload alone would not show.
+            (0.42, lambda: self.write_config(EXTRA_ROUTE + "  # still wrong\n", broken=True)),
             (INCIDENTS[0][1], lambda: faults(small, down=False)),
             (0.55, lambda: self.write_config(EXTRA_ROUTE.replace("premium", "best"))),
             (INCIDENTS[1][0], lambda: faults(small, rate_limit_rate=0.6)),
@@ -242,8 +246,6 @@ class Run:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -339,14 +341,17 @@ def draw(dashboard: dict[str, Any], data: dict[int, Any], t0: float, t1: float, 
         va="center",
     )
     seconds = t1 - t0
-    timeline = ", ".join(f"{label} {a * seconds:.0f}-{b * seconds:.0f}s" for a, b, label in INCIDENTS)
+    timeline = ", ".join(
+        f"{label} {a * seconds:.0f}-{b * seconds:.0f}s" for a, b, label in INCIDENTS
+    )
     fig.text(
         0.006,
         1 - 0.68 / height,
         "Rendered from this dashboard's PromQL, evaluated by Prometheus over a "
         f"{seconds:.0f}-second simulated run (scrape 1s, $__rate_interval {RATE_INTERVAL}); "
         f"not a Grafana screenshot.  Shaded: {timeline}.  Config reloads at "
-        f"{0.12 * seconds:.0f}s (ok), {0.38 * seconds:.0f}s (invalid), {0.55 * seconds:.0f}s (ok).",
+        f"{0.12 * seconds:.0f}s (ok), {0.36 * seconds:.0f}s and {0.42 * seconds:.0f}s (invalid), "
+        f"{0.55 * seconds:.0f}s (ok).",
         fontsize=10,
         color=MUTED,
         va="center",
@@ -436,7 +441,8 @@ def _timeseries(
     for a, b, _ in INCIDENTS:
         ax.axvspan(a * (t1 - t0), b * (t1 - t0), color="#F2495C", alpha=0.07, linewidth=0)
     named = _colors(panel)
-    palette = iter(PALETTE * 4)
+    # With fixed colours (ok green, error red), keep the others clear of green and red.
+    palette = iter([c for c in PALETTE if not named or c not in ("#7EB26D", "#E24D42")] * 4)
     colors = [named.get(name) or next(palette) for name, _ in series]
     if not series:
         ax.text(0.5, 0.5, "No data", transform=ax.transAxes, ha="center", color=MUTED, fontsize=11)
@@ -506,10 +512,8 @@ def _stat(fig: Any, panel: dict[str, Any], results: list[Any], rect: Any) -> Non
             )
         y = bottom + h - 0.04 - step * (i + 0.55)
         fig.text(left + w / 2, y + step * 0.22, name, ha="center", color=MUTED, fontsize=9)
-        fig.text(
-            left + w / 2, y - step * 0.08, text, ha="center", va="center", fontsize=22,
-            weight="bold", color=color,
-        )  # fmt: skip
+        fig.text(left + w / 2, y - step * 0.08, text, ha="center", va="center", fontsize=22)
+        fig.texts[-1].set(weight="bold", color=color)
 
 
 async def main(seconds: float, out: Path) -> None:

@@ -60,6 +60,7 @@ class Process:
     """A subprocess serving HTTP on 127.0.0.1 (its own process group), logging to ``log``."""
 
     name: str
+    argv: list[str]
     url: str
     log: Path
     popen: subprocess.Popen[bytes]
@@ -186,7 +187,7 @@ def _spawn(name: str, argv: list[str], workdir: Path, port: int) -> Process:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Process(name, f"http://127.0.0.1:{port}", log, popen)
+    return Process(name, argv, f"http://127.0.0.1:{port}", log, popen)
 
 
 def _wait_ready(process: Process, probe: str, say: Say, started: float) -> None:
@@ -200,7 +201,7 @@ def _wait_ready(process: Process, probe: str, say: Say, started: float) -> None:
                 else f"not ready after {START_TIMEOUT:.0f} s"
             )
             pytest.fail(
-                f"{process.name} {why}; command: {' '.join(map(str, process.popen.args))}\n"
+                f"{process.name} {why}; command: {' '.join(process.argv)}\n"
                 f"log {process.log}, last lines:\n{_tail(process.log)}",
                 pytrace=False,
             )

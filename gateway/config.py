@@ -99,6 +99,7 @@ class ConfigWatcher:
         self._metrics.config_reloads.labels("success").inc()
         self._metrics.config_last_reload_success.set(1)
         self._metrics.config_generation.set(self._generation)
+        self._metrics.prepare((m.upstream, m.name) for m in config.models)
         for client in self.current.upstreams.values():
             if client.problem:
                 log.warning("upstream %s unusable: %s", client.name, client.problem)

@@ -7,6 +7,8 @@ never a key, user, prompt or request id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # LLM calls run from milliseconds (cached, tiny) to minutes (long generations).
@@ -74,8 +76,9 @@ class Metrics:
         )
         self.upstream_attempts = Counter(
             "switchman_upstream_attempts",
-            "Upstream attempts by upstream and outcome (ok, rejected, or the failure reason).",
-            ["upstream", "outcome"],
+            "Upstream attempts by upstream, model and outcome (ok, rejected, or the failure "
+            "reason, including how a stream ended after its first chunk).",
+            ["upstream", "model", "outcome"],
             registry=r,
         )
         self.upstream_in_flight = Gauge(
@@ -100,6 +103,15 @@ class Metrics:
             "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
             registry=r,
         )
+        for result in ("success", "invalid"):
+            self.config_reloads.labels(result)
+
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Create the zero series of each (upstream, model) pair, so that ``rate()`` and
+        ``increase()`` see the first event instead of starting from it."""
+        for upstream, model in pairs:
+            self.upstream_attempts.labels(upstream, model, "ok")
+            self.upstream_in_flight.labels(upstream)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -142,7 +142,8 @@ class Observation:
         self._t.tracing.inject(span, headers)
 
     def attempt_failed(self, decision: Decision, upstream: UpstreamClient, reason: str) -> None:
-        self._t.metrics.upstream_attempts.labels(upstream.name, reason).inc()
+        model = decision.attempts[-1].model
+        self._t.metrics.upstream_attempts.labels(upstream.name, model, reason).inc()
         tracing.end(self._attempt, reason)
         self._attempt = None
         span = self._server
@@ -161,8 +162,9 @@ class Observation:
         """A failed attempt is followed by another candidate."""
         self._t.metrics.fallbacks.labels(route, reason).inc()
 
-    def attempt_ok(self, upstream: UpstreamClient) -> None:
-        self._t.metrics.upstream_attempts.labels(upstream.name, "ok").inc()
+    def attempt_ended(self, model: Model, upstream: UpstreamClient, outcome: str) -> None:
+        """The serving attempt is over: ``ok`` or how its stream ended after the first chunk."""
+        self._t.metrics.upstream_attempts.labels(upstream.name, model.name, outcome).inc()
 
     def first_chunk(self, route: str, model: str) -> None:
         self.first_chunk_s = time.perf_counter() - self._started

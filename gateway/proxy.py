@@ -184,7 +184,7 @@ class Proxy:
             ) from exc
         decision.serve(model, upstream)
         decision.outcome = "ok"
-        obs.attempt_ok(upstream)
+        obs.attempt_ended(model, upstream, "ok")
         response = web.Response(
             body=body, content_type="application/json", headers=decision.headers()
         )
@@ -211,7 +211,6 @@ class Proxy:
             stream = relay.Relay(resp, decoder, idle=timeouts.idle, deadline=deadline)
             first = await stream.first(upstream.name)
             decision.serve(model, upstream)
-            obs.attempt_ok(upstream)
             response = web.StreamResponse(headers=decision.headers())
             response.content_type = "text/event-stream"
             response.headers["Cache-Control"] = "no-cache"
@@ -219,6 +218,8 @@ class Proxy:
             await response.prepare(request)
             obs.first_chunk(decision.route, model.name)
             decision.outcome = await stream.rest(response, first, upstream.name)
+            # Counted once the stream ended, so a cut after the first chunk is not an "ok".
+            obs.attempt_ended(model, upstream, decision.outcome)
             obs.inter_chunk_s = stream.mean_gap()
             if decision.outcome != "ok":
                 resp.close()  # cancel the upstream generation nobody will read
