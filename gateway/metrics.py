@@ -2,14 +2,28 @@
 
 Each ``Metrics`` owns its own CollectorRegistry (no global registry), so tests and several apps in
 one process never collide. Labels are bounded: route, model, upstream, outcome, reason, direction;
-never a key, user, prompt or request id.
+never a key, user, prompt or request id. Families are the lock-free ones of ``series`` (updated
+only from the event loop); the exposition is prometheus_client's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from switchman.gateway.series import (
+    CounterFamily as Counter,
+)
+from switchman.gateway.series import (
+    GaugeFamily as Gauge,
+)
+from switchman.gateway.series import (
+    HistogramFamily as Histogram,
+)
+from switchman.gateway.series import (
+    SeriesCollector,
+)
 
 # LLM calls run from milliseconds (cached, tiny) to minutes (long generations).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -22,89 +36,78 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
         self.requests = Counter(
             "switchman_requests",
             "Client requests by route, serving model and upstream, and outcome.",
             ["route", "model", "upstream", "outcome"],
-            registry=r,
         )
         self.request_duration = Histogram(
             "switchman_request_duration_seconds",
             "Time from request received to last byte sent.",
             ["route", "model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
         self.time_to_first_token = Histogram(
             "switchman_time_to_first_token_seconds",
             "Streaming: time from request received to the first chunk sent to the client.",
             ["route", "model"],
-            buckets=TTFT_BUCKETS,
-            registry=r,
+            TTFT_BUCKETS,
         )
         self.inter_token_latency = Histogram(
             "switchman_inter_token_latency_seconds",
             "Streaming: mean time between chunks sent to the client, one sample per request.",
             ["route", "model"],
-            buckets=ITL_BUCKETS,
-            registry=r,
+            ITL_BUCKETS,
         )
         self.cost = Counter(
             "switchman_cost_usd",
             "Spend in USD from the models' configured prices and the usage of each response.",
             ["route", "model"],
-            registry=r,
         )
         self.routing_decisions = Counter(
             "switchman_routing_decisions",
             "Routing decisions by route and reason (the strategy that ordered the candidates).",
             ["route", "reason"],
-            registry=r,
         )
         self.fallbacks = Counter(
             "switchman_fallbacks",
             "Requests moved on to another candidate, by route and the failure that moved them.",
             ["route", "reason"],
-            registry=r,
         )
         self.tokens = Counter(
             "switchman_tokens",
             "Tokens by model and direction (input, output).",
             ["model", "direction"],
-            registry=r,
         )
         self.upstream_attempts = Counter(
             "switchman_upstream_attempts",
             "Upstream attempts by upstream, model and outcome (ok, rejected, or the failure "
             "reason, including how a stream ended after its first chunk).",
             ["upstream", "model", "outcome"],
-            registry=r,
         )
         self.upstream_in_flight = Gauge(
             "switchman_upstream_in_flight_requests",
             "Requests currently sent to each upstream.",
             ["upstream"],
-            registry=r,
         )
         self.config_reloads = Counter(
             "switchman_config_reloads",
             "Config (re)loads by result (success, invalid).",
             ["result"],
-            registry=r,
         )
         self.config_generation = Gauge(
             "switchman_config_generation",
             "Generation number of the config being served (increments per successful load).",
-            registry=r,
         )
         self.config_last_reload_success = Gauge(
             "switchman_config_last_reload_successful",
             "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
-            registry=r,
         )
         for result in ("success", "invalid"):
             self.config_reloads.labels(result)
+        self.registry.register(
+            SeriesCollector([value for value in vars(self).values() if hasattr(value, "metric")])
+        )
 
     def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Create the zero series of each (upstream, model) pair, so that ``rate()`` and

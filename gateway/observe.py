@@ -126,6 +126,8 @@ class Observation:
         span = self._t.tracing.child_span(self._server, f"{op} {model.target}", SpanKind.CLIENT)
         self._attempt = span
         if span is None:
+            # Unsampled (or tracing off): upstream still continues the request's trace.
+            self._t.tracing.inject(self._server, headers)
             return
         if span.is_recording():
             host, _, port = upstream.endpoint.rpartition(":")

@@ -193,7 +193,9 @@ class Tracing:
     def child_span(
         self, parent: Span | None, name: str, kind: SpanKind = SpanKind.INTERNAL
     ) -> Span | None:
-        if self._tracer is None or parent is None:
+        """A child of ``parent``; None when the parent is not sampled (children of an unsampled
+        span would be dropped anyway, and making them is most of tracing's per-request cost)."""
+        if self._tracer is None or parent is None or not parent.is_recording():
             return None
         return self._tracer.start_span(name, context=trace.set_span_in_context(parent), kind=kind)
 

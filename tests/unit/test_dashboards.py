@@ -33,9 +33,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.metrics import MetricWrapperBase
 
 from switchman.gateway.metrics import Metrics
+from switchman.gateway.series import CounterFamily, GaugeFamily, HistogramFamily
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts/switchman/dashboards/switchman-gateway.json"
@@ -149,24 +149,26 @@ def analyse(expr: str) -> Analysis:
     return result
 
 
+Family = (CounterFamily, GaugeFamily, HistogramFamily)
+
+
 def exported() -> dict[str, set[str]]:
     """Every series name ``Metrics()`` exports, with the label names each carries."""
     metrics = Metrics()
-    wrappers = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
-    families = {family.name for family in metrics.registry.collect()}
-    # prometheus_client keeps label names in ``_labelnames`` (no public accessor).
-    found = {w._name: (w._type, set(w._labelnames)) for w in wrappers}  # type: ignore[attr-defined]
-    assert set(found) == families, "every registered collector is a Metrics attribute"
+    families = [v for v in vars(metrics).values() if isinstance(v, Family)]
+    kinds = {metric.name: metric.type for metric in metrics.registry.collect()}
+    assert {f.name for f in families} == set(kinds), "every collected family is an attribute"
     names: dict[str, set[str]] = {}
-    for name, (kind, labels) in found.items():
-        if kind == "counter":
-            names[f"{name}_total"] = labels
-        elif kind == "histogram":
-            names[f"{name}_bucket"] = labels | {"le"}
-            names[f"{name}_sum"] = labels
-            names[f"{name}_count"] = labels
+    for fam in families:
+        labels = set(fam.labelnames)
+        if kinds[fam.name] == "counter":
+            names[f"{fam.name}_total"] = labels
+        elif kinds[fam.name] == "histogram":
+            names[f"{fam.name}_bucket"] = labels | {"le"}
+            names[f"{fam.name}_sum"] = labels
+            names[f"{fam.name}_count"] = labels
         else:
-            names[name] = labels
+            names[fam.name] = labels
     return names
 
 
