@@ -1,8 +1,11 @@
 """Fixtures for the integration tier: a real gateway app on 127.0.0.1 in this process.
 
 ``start_gateway(config)`` writes a GatewayConfig (dict) to a temporary file, loads it, and serves
-it on a free port through aiohttp's TestServer; the returned ``RunningGateway`` exposes the URL,
-the config path (rewrite it to test hot reload), the watcher and the metrics.
+it on a free port through aiohttp's TestServer, with the ``tracing=`` and ``access_log=`` given
+(none by default); the returned ``RunningGateway`` exposes the URL, the config path (rewrite it to
+test hot reload), the watcher and the metrics. ``start_sim(**faults)`` starts a simulator serving
+``tiny`` (5 ms to the first token, 1 ms between tokens) with those start-up faults. Gateways run
+as processes: see ``processes``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from switchman.gateway.accesslog import AccessLog
 from switchman.gateway.app import create_app
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.metrics import Metrics
+from switchman.gateway.tracing import Tracing
+from switchman.sim.faults import Faults
+from switchman.sim.runner import RunningSim, start
+from switchman.sim.settings import SimSettings
 
 
 @dataclass
@@ -42,6 +50,7 @@ class RunningGateway:
 
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
+StartSim = Callable[..., Awaitable[RunningSim]]
 
 
 @pytest.fixture
@@ -49,14 +58,20 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
     servers: list[TestServer] = []
 
     async def start(
-        config: dict[str, Any], *, environ: dict[str, str] | None = None, interval: float = 0.05
+        config: dict[str, Any],
+        *,
+        environ: dict[str, str] | None = None,
+        interval: float = 0.05,
+        tracing: Tracing | None = None,
+        access_log: AccessLog | None = None,
     ) -> RunningGateway:
         path = tmp_path / f"gateway-{len(servers)}.json"
         path.write_text(json.dumps(config))
         metrics = Metrics()
         watcher = ConfigWatcher(path, metrics, environ=environ or {}, interval=interval)
         watcher.load_initial()
-        server = TestServer(create_app(watcher, metrics), host="127.0.0.1")
+        app = create_app(watcher, metrics, tracing=tracing, access_log=access_log)
+        server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
         return RunningGateway(f"http://127.0.0.1:{server.port}", path, watcher, metrics, server)
@@ -64,3 +79,18 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[StartGateway]:
     yield start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture
+async def start_sim() -> AsyncIterator[StartSim]:
+    running: list[RunningSim] = []
+
+    async def start_one(**faults: Any) -> RunningSim:
+        settings = SimSettings(model="tiny", ttft_s=0.005, itl_s=0.001, faults=Faults(**faults))
+        sim = await start(settings, shutdown_timeout=0.2)
+        running.append(sim)
+        return sim
+
+    yield start_one
+    for sim in running:
+        await sim.close()

@@ -25,37 +25,31 @@ import asyncio
 import json
 import logging
 import os
-import signal
-import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import openai
+import processes
 import pytest
-from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from switchman.gateway.accesslog import AccessLog, Format
-from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
 from switchman.gateway.tracing import Tracing
-from switchman.sim.faults import Faults
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
+from switchman.sim.runner import RunningSim
+
+if TYPE_CHECKING:  # the fixture's type; at run time "conftest" may name another tier's
+    from conftest import StartGateway, StartSim
 
 SECRET = "sk-secret-xyz"
 PROMPT = "quokka marmalade 4471"
 INPUT_PER_MTOK = 1000.0
 OUTPUT_PER_MTOK = 2000.0
-SWITCHMAN = [sys.executable, "-m", "switchman.cli.main"]
 
 
 class ListHandler(logging.Handler):
@@ -93,23 +87,7 @@ class Logged:
         return [json.loads(line) for line in self.lines]
 
 
-StartSim = Callable[..., Awaitable[RunningSim]]
 StartLogged = Callable[..., Awaitable[Logged]]
-
-
-@pytest.fixture
-async def start_sim() -> AsyncIterator[StartSim]:
-    running: list[RunningSim] = []
-
-    async def start_one(**faults: Any) -> RunningSim:
-        settings = SimSettings(model="tiny", ttft_s=0.005, itl_s=0.001, faults=Faults(**faults))
-        sim = await start(settings, shutdown_timeout=0.2)
-        running.append(sim)
-        return sim
-
-    yield start_one
-    for sim in running:
-        await sim.close()
 
 
 def _config(sims: list[RunningSim]) -> dict[str, Any]:
@@ -133,8 +111,8 @@ def _config(sims: list[RunningSim]) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def start_logged(tmp_path: Path) -> AsyncIterator[StartLogged]:
-    started: list[tuple[TestServer, openai.AsyncOpenAI]] = []
+async def start_logged(start_gateway: StartGateway) -> AsyncIterator[StartLogged]:
+    clients: list[openai.AsyncOpenAI] = []
 
     async def start_one(
         sims: list[RunningSim],
@@ -143,11 +121,6 @@ async def start_logged(tmp_path: Path) -> AsyncIterator[StartLogged]:
         traced: bool = True,
         level: int = logging.INFO,
     ) -> Logged:
-        path = tmp_path / f"gateway-{len(started)}.json"
-        path.write_text(json.dumps(_config(sims)))
-        metrics = Metrics()
-        watcher = ConfigWatcher(path, metrics, environ={"K": SECRET})
-        watcher.load_initial()
         logger = logging.getLogger(f"test.access.{uuid.uuid4().hex}")
         logger.propagate = False
         logger.setLevel(level)
@@ -155,20 +128,21 @@ async def start_logged(tmp_path: Path) -> AsyncIterator[StartLogged]:
         logger.addHandler(handler)
         exporter = InMemorySpanExporter() if traced else None
         tracing = Tracing.with_processor(SimpleSpanProcessor(exporter)) if exporter else None
-        app = create_app(watcher, metrics, tracing=tracing, access_log=AccessLog(fmt, logger))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        url = f"http://127.0.0.1:{server.port}"
-        client = openai.AsyncOpenAI(
-            base_url=f"{url}/v1", api_key="client-key", max_retries=0, timeout=10
+        gateway = await start_gateway(
+            _config(sims),
+            environ={"K": SECRET},
+            tracing=tracing,
+            access_log=AccessLog(fmt, logger),
         )
-        started.append((server, client))
-        return Logged(url, handler, exporter, client)
+        client = openai.AsyncOpenAI(
+            base_url=gateway.base_url, api_key="client-key", max_retries=0, timeout=10
+        )
+        clients.append(client)
+        return Logged(gateway.url, handler, exporter, client)
 
     yield start_one
-    for server, client in started:
+    for client in clients:
         await client.close()
-        await server.close()
 
 
 def _cost(input_tokens: int, output_tokens: int) -> float:
@@ -414,56 +388,28 @@ async def test_logger_above_info_gets_no_lines(
     assert gw.lines == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(400):
-            assert proc.returncode is None, "the gateway exited before it was ready"
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} not ready")
-
-
 async def test_cli_json_access_log_writes_a_line_per_request_to_stdout(
     start_sim: StartSim, tmp_path: Path
 ) -> None:
     sim = await start_sim()
     config = tmp_path / "gateway.json"
     config.write_text(json.dumps(_config([sim])))
-    port = _free_port()
+    port = processes.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["K"] = SECRET
-    proc = await asyncio.create_subprocess_exec(
-        *SWITCHMAN,
-        "gateway",
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+    async with processes.gateway(
+        config,
+        port,
         "--access-log",
         "json",
         "--shutdown-grace",
         "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdout=processes.PIPE,
         env=env,
-    )
-    assert proc.stdout is not None
-    try:
-        await _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        grace=10,
+    ) as proc:
+        assert proc.stdout is not None
+        await processes.wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
         async with openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=10
         ) as client:
@@ -482,14 +428,6 @@ async def test_cli_json_access_log_writes_a_line_per_request_to_stdout(
                 records.append(json.loads(text))
             else:
                 assert "listening" in text, text  # the only other stdout line
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
     assert [r["request_id"] for r in records] == ids
     for record in records:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import aiohttp
 import fakes
 import openai
+import processes
 import pytest
 from aiohttp import web
 from fakes import FakeUpstream, Reply
@@ -54,13 +54,6 @@ FAST = {"connect": 0.5, "first_byte": 0.3, "idle": 0.3, "total": 5}
 async def upstream() -> AsyncIterator[Start]:
     async with fakes.fake_upstreams() as start:
         yield start
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound once, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(
@@ -295,7 +288,7 @@ async def test_rate_limit_on_first_candidate_falls_over_to_second(
 
 
 async def test_unreachable_upstream_is_502(start_gateway: Any) -> None:
-    gateway = await start_gateway(config({"gone": f"http://127.0.0.1:{free_port()}"}))
+    gateway = await start_gateway(config({"gone": f"http://127.0.0.1:{processes.free_port()}"}))
 
     async with client(gateway) as sdk:
         with pytest.raises(openai.InternalServerError) as caught:
@@ -582,7 +575,7 @@ async def start_mix(start_gateway: Any, upstream: Start) -> Any:
         "rejecting": await upstream(fakes.openai_error(400, CONTEXT_LENGTH)),
     }
     urls = {name: fake.url for name, fake in mix.items()}
-    urls["gone"] = f"http://127.0.0.1:{free_port()}"
+    urls["gone"] = f"http://127.0.0.1:{processes.free_port()}"
     return await start_gateway(config(urls, {"chat": ["broken", "ok"]}, max_body_bytes=2048))
 
 

@@ -13,42 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import openai
+import processes
 import pytest
 
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
-
-SWITCHMAN = [sys.executable, "-m", "switchman.cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _wait_http(url: str, deadline: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    async with aiohttp.ClientSession() as session:
-        while loop.time() < end:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} not ready within {deadline}s")
 
 
 @pytest.fixture
@@ -72,15 +47,10 @@ def _config(sim: RunningSim) -> dict[str, Any]:
 async def test_gateway_refuses_to_start_on_an_invalid_config(tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text("version: 1\nupstreams: []\nmodels: []\n")
-    proc = await asyncio.create_subprocess_exec(
-        *SWITCHMAN,
-        "gateway",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    async with processes.switchman(
+        "gateway", "--config", str(config), stdout=processes.PIPE, stderr=processes.PIPE
+    ) as proc:
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     text = stderr.decode()
     assert "invalid config" in text
@@ -94,24 +64,10 @@ async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
 ) -> None:
     config = tmp_path / "gateway.json"
     config.write_text(json.dumps(_config(sim)))
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *SWITCHMAN,
-        "gateway",
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--shutdown-grace",
-        "10",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    port = processes.free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        await _wait_http(f"{base}/readyz")
+    async with processes.gateway(config, port, "--shutdown-grace", "10") as proc:
+        await processes.wait_http(f"{base}/readyz")
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base}/healthz") as resp:
                 assert (await resp.json())["status"] == "ok"
@@ -151,10 +107,6 @@ async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
 
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         await client.close()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_gateway_metrics_are_prometheus_text(start_gateway: Any, sim: RunningSim) -> None:
@@ -174,17 +126,11 @@ async def test_gateway_metrics_are_prometheus_text(start_gateway: Any, sim: Runn
 
 
 async def test_demo_serves_auto_and_stops_cleanly_on_ctrl_c() -> None:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *SWITCHMAN,
-        "demo",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await _wait_http(f"http://127.0.0.1:{port}/readyz")
+    port = processes.free_port()
+    async with processes.switchman(
+        "demo", "--port", str(port), stdout=processes.PIPE, stderr=processes.PIPE
+    ) as proc:
+        await processes.wait_http(f"http://127.0.0.1:{port}/readyz")
         client = openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0
         )
@@ -196,10 +142,6 @@ async def test_demo_serves_auto_and_stops_cleanly_on_ctrl_c() -> None:
         await client.close()
         proc.send_signal(signal.SIGINT)
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == 0
     out = stdout.decode()
     assert f"curl -s http://127.0.0.1:{port}/v1/chat/completions" in out

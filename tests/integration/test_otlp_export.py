@@ -24,16 +24,14 @@ import asyncio
 import gzip
 import json
 import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import grpc
 import openai
+import processes
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -45,7 +43,6 @@ from switchman.gateway import tracing
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 
-SWITCHMAN = [sys.executable, "-m", "switchman.cli.main"]
 Received = list[trace_service_pb2.ExportTraceServiceRequest]
 
 
@@ -155,13 +152,6 @@ async def _wait_for_request_spans(received: Received) -> dict[str, tuple[dict[st
 # --- the gateway process ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSim]:
     async with await start(
@@ -176,9 +166,11 @@ def _environment(otel: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+@asynccontextmanager
 async def _gateway(
     tmp_path: Path, sim: RunningSim, otel: Mapping[str, str]
-) -> tuple[asyncio.subprocess.Process, int]:
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """A ready gateway process and its port; stopped with SIGTERM (10 s grace) on the way out."""
     config = tmp_path / "gateway.json"
     config.write_text(
         json.dumps(
@@ -190,49 +182,21 @@ async def _gateway(
             }
         )
     )
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *SWITCHMAN,
-        "gateway",
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+    port = processes.free_port()
+    async with processes.gateway(
+        config,
+        port,
         "--access-log",
         "off",
         "--shutdown-grace",
         "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=processes.PIPE,
+        stderr=processes.PIPE,
         env=_environment(otel),
-    )
-    async with aiohttp.ClientSession() as http:
-        for _ in range(400):
-            if proc.returncode is not None:
-                _, err = await proc.communicate()
-                raise AssertionError(f"gateway exited {proc.returncode}: {err.decode()}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return proc, port
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    proc.kill()
-    await proc.wait()
-    raise AssertionError("the gateway did not become ready")
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        grace=10,
+    ) as proc:
+        await processes.wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
+        yield proc, port
 
 
 async def _one_request(port: int) -> openai.types.CompletionUsage:
@@ -280,20 +244,19 @@ async def test_gateway_exports_request_spans_over_otlp_http(
 ) -> None:
     receiver = HttpReceiver()
     await receiver.start()
-    proc, port = await _gateway(
-        tmp_path,
-        sim,
-        {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "OTEL_SERVICE_NAME": "switchman-test",
-        },
-    )
     try:
-        usage = await _one_request(port)
-        found = await _wait_for_request_spans(receiver.received)
+        async with _gateway(
+            tmp_path,
+            sim,
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_SERVICE_NAME": "switchman-test",
+            },
+        ) as (proc, port):
+            usage = await _one_request(port)
+            found = await _wait_for_request_spans(receiver.received)
     finally:
-        await _stop(proc)
         await receiver.close()
     _assert_request_spans(found, usage, sim.port)
     assert set(receiver.content_types) == {"application/x-protobuf"}
@@ -306,7 +269,7 @@ async def test_gateway_exports_request_spans_over_otlp_grpc(
     receiver = GrpcReceiver()
     await receiver.start()
     try:
-        proc, port = await _gateway(
+        async with _gateway(
             tmp_path,
             sim,
             {
@@ -315,12 +278,9 @@ async def test_gateway_exports_request_spans_over_otlp_grpc(
                 "OTEL_BSP_SCHEDULE_DELAY": "100",
                 "OTEL_SERVICE_NAME": "switchman-test",
             },
-        )
-        try:
+        ) as (proc, port):
             usage = await _one_request(port)
             found = await _wait_for_request_spans(receiver.received)
-        finally:
-            await _stop(proc)
     finally:
         await receiver.close()
     _assert_request_spans(found, usage, sim.port)
@@ -328,7 +288,8 @@ async def test_gateway_exports_request_spans_over_otlp_grpc(
 
 
 async def test_console_exporter_prints_the_spans_on_stdout(tmp_path: Path, sim: RunningSim) -> None:
-    proc, port = await _gateway(
+    printed = ""
+    async with _gateway(
         tmp_path,
         sim,
         {
@@ -336,10 +297,8 @@ async def test_console_exporter_prints_the_spans_on_stdout(tmp_path: Path, sim: 
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_SERVICE_NAME": "switchman-test",
         },
-    )
-    assert proc.stdout is not None
-    printed = ""
-    try:
+    ) as (proc, port):
+        assert proc.stdout is not None
         await _one_request(port)
         while '"name": "POST /v1/chat/completions"' not in printed:
             line = await asyncio.wait_for(proc.stdout.readline(), 10)
@@ -348,8 +307,6 @@ async def test_console_exporter_prints_the_spans_on_stdout(tmp_path: Path, sim: 
         # The rest of that span's JSON object.
         while not printed.rstrip().endswith("}") or printed.count("{") != printed.count("}"):
             printed += (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-    finally:
-        await _stop(proc)
     assert '"kind": "SpanKind.SERVER"' in printed
     assert '"gen_ai.operation.name": "chat"' in printed
     assert '"gen_ai.usage.output_tokens": 3' in printed
@@ -373,16 +330,15 @@ async def test_gateway_refuses_to_start_on_a_bad_tracing_variable(
 ) -> None:
     config = tmp_path / "gateway.json"
     config.write_text(json.dumps({"version": 1, "upstreams": [], "models": [], "routes": []}))
-    proc = await asyncio.create_subprocess_exec(
-        *SWITCHMAN,
+    async with processes.switchman(
         "gateway",
         "--config",
         str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=processes.PIPE,
+        stderr=processes.PIPE,
         env=_environment(otel),
-    )
-    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    ) as proc:
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     text = stderr.decode()
     assert proc.returncode == 2, text
     assert variable in text

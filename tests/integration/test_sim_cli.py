@@ -15,6 +15,7 @@ import signal
 import sys
 
 import aiohttp
+import processes
 
 # The lead wires these into ``switchman sim``; the test drives the same two calls directly.
 ENTRY = (
@@ -27,13 +28,12 @@ ENTRY = (
 
 
 async def test_serves_until_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
+    async with processes.running(
         sys.executable, "-c", ENTRY, "--model", "org/m", "--served-model-name", "m", "m2",
         "--port", "0", "--ttft-ms", "0", "--itl-ms", "0", "--rate-limit-rate", "0.5",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
+        stdout=processes.PIPE,
+        stderr=processes.PIPE,
+    ) as process:  # fmt: skip
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), timeout=20)).decode()
         match = re.search(r"http://127\.0\.0\.1:\d+", line)
@@ -48,19 +48,15 @@ async def test_serves_until_sigterm() -> None:
                 assert (await response.json())["rate_limit_rate"] == 0.5
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=10) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_invalid_flags_exit_2() -> None:
-    process = await asyncio.create_subprocess_exec(
+    async with processes.running(
         sys.executable, "-c", ENTRY, "--port", "0", "--error-rate", "7",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        stdout=processes.PIPE,
+        stderr=processes.PIPE,
+    ) as process:  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode == 2
     assert b"invalid settings" in stderr
     assert b"Traceback" not in stderr

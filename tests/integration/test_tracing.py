@@ -31,13 +31,11 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import openai
 import pytest
-from aiohttp.test_utils import TestServer
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk
 from opentelemetry.sdk.trace import ReadableSpan
@@ -45,13 +43,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
 from switchman.gateway.tracing import CONTENT_LIMIT, Tracing
-from switchman.sim.faults import Faults
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
+from switchman.sim.runner import RunningSim
+
+if TYPE_CHECKING:  # the fixture's type; at run time "conftest" may name another tier's
+    from conftest import StartGateway, StartSim
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
@@ -84,23 +80,7 @@ class Traced:
         raise AssertionError("no SERVER span was exported")
 
 
-StartSim = Callable[..., Awaitable[RunningSim]]
 StartTraced = Callable[..., Awaitable[Traced]]
-
-
-@pytest.fixture
-async def start_sim() -> AsyncIterator[StartSim]:
-    running: list[RunningSim] = []
-
-    async def start_one(**faults: Any) -> RunningSim:
-        settings = SimSettings(model="tiny", ttft_s=0.005, itl_s=0.001, faults=Faults(**faults))
-        sim = await start(settings, shutdown_timeout=0.2)
-        running.append(sim)
-        return sim
-
-    yield start_one
-    for sim in running:
-        await sim.close()
 
 
 def _config(sims: list[RunningSim]) -> dict[str, Any]:
@@ -116,8 +96,8 @@ def _config(sims: list[RunningSim]) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def start_traced(tmp_path: Path) -> AsyncIterator[StartTraced]:
-    started: list[tuple[TestServer, openai.AsyncOpenAI]] = []
+async def start_traced(start_gateway: StartGateway) -> AsyncIterator[StartTraced]:
+    clients: list[openai.AsyncOpenAI] = []
 
     async def start_one(
         sims: list[RunningSim],
@@ -126,11 +106,6 @@ async def start_traced(tmp_path: Path) -> AsyncIterator[StartTraced]:
         environ: Mapping[str, str] | None = None,
         capture_content: bool = False,
     ) -> Traced:
-        path = tmp_path / f"gateway-{len(started)}.json"
-        path.write_text(json.dumps(_config(sims)))
-        metrics = Metrics()
-        watcher = ConfigWatcher(path, metrics, environ={})
-        watcher.load_initial()
         exporter = InMemorySpanExporter() if enabled else None
         tracing = (
             Tracing.with_processor(
@@ -139,19 +114,16 @@ async def start_traced(tmp_path: Path) -> AsyncIterator[StartTraced]:
             if exporter is not None
             else Tracing(None)
         )
-        server = TestServer(create_app(watcher, metrics, tracing=tracing), host="127.0.0.1")
-        await server.start_server()
-        url = f"http://127.0.0.1:{server.port}"
+        gateway = await start_gateway(_config(sims), environ={}, tracing=tracing)
         client = openai.AsyncOpenAI(
-            base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=10
+            base_url=gateway.base_url, api_key="unused", max_retries=0, timeout=10
         )
-        started.append((server, client))
-        return Traced(url, exporter, client)
+        clients.append(client)
+        return Traced(gateway.url, exporter, client)
 
     yield start_one
-    for server, client in started:
+    for client in clients:
         await client.close()
-        await server.close()
 
 
 async def _received(sim: RunningSim) -> list[dict[str, Any]]:
