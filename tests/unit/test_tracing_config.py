@@ -36,7 +36,9 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpExporter,
 )
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
 from switchman.gateway import tracing
 from switchman.gateway.tracing import CONTENT_LIMIT, Tracing, TracingConfigError
@@ -358,3 +360,28 @@ def test_trace_id_is_none_for_an_unsampled_span(build: Build) -> None:
     assert not span.is_recording()
     assert tracing.trace_id(span) is None
     tracing.end(span)
+
+
+def test_ratio_sampler_keeps_its_ratio_on_the_fast_root_path() -> None:
+    """Roots are sampled once, on the id the span then carries: a second, independent draw by
+    the SDK would sample ratio² of requests instead of ratio."""
+    exporter = InMemorySpanExporter()
+    traced = Tracing.with_processor(
+        SimpleSpanProcessor(exporter),
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+    )
+    sampler = TraceIdRatioBased(0.5)
+    recorded = 0
+    for _ in range(4000):
+        span = traced.server_span("POST", "/", {})
+        assert span is not None
+        trace_id = span.get_span_context().trace_id
+        # The decision is the configured sampler's for exactly this trace id.
+        expected = sampler.should_sample(None, trace_id, "x").decision.is_sampled()
+        assert span.is_recording() == expected
+        recorded += span.is_recording()
+        tracing.end(span)
+    assert 0.45 < recorded / 4000 < 0.55
+    assert len(exporter.get_finished_spans()) == recorded
+    assert traced.provider is not None
+    traced.provider.shutdown()
