@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
+from terminal import free_port, progress, tail
 
 VENV_ENV = "SWITCHMAN_VLLM_VENV"
 SKIP_ENV = "SWITCHMAN_SKIP_VLLM"
@@ -49,20 +49,6 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _get_status(url: str) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -72,22 +58,6 @@ def _get_status(url: str) -> int | None:
         return exc.code
     except OSError:
         return None
-
-
-def _progress(config: pytest.Config) -> Callable[[str], None]:
-    """Write straight to the terminal: startup takes long enough that silence looks like a hang."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-
-    def say(text: str) -> None:
-        if reporter is None or capture is None:
-            print(text, file=sys.stderr, flush=True)
-            return
-        # Output is captured while fixtures run; lift that for this line only.
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
-
-    return say
 
 
 def _start(
@@ -128,7 +98,7 @@ def _start(
             )
             _stop(server)
             pytest.fail(
-                f"{name} {why}; command: {' '.join(argv)}\nlog {log}, last lines:\n{_tail(log)}",
+                f"{name} {why}; command: {' '.join(argv)}\nlog {log}, last lines:\n{tail(log)}",
                 pytrace=False,
             )
         if time.monotonic() >= next_note:
@@ -186,7 +156,7 @@ def vllm(
 ) -> Iterator[Server]:
     """One vLLM OpenAI server for the whole session (~30-60 s to start, ~3 GB of RAM)."""
     workdir = tmp_path_factory.mktemp("vllm")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "VLLM_TARGET_DEVICE": "cpu",
@@ -212,7 +182,7 @@ def vllm(
         "--port",
         str(port),
     ]
-    say = _progress(pytestconfig)
+    say = progress(pytestconfig)
     say(f"e2e: starting vLLM on port {port} (30-60 s)")
     server = _start(
         "vllm", argv, env, workdir, f"http://127.0.0.1:{port}/health", VLLM_START_TIMEOUT, say
@@ -246,7 +216,7 @@ def gateway(
     workdir = tmp_path_factory.mktemp("gateway")
     config = workdir / "gateway.yaml"
     config.write_text(yaml.safe_dump(gateway_config(vllm.url), sort_keys=False))
-    port = _free_port()
+    port = free_port()
     argv = [
         sys.executable,
         "-m",
@@ -268,7 +238,7 @@ def gateway(
         workdir,
         f"http://127.0.0.1:{port}/readyz",
         GATEWAY_START_TIMEOUT,
-        _progress(pytestconfig),
+        progress(pytestconfig),
     )
     yield server
     _stop(server, grace=10.0)

@@ -21,20 +21,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from terminal import Say, free_port, progress, tail
 
 SKIP_ENV = "SWITCHMAN_SKIP_PROMETHEUS"
 SETUP_HINT = (
@@ -45,8 +45,6 @@ START_TIMEOUT = 30.0
 SCRAPE_TIMEOUT = 20.0
 SWITCHMAN = [sys.executable, "-m", "switchman.cli.main"]
 PRICES = {"a": (1.0, 2.0), "b": (3.0, 6.0)}  # model: USD per million input, output tokens
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,7 @@ class Stack:
         targets = _get(f"{self.prometheus.url}/api/v1/targets")[1][:500]
         pytest.fail(
             f"Prometheus did not scrape the gateway within {SCRAPE_TIMEOUT:.0f} s after {what}; "
-            f"targets: {targets!r}\nlog {self.prometheus.log}:\n{_tail(self.prometheus.log)}",
+            f"targets: {targets!r}\nlog {self.prometheus.log}:\n{tail(self.prometheus.log)}",
             pytrace=False,
         )
 
@@ -145,35 +143,6 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int | None, bytes]:
         return exc.code, exc.read()
     except OSError:
         return None, b""
-
-
-def _progress(config: pytest.Config) -> Say:
-    """Write straight to the terminal: silent start-up and scrape waits look like a hang."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-
-    def say(text: str) -> None:
-        if reporter is None or capture is None:
-            print(text, file=sys.stderr, flush=True)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
-
-    return say
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _spawn(name: str, argv: list[str], workdir: Path, port: int) -> Process:
@@ -202,7 +171,7 @@ def _wait_ready(process: Process, probe: str, say: Say, started: float) -> None:
             )
             pytest.fail(
                 f"{process.name} {why}; command: {' '.join(process.argv)}\n"
-                f"log {process.log}, last lines:\n{_tail(process.log)}",
+                f"log {process.log}, last lines:\n{tail(process.log)}",
                 pytrace=False,
             )
         time.sleep(0.1)
@@ -253,7 +222,7 @@ def prometheus_config(target: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def prometheus_progress(pytestconfig: pytest.Config) -> Say:
     """``say(line)``: a progress line on the terminal, even while output is captured."""
-    return _progress(pytestconfig)
+    return progress(pytestconfig)
 
 
 @pytest.fixture(scope="module")
@@ -281,9 +250,9 @@ def prometheus_stack(
     Prometheus goes first: it takes about 5 s to scrape a new target (its discovery and scrape
     managers sync every 5 s), time the others spend starting.
     """
-    say = _progress(pytestconfig)
+    say = progress(pytestconfig)
     workdir = tmp_path_factory.mktemp("prometheus")
-    ports = {name: _free_port() for name in ("prometheus", "sim-a", "sim-b", "gateway")}
+    ports = {name: free_port() for name in ("prometheus", "sim-a", "sim-b", "gateway")}
     sim_url = {name: f"http://127.0.0.1:{ports[name]}" for name in ("sim-a", "sim-b")}
     gateway_yaml = workdir / "gateway.yaml"
     gateway_yaml.write_text(yaml.safe_dump(gateway_config(sim_url["sim-a"], sim_url["sim-b"])))
