@@ -31,10 +31,6 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
         """Read an OpenAI ``usage`` object; None when absent or malformed."""

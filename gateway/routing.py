@@ -40,7 +40,3 @@ class RoutingTable:
         if model is not None:
             return Resolution(route=name, candidates=(model,), reason="direct")
         return None
-
-    def names(self) -> list[str]:
-        """Every name a client may send, routes first."""
-        return [*self.routes, *self.models]
