@@ -278,13 +278,17 @@ def parse(text: str | bytes, *, source: str = "<config>") -> GatewayConfig:
         raise ConfigError(f"{source}: {problems}") from None
 
 
-def load(path: str | Path) -> GatewayConfig:
-    """Read and validate a GatewayConfig file (YAML or JSON)."""
+def read(path: str | Path) -> bytes:
+    """The raw bytes of a GatewayConfig file; ConfigError when it cannot be read."""
     try:
-        text = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse(text, source=str(path))
+
+
+def load(path: str | Path) -> GatewayConfig:
+    """Read and validate a GatewayConfig file (YAML or JSON)."""
+    return parse(read(path), source=str(path))
 
 
 def dump(config: GatewayConfig) -> str:

@@ -56,8 +56,9 @@ class ConfigWatcher:
     def load_initial(self) -> None:
         """Load at start-up; raises ConfigError so the gateway refuses to start on a bad file."""
         signature = _signature(self.path)
-        config = gatewayconfig.load(self.path)
-        self._install(config, signature, hashlib.sha256(self.path.read_bytes()).digest())
+        text = gatewayconfig.read(self.path)
+        config = gatewayconfig.parse(text, source=str(self.path))
+        self._install(config, signature, hashlib.sha256(text).digest())
 
     async def check(self) -> bool:
         """Reload if the file changed; True when a new config was swapped in."""
