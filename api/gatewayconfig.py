@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,12 +26,17 @@ from pydantic import (
     model_validator,
 )
 
-CONFIG_VERSION = 1
+from switchman.api.resilience import (
+    Balance,
+    CircuitBreaker,
+    Discovery,
+    HealthCheck,
+    Retry,
+    Scrape,
+)
+from switchman.api.routes import Name, Route
 
-Name = Annotated[
-    str,
-    Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
-]
+CONFIG_VERSION = 1
 
 
 class _Strict(BaseModel):
@@ -122,6 +127,32 @@ class Upstream(_Strict):
     max_connections: int = Field(default=256, gt=0, description="Connection pool size.")
     azure: AzureSettings | None = None
     anthropic: AnthropicSettings | None = None
+    discovery: Discovery | None = Field(
+        default=None, description="Replicas; without it base_url's host is the only endpoint."
+    )
+    scrape: Scrape | None = Field(
+        default=None, description="Read replica load from vLLM /metrics (in-cluster models)."
+    )
+    balance: Balance = Field(default_factory=Balance)
+    health_check: HealthCheck | None = Field(
+        default=None, description="Active checks of each replica (vLLM: GET /health)."
+    )
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    continuation: Literal["vllm", "prefill", "instruct"] | None = Field(
+        default=None,
+        description=(
+            "How this upstream continues a cut stream's partial answer: vllm "
+            "(continue_final_message), prefill (a trailing assistant message is continued, as "
+            "Anthropic does) or instruct (an extra user turn asks to go on). Default: prefill "
+            "for anthropic, instruct otherwise."
+        ),
+    )
+
+    @property
+    def continues_by(self) -> str:
+        if self.continuation is not None:
+            return self.continuation
+        return "prefill" if self.kind == "anthropic" else "instruct"
 
     @model_validator(mode="after")
     def _kind_settings(self) -> Upstream:
@@ -187,29 +218,15 @@ class Model(_Strict):
         return self.upstream_model or self.name
 
 
-class Route(_Strict):
-    """A virtual model name that resolves to one of several models.
-
-    For now candidates are tried in order; later strategies reorder them.
-    """
-
-    name: Name
-    candidates: list[Name] = Field(min_length=1, description="Model names, in order.")
-
-    @field_validator("candidates")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("candidates must be unique")
-        return value
-
-
 class Server(_Strict):
     """Gateway-wide settings."""
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_attempts: int = Field(
-        default=3, ge=1, le=10, description="Upstream attempts per request, across candidates."
+    retry: Retry = Field(
+        default_factory=Retry, description="Retries for requests naming a model directly."
+    )
+    debug_decisions: int = Field(
+        default=256, ge=0, le=100000, description="Recent decisions kept for /debug/decisions."
     )
 
 
@@ -233,10 +250,21 @@ class GatewayConfig(_Strict):
         for model in self.models:
             if model.upstream not in upstreams:
                 raise ValueError(f"model {model.name!r}: unknown upstream {model.upstream!r}")
+        tiers = {model.name: model.tier for model in self.models}
         for route in self.routes:
             missing = [c for c in route.candidates if c not in models]
+            if route.shadow is not None and route.shadow.model not in models:
+                missing.append(route.shadow.model)
             if missing:
                 raise ValueError(f"route {route.name!r}: unknown models {missing}")
+            if route.complexity is not None:
+                known = {t.tier for t in route.complexity.tiers}
+                strays = sorted({tiers[c] for c in route.candidates} - known)
+                if strays:
+                    raise ValueError(
+                        f"route {route.name!r}: candidate tiers {strays} are not in "
+                        "complexity.tiers"
+                    )
         return self
 
 

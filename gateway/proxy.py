@@ -108,7 +108,7 @@ class Proxy:
         forwarded = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
         forwarded["x-request-id"] = request[REQUEST_ID]
         last: Failure | None = None
-        tried = candidates[: runtime.config.server.max_attempts]
+        tried = candidates[: runtime.config.server.retry.max_attempts]
         for index, model in enumerate(tried):
             upstream = runtime.upstreams[model.upstream]
             headers = dict(forwarded)

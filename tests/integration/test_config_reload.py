@@ -152,7 +152,7 @@ class Configs:
         }
         return {
             "version": 1,
-            "server": {"max_attempts": 2},
+            "server": {"retry": {"max_attempts": 2}},
             "upstreams": [primary],
             "models": [{"name": "small", "upstream": "primary"}],
             "routes": [

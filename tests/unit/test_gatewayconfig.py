@@ -88,7 +88,7 @@ def test_minimal_yaml_parses_with_defaults_filled_in() -> None:
     assert model.tier == "default"
     assert model.capabilities.context_window == 8192
     assert config.routes == []
-    assert config.server.max_attempts == 3
+    assert config.server.retry.max_attempts == 3
     assert config.server.max_body_bytes == 10 * 1024 * 1024
 
 
@@ -335,7 +335,7 @@ def test_dump_round_trips_through_parse() -> None:
         {"name": "sonnet", "upstream": "claude", "upstream_model": "claude-sonnet-4"},
     ]
     doc["routes"] = [{"name": "auto", "candidates": ["llama", "gpt-4o", "sonnet"]}]
-    doc["server"] = {"max_attempts": 2}
+    doc["server"] = {"retry": {"max_attempts": 2}}
     config = parse(json.dumps(doc))
 
     text = dump(config)

@@ -1,0 +1,155 @@
+"""GatewayConfig routes: a virtual model name, its candidates, and how one is chosen per request.
+
+Part of the GatewayConfig contract (``gatewayconfig`` holds the list). A route filters its
+candidates (capabilities the request needs, context window, health), scores the rest with
+weighted scorers, and tries them best first. ``strategy`` names a preset of scorer weights so
+users need not learn them; ``scorers`` overrides single weights.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from switchman.api.resilience import Retry
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
+]
+
+Strategy = Literal["priority", "cheapest", "fastest", "least-loaded", "complexity", "weighted"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scorers(_Strict):
+    """Weights of the scorers (each scores a candidate in [0, 1]); unset ones keep the preset."""
+
+    cost: float | None = Field(default=None, ge=0, description="Price x estimated tokens.")
+    latency: float | None = Field(
+        default=None, ge=0, description="EWMA time to first token plus per-token time."
+    )
+    load: float | None = Field(
+        default=None, ge=0, description="In-flight requests, vLLM queue depth and KV-cache use."
+    )
+    quality: float | None = Field(
+        default=None, ge=0, description="The model's tier against the prompt's complexity."
+    )
+    preference: float | None = Field(
+        default=None, ge=0, description="The route's explicit per-candidate preference."
+    )
+    priority: float | None = Field(
+        default=None, ge=0, description="Earlier in the candidate list scores higher."
+    )
+
+
+class Tier(_Strict):
+    """Prompts scoring at least ``min_complexity`` want this tier (the highest such one)."""
+
+    tier: str = Field(min_length=1)
+    min_complexity: float = Field(ge=0, le=1)
+
+
+class Complexity(_Strict):
+    """Complexity thresholds mapping the classifier's score to a wanted tier."""
+
+    tiers: list[Tier] = Field(min_length=1, description="Ascending; the first starts at 0.")
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending(cls, value: list[Tier]) -> list[Tier]:
+        if value[0].min_complexity != 0:
+            raise ValueError("the first tier must start at min_complexity 0")
+        for lower, upper in pairwise(value):
+            if upper.min_complexity <= lower.min_complexity:
+                raise ValueError("tiers must have strictly ascending min_complexity")
+        names = [t.tier for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each tier may appear once")
+        return value
+
+
+class Shadow(_Strict):
+    """Mirror a share of requests to another model; its answer is recorded and discarded."""
+
+    model: Name
+    percent: float = Field(gt=0, le=100)
+    max_in_flight: int = Field(
+        default=32, ge=1, le=10000, description="Mirrors beyond this are skipped, not queued."
+    )
+
+
+class Route(_Strict):
+    """A virtual model name that resolves to one of several models.
+
+    ``candidates`` is the allow-list and the fallback order: no other model serves this route.
+    """
+
+    name: Name
+    candidates: list[Name] = Field(min_length=1, description="Model names, most preferred first.")
+    strategy: Strategy = Field(default="priority", description="Preset of scorer weights.")
+    scorers: Scorers = Field(default_factory=Scorers, description="Override preset weights.")
+    split: dict[Name, float] = Field(
+        default_factory=dict,
+        description="strategy weighted: percent of requests each candidate serves first.",
+    )
+    preference: dict[Name, float] = Field(
+        default_factory=dict, description="Explicit per-candidate preference in [0, 1]."
+    )
+    complexity: Complexity | None = Field(
+        default=None,
+        description=(
+            "Tier thresholds; strategy complexity without it spreads the candidates' tiers "
+            "evenly in candidate order."
+        ),
+    )
+    shadow: Shadow | None = None
+    retry: Retry = Field(default_factory=Retry)
+    mid_stream: Literal["continue", "terminate"] = Field(
+        default="continue",
+        description=(
+            "After tokens reached the client and the upstream dies: continue the same stream "
+            "from the next candidate, or end it with an error event."
+        ),
+    )
+    on_content_filter: Literal["fail", "next"] = Field(
+        default="fail", description="A content-filter refusal: answer it, or try the next model."
+    )
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("candidates must be unique")
+        return value
+
+    @field_validator("preference")
+    @classmethod
+    def _unit(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, v in value.items() if not 0 <= v <= 1)
+        if bad:
+            raise ValueError(f"preference values must be in [0, 1]: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Route:
+        members = set(self.candidates)
+        for field, names in (("split", self.split), ("preference", self.preference)):
+            strangers = sorted(set(names) - members)
+            if strangers:
+                raise ValueError(f"{field} names models that are not candidates: {strangers}")
+        if self.strategy == "weighted":
+            if not self.split:
+                raise ValueError("strategy weighted needs 'split' (percent per candidate)")
+            if any(v < 0 for v in self.split.values()) or sum(self.split.values()) <= 0:
+                raise ValueError("split values must be >= 0 and not all 0")
+        elif self.split:
+            raise ValueError("'split' is only used by strategy weighted")
+        if self.shadow is not None and self.shadow.model in members:
+            raise ValueError("the shadow model must not be a candidate of the same route")
+        return self

@@ -1,0 +1,1 @@
+"""Prompt complexity classifier (placeholder until the classifier lands in this issue)."""
