@@ -225,8 +225,19 @@ class Server(_Strict):
     retry: Retry = Field(
         default_factory=Retry, description="Retries for requests naming a model directly."
     )
+    mid_stream: Literal["continue", "terminate"] = Field(
+        default="continue",
+        description="Mid-stream policy for requests naming a model directly (see routes).",
+    )
     debug_decisions: int = Field(
         default=256, ge=0, le=100000, description="Recent decisions kept for /debug/decisions."
+    )
+    admin_token: CredentialRef | None = Field(
+        default=None,
+        description=(
+            "Bearer token for /debug/*; without it those answer only loopback clients "
+            "(kubectl port-forward, a sidecar)."
+        ),
     )
 
 

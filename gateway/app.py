@@ -26,6 +26,7 @@ from switchman.gateway.metrics import Metrics
 from switchman.gateway.observe import Telemetry
 from switchman.gateway.proxy import Proxy
 from switchman.gateway.request import REQUEST_ID, STARTED
+from switchman.gateway.routing import ComplexityScorer
 from switchman.gateway.tracing import Tracing
 
 log = logging.getLogger("switchman.gateway")
@@ -96,6 +97,7 @@ def create_app(
     *,
     tracing: Tracing | None = None,
     access_log: AccessLog | None = None,
+    classifier: ComplexityScorer | None = None,
 ) -> web.Application:
     """An application serving ``watcher``'s current config and watching it for changes.
 
@@ -106,15 +108,20 @@ def create_app(
     telemetry = Telemetry(
         metrics=metrics, tracing=tracing or Tracing(None), access_log=access_log or AccessLog("off")
     )
-    app[GATEWAY] = Gateway(watcher=watcher, proxy=Proxy(telemetry), metrics=metrics)
+    proxy = Proxy(telemetry, classifier=classifier)
+    app[GATEWAY] = Gateway(watcher=watcher, proxy=proxy, metrics=metrics)
     app.on_response_prepare.append(_add_request_id)
     add_routes(app)
 
     async def watch(app: web.Application) -> AsyncIterator[None]:
+        if watcher.current is not None:  # loaded before the loop ran: start replica tasks now
+            for client in watcher.current.upstreams.values():
+                client.start()
         task = asyncio.create_task(watcher.watch(), name="config-watch")
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await proxy.close()
         await watcher.close()
         await telemetry.tracing.shutdown()
 

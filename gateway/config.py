@@ -47,7 +47,7 @@ class ConfigWatcher:
         self.current: runtime.Runtime | None = None
         self.last_error: str | None = None
         self._metrics = metrics
-        self._environ = os.environ if environ is None else environ
+        self.environ = os.environ if environ is None else environ
         self._signature: Signature | None = None
         self._digest: bytes | None = None
         self._generation = 0
@@ -91,7 +91,7 @@ class ConfigWatcher:
     ) -> None:
         self._generation += 1
         previous = self.current
-        self.current = runtime.build(config, self._generation, previous, self._environ)
+        self.current = runtime.build(config, self._generation, previous, self.environ)
         self._signature, self._digest, self.last_error = signature, digest, None
         if previous is not None:
             previous.retire()

@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from switchman.gateway import openapi
+from switchman.gateway import debug, openapi
 from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.errors import NotReady
+from switchman.gateway.errors import InvalidRequest, NotReady
 from switchman.gateway.exchange import Operation
 from switchman.gateway.metrics import Metrics
 from switchman.gateway.proxy import Proxy
@@ -68,9 +68,13 @@ async def list_models(request: web.Request) -> web.Response:
             "object": "model",
             "created": created,
             "owned_by": "switchman",
-            "switchman": {"kind": "route", "candidates": [m.name for m in candidates]},
+            "switchman": {
+                "kind": "route",
+                "strategy": route.spec.strategy,
+                "candidates": [m.name for m in route.candidates],
+            },
         }
-        for name, candidates in runtime.table.routes.items()
+        for name, route in runtime.table.routes.items()
     ]
     data += [
         {
@@ -111,7 +115,9 @@ async def readyz(request: web.Request) -> web.Response:
             "endpoint": client.endpoint,
             "usable": client.problem is None,
             "problem": client.problem,
+            "routable": client.unusable() is None,
             "in_flight": client.inflight,
+            "endpoints": client.endpoints.snapshot(),
         }
         for client in runtime.upstreams.values()
     }
@@ -119,10 +125,30 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[GATEWAY].metrics.exposition()
+    gateway = request.app[GATEWAY]
+    runtime = gateway.watcher.current
+    if runtime is not None:
+        gateway.metrics.endpoints(
+            (client.name, e.address, e.available(), e.breaker.state, e.load_value())
+            for client in runtime.upstreams.values()
+            for e in client.endpoints.endpoints
+        )
+    body = gateway.metrics.exposition()
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+async def debug_decisions(request: web.Request) -> web.Response:
+    """Recent routing decisions, newest first: ``?limit=N`` (default 50) and ``?route=NAME``."""
+    gateway = request.app[GATEWAY]
+    runtime = _runtime(request)
+    debug.check_admin(request, runtime.config.server.admin_token, gateway.watcher.environ)
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 0 < int(raw) <= 100000:
+        raise InvalidRequest("'limit' must be an integer in 1..100000", param="limit")
+    entries = gateway.proxy.decisions.read(int(raw), request.query.get("route"))
+    return web.json_response({"object": "list", "data": entries})
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -138,3 +164,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/debug/decisions", debug_decisions)

@@ -103,6 +103,59 @@ class Metrics:
             "switchman_config_last_reload_successful",
             "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
         )
+        self.retries = Counter(
+            "switchman_retries",
+            "Attempts after a request's first, by route and the failure that caused them.",
+            ["route", "reason"],
+        )
+        self.retries_exhausted = Counter(
+            "switchman_retries_exhausted",
+            "Requests that stopped retrying early, by route and why (deadline, retry_budget).",
+            ["route", "reason"],
+        )
+        self.midstream = Counter(
+            "switchman_midstream_failovers",
+            "Streams cut after the client saw tokens, by route and how the upstream broke off "
+            "(continued on another attempt when the route allows).",
+            ["route", "reason"],
+        )
+        self.complexity = Histogram(
+            "switchman_complexity_score",
+            "Prompt complexity scores of requests on routes that use the classifier.",
+            ["route"],
+            tuple(i / 10 for i in range(1, 11)),
+        )
+        self.shadow_requests = Counter(
+            "switchman_shadow_requests",
+            "Mirrored (shadow) requests by route, shadow model and outcome.",
+            ["route", "model", "outcome"],
+        )
+        self.shadow_duration = Histogram(
+            "switchman_shadow_duration_seconds",
+            "Time a shadow model took to answer a mirrored request in full.",
+            ["route", "model"],
+            LATENCY_BUCKETS,
+        )
+        self.shadow_tokens = Counter(
+            "switchman_shadow_tokens",
+            "Tokens of mirrored requests by route, shadow model and direction.",
+            ["route", "model", "direction"],
+        )
+        self.endpoint_up = Gauge(
+            "switchman_endpoint_up",
+            "1 when a replica can take requests (healthy, circuit not open), else 0.",
+            ["upstream", "endpoint"],
+        )
+        self.circuit_state = Gauge(
+            "switchman_circuit_state",
+            "Circuit breaker per replica: 0 closed, 1 half-open, 2 open.",
+            ["upstream", "endpoint"],
+        )
+        self.endpoint_load = Gauge(
+            "switchman_endpoint_load",
+            "The load value replica picking compares (in-flight, queue and KV-cache use).",
+            ["upstream", "endpoint"],
+        )
         for result in ("success", "invalid"):
             self.config_reloads.labels(result)
         self.registry.register(
@@ -115,6 +168,16 @@ class Metrics:
         for upstream, model in pairs:
             self.upstream_attempts.labels(upstream, model, "ok")
             self.upstream_in_flight.labels(upstream)
+
+    def endpoints(self, states: Iterable[tuple[str, str, bool, str, float]]) -> None:
+        """Replace the per-replica gauges with ``(upstream, endpoint, up, circuit, load)``."""
+        codes = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+        for family in (self.endpoint_up, self.circuit_state, self.endpoint_load):
+            family.children.clear()  # replicas come and go; no stale series
+        for upstream, endpoint, up, circuit, load in states:
+            self.endpoint_up.labels(upstream, endpoint).set(1.0 if up else 0.0)
+            self.circuit_state.labels(upstream, endpoint).set(codes.get(circuit, 0.0))
+            self.endpoint_load.labels(upstream, endpoint).set(load)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -23,6 +23,7 @@ from switchman.gateway.accesslog import AccessLog
 from switchman.gateway.attempts import Decision
 from switchman.gateway.exchange import Operation, ResponseInfo
 from switchman.gateway.metrics import Metrics
+from switchman.gateway.routing import Plan
 from switchman.gateway.upstreams import UpstreamClient
 
 
@@ -107,19 +108,32 @@ class Observation:
         if content is not None:
             span.set_attribute("gen_ai.input.messages", content)
 
-    def routed(self, decision: Decision, candidates: list[Model]) -> None:
-        self._t.metrics.routing_decisions.labels(decision.route, decision.strategy).inc()
+    def routed(self, decision: Decision, plan: Plan) -> None:
+        metrics = self._t.metrics
+        metrics.routing_decisions.labels(decision.route, decision.strategy).inc()
+        if plan.complexity is not None:
+            metrics.complexity.labels(decision.route).observe(plan.complexity)
         span = self._t.tracing.child_span(self._server, f"route {decision.route}")
         if span is None:
             return
         if span.is_recording():
             span.set_attribute("switchman.route", decision.route)
             span.set_attribute("switchman.route.strategy", decision.strategy)
-            span.set_attribute("switchman.route.candidates", [m.name for m in candidates])
+            span.set_attribute("switchman.route.candidates", [m.name for m in plan.order])
+            span.set_attribute("switchman.route.why", plan.why)
+            removed = [f"{row.model}: {row.removed}" for row in plan.rows if row.removed]
+            if removed:
+                span.set_attribute("switchman.route.filtered", removed)
+            if plan.complexity is not None:
+                span.set_attribute("switchman.complexity", plan.complexity)
         span.end()
 
     def attempt(
-        self, model: Model, upstream: UpstreamClient, headers: MutableMapping[str, str]
+        self,
+        model: Model,
+        upstream: UpstreamClient,
+        headers: MutableMapping[str, str],
+        address: str | None = None,
     ) -> None:
         """An upstream attempt starts: a CLIENT span, and its ``traceparent`` goes upstream."""
         op = tracing.OPERATIONS[self.op or "chat"]
@@ -130,7 +144,7 @@ class Observation:
             self._t.tracing.inject(self._server, headers)
             return
         if span.is_recording():
-            host, _, port = upstream.endpoint.rpartition(":")
+            host, _, port = (address or upstream.endpoint).rpartition(":")
             span.set_attribute("gen_ai.operation.name", op)
             span.set_attribute(
                 "gen_ai.provider.name",

@@ -1,55 +1,75 @@
-"""Sends one client request upstream: resolve candidates, try them in order, answer the client.
+"""Serves one client request: plan candidates, walk them with retries and failover, answer.
 
 Called by ``handlers`` for each proxied endpoint: reads and parses the body (``request``), leases
-the current Runtime for the whole exchange, resolves candidates (``routing``) and tries them. A
-candidate that fails before anything reached the client (unreachable, timeout, 429, 5xx, a
-stream that dies before its first chunk) is followed by the next; any other upstream 4xx goes
-back to the client unchanged. Streams are handed to ``relay`` once the first chunk is in hand.
-Every request is accounted exactly once, by its ``observe.Observation``.
+the current Runtime for the whole exchange, plans (``routing``: filters and scorers), mirrors a
+share to a shadow model (``shadow``) and walks the plan: for each model up to ``per_candidate``
+attempts, each on a replica the upstream's ``EndpointSet`` picks (load, prefix affinity) and its
+circuit breaker admits, within the route's attempt limit, deadline and retry budget. What a
+failure means for the next attempt is ``failover``'s call; one attempt is ``forward``'s. A stream
+cut after the client saw tokens is continued on the next attempt (``mid_stream: continue``).
+Every request is accounted exactly once, by its ``observe.Observation``, and recorded for
+``/debug/decisions``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+import random
+from collections.abc import Callable
 
-import aiohttp
 from aiohttp import web
 
-from switchman.api.gatewayconfig import Model
-from switchman.gateway import relay
-from switchman.gateway.attempts import Decision, Failure
+from switchman.api.resilience import Retry
+from switchman.gateway import continuation, forward
+from switchman.gateway.affinity import AffinityKey, affinity_key
+from switchman.gateway.attempts import Decision
+from switchman.gateway.backoff import RetryBudget, backoff_delay
+from switchman.gateway.decisions import DecisionLog
+from switchman.gateway.endpoints import Endpoint
 from switchman.gateway.errors import (
     GatewayError,
-    InvalidRequest,
     ModelNotFound,
     NotReady,
-    RateLimited,
     UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
-from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall
+from switchman.gateway.exchange import Operation, ResponseInfo
+from switchman.gateway.failover import Failure
+from switchman.gateway.features import features
 from switchman.gateway.observe import Observation, Telemetry
+from switchman.gateway.relay import Cut, terminate
 from switchman.gateway.request import REQUEST_ID, STARTED, ClientRequest, parse, read_body
+from switchman.gateway.routing import ComplexityScorer, Plan
 from switchman.gateway.runtime import Runtime
-from switchman.gateway.upstreams import UpstreamClient
+from switchman.gateway.shadow import Shadows
 
 log = logging.getLogger("switchman.gateway.proxy")
 
 # Client headers worth passing upstream; everything else (notably Authorization) stays here.
 _FORWARDED = ("traceparent", "tracestate", "x-request-id")
-_ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
 
 class Proxy:
-    """Stateless between requests apart from telemetry; safe to run in every worker process."""
+    """Per-process state: telemetry, retry budgets, shadows and the decision log."""
 
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        classifier: ComplexityScorer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.telemetry = telemetry
         self.metrics = telemetry.metrics
+        self.classifier = classifier
+        self.rng = rng or random.Random()
+        self.budgets: dict[str, tuple[Retry, RetryBudget]] = {}
+        self.shadows = Shadows(telemetry.metrics, self.rng)
+        self.decisions = DecisionLog()
+
+    async def close(self) -> None:
+        await self.shadows.close()
 
     async def handle(
         self, request: web.Request, op: Operation, current: Callable[[], Runtime | None]
@@ -64,6 +84,7 @@ class Proxy:
             started=request[STARTED],
         )
         decision = Decision("none", "none", 0)
+        plan: Plan | None = None
         info: ResponseInfo | None = None
         status = 500
         try:
@@ -75,11 +96,12 @@ class Proxy:
             obs.request(op, creq.body, creq.stream)
             runtime.acquire()
             try:
-                decision, candidates = _route(runtime, creq)
-                obs.routed(decision, candidates)
-                response, info = await self._try_candidates(
-                    request, runtime, creq, candidates, decision, obs
-                )
+                plan = self._plan(runtime, creq)
+                decision = Decision(plan.route, plan.strategy, len(plan.order), plan.why)
+                obs.routed(decision, plan)
+                if plan.spec is not None and plan.spec.shadow is not None:
+                    self.shadows.maybe(runtime, plan.spec, creq)
+                response, info = await self._walk(request, runtime, creq, plan, decision, obs)
             finally:
                 runtime.release()
             status = response.status
@@ -95,216 +117,261 @@ class Proxy:
             raise
         finally:
             obs.finish(decision, info, status)
+            self.decisions.add(request[REQUEST_ID], plan, decision, status)
 
-    async def _try_candidates(
+    def _plan(self, runtime: Runtime, creq: ClientRequest) -> Plan:
+        self.decisions.resize(runtime.config.server.debug_decisions)
+        plan = runtime.table.plan(
+            creq.model,
+            creq.op,
+            creq.body,
+            features(creq.op, creq.body),
+            runtime.upstreams,
+            runtime.supports[creq.op],
+            classifier=self.classifier,
+            rng=self.rng,
+        )
+        if plan is None:
+            raise ModelNotFound(
+                f"The model '{creq.model}' does not exist on this gateway; "
+                "GET /v1/models lists the routes and models it serves",
+                param="model",
+            )
+        return plan
+
+    def _budget(self, route: str, policy: Retry) -> RetryBudget:
+        held = self.budgets.get(route)
+        if held is None or held[0] != policy:
+            held = (policy, RetryBudget(policy.budget_ratio, policy.budget_min_per_s))
+            self.budgets[route] = held
+        return held[1]
+
+    async def _walk(
         self,
         request: web.Request,
         runtime: Runtime,
         creq: ClientRequest,
-        candidates: list[Model],
+        plan: Plan,
         decision: Decision,
         obs: Observation,
     ) -> tuple[web.StreamResponse, ResponseInfo | None]:
+        """Try the plan's models in order with retries; see the module docstring."""
+        spec = plan.spec
+        policy = spec.retry if spec is not None else runtime.config.server.retry
+        budget = self._budget(plan.route, policy)
+        budget.request()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.deadline_s
         forwarded = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
         forwarded["x-request-id"] = request[REQUEST_ID]
+        mid_stream = spec.mid_stream if spec is not None else runtime.config.server.mid_stream
+        keep = creq.stream and mid_stream == "continue"
+        client = forward.ClientStream(
+            request, creq.wants_usage, continuation.Transcript() if keep else None
+        )
+        order = list(plan.order)
+        attempts = 0
         last: Failure | None = None
-        tried = candidates[: runtime.config.server.retry.max_attempts]
-        for index, model in enumerate(tried):
+        index = 0
+        while index < len(order) and attempts < policy.max_attempts:
+            model = order[index]
+            index += 1
             upstream = runtime.upstreams[model.upstream]
-            headers = dict(forwarded)
-            obs.attempt(model, upstream, headers)
-            try:
-                if upstream.problem:
-                    raise Failure(
-                        "unconfigured",
-                        UpstreamUnavailable(f"upstream '{upstream.name}': {upstream.problem}"),
+            key: AffinityKey | None = None
+            if len(upstream.endpoints.endpoints) > 1:
+                key = affinity_key(creq.op, creq.body, request.headers, upstream.spec.balance)
+            tried: list[Endpoint] = []
+            per = 0
+            while per < policy.per_candidate and attempts < policy.max_attempts:
+                failure = _unusable(upstream.problem, upstream.name)
+                endpoint = None
+                if failure is None:
+                    endpoint = upstream.endpoints.pick(key, tried) or (
+                        upstream.endpoints.pick(key) if per else None
                     )
-                call = upstream.provider.prepare(creq.op, creq.body, model.target, creq.stream)
-                if creq.stream:
-                    return await self._stream(
-                        request, creq, model, upstream, call, headers, decision, obs
-                    )
-                return await self._unary(creq, model, upstream, call, headers, decision, obs)
-            except Failure as failure:
-                decision.record(model, upstream, failure.reason)
-                obs.attempt_failed(decision, upstream, failure.reason)
-                if index + 1 < len(tried):
-                    obs.moved_on(decision.route, failure.reason)
-                log.info(
-                    "attempt failed request_id=%s model=%s upstream=%s reason=%s: %s",
-                    request[REQUEST_ID],
-                    model.name,
-                    upstream.name,
-                    failure.reason,
-                    failure.error.message,
-                )
-                last = failure
-            except UpstreamRejected:
-                decision.record(model, upstream, "rejected")
-                obs.attempt_failed(decision, upstream, "rejected")
-                raise
-        assert last is not None
+                    if endpoint is None:
+                        failure = Failure(
+                            "no_endpoint",
+                            UpstreamUnavailable(f"upstream '{upstream.name}' has no ready replica"),
+                            scope="model",
+                        )
+                    elif not endpoint.breaker.acquire():
+                        tried.append(endpoint)
+                        failure = Failure(
+                            "circuit_open",
+                            UpstreamUnavailable(f"upstream '{upstream.name}': circuit open"),
+                        )
+                if failure is not None:
+                    last = failure
+                    decision.record(model, upstream, failure.reason)
+                    if failure.reason == "circuit_open" and len(tried) < len(
+                        upstream.endpoints.endpoints
+                    ):
+                        continue
+                    break
+                assert endpoint is not None
+                if attempts:
+                    if loop.time() >= deadline or not budget.try_retry():
+                        why = "deadline" if loop.time() >= deadline else "retry_budget"
+                        endpoint.breaker.release()
+                        self.metrics.retries_exhausted.labels(plan.route, why).inc()
+                        index = len(order)
+                        break
+                    self.metrics.retries.labels(plan.route, last.reason if last else "").inc()
+                attempts += 1
+                per += 1
+                target = forward.Target(model, upstream, endpoint)
+                try:
+                    result = await self._attempt(target, creq, client, forwarded, decision, obs)
+                except Failure as exc:
+                    last = exc
+                    self._failed(target, exc, decision, obs, request)
+                    if isinstance(exc, Cut):
+                        client.sent = client.transcript.read() if client.transcript else None
+                        decision.continued += 1
+                        self.metrics.midstream.labels(plan.route, exc.reason).inc()
+                    if exc.scope == "endpoint":
+                        endpoint.breaker.failure()
+                        tried.append(endpoint)
+                        # Another replica of this model, or this model again when it is the
+                        # last one left; otherwise the next model at once.
+                        if upstream.endpoints.pick(key, tried) is not None:
+                            continue
+                        if index < len(order) or per >= policy.per_candidate:
+                            break
+                        delay = backoff_delay(
+                            per - 1, policy.backoff_base_s, policy.backoff_max_s, self.rng
+                        )
+                        await asyncio.sleep(min(delay, max(deadline - loop.time(), 0)))
+                        continue
+                    endpoint.breaker.success()  # it answered; the answer was the problem
+                    if exc.scope == "model":
+                        wait = exc.retry_after if exc.retry_after is not None else 1.0
+                        upstream.cool_down(wait)
+                        if index >= len(order) and wait <= policy.retry_after_max_s:
+                            await asyncio.sleep(wait)
+                            continue
+                    elif exc.scope == "context":
+                        window = model.capabilities.context_window
+                        order[index:] = [
+                            m for m in order[index:] if m.capabilities.context_window > window
+                        ]
+                    elif spec is None or spec.on_content_filter == "fail":
+                        raise exc.error from None
+                    break
+                except UpstreamRejected:
+                    endpoint.breaker.success()
+                    decision.record(model, upstream, "rejected", endpoint.address)
+                    obs.attempt_failed(decision, upstream, "rejected")
+                    raise
+                except BaseException:
+                    endpoint.breaker.release()
+                    raise
+                endpoint.breaker.success()
+                upstream.endpoints.served(endpoint, key)
+                return result
+        if client.response is not None:  # committed: end the stream well-formed
+            error = last.error if last else UpstreamUnavailable("no upstream could continue")
+            decision.outcome = await terminate(client.response, last.reason if last else "", error)
+            return client.response, None
+        if last is None:
+            raise UpstreamUnavailable(f"no model behind '{plan.route}' is available")
         raise last.error
 
-    async def _unary(
+    async def _attempt(
         self,
+        target: forward.Target,
         creq: ClientRequest,
-        model: Model,
-        upstream: UpstreamClient,
-        call: UpstreamCall,
+        client: forward.ClientStream,
         forwarded: dict[str, str],
         decision: Decision,
         obs: Observation,
     ) -> tuple[web.StreamResponse, ResponseInfo | None]:
-        timeouts = upstream.spec.timeouts
-        try:
-            async with (
-                asyncio.timeout(timeouts.total),
-                self._open(upstream, call, forwarded) as resp,
-            ):
-                payload = await resp.read()
-                if resp.status >= 400:
-                    raise _status_failure(upstream, resp.status, payload, resp.headers)
-        except TimeoutError as exc:
-            raise Failure(
-                "timeout",
-                UpstreamTimeout(f"upstream '{upstream.name}' took over {timeouts.total}s"),
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise Failure(
-                "broken_response",
-                UpstreamUnavailable(f"upstream '{upstream.name}' broke off its response: {exc}"),
-            ) from exc
-        try:
-            body, info = upstream.provider.decode(creq.op, payload)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Failure(
-                "bad_response",
-                UpstreamUnavailable(f"upstream '{upstream.name}' sent a response it cannot parse"),
-            ) from exc
-        decision.serve(model, upstream)
-        decision.outcome = "ok"
-        obs.attempt_ended(model, upstream, "ok")
-        response = web.Response(
-            body=body, content_type="application/json", headers=decision.headers()
-        )
-        return response, info
+        model, upstream, endpoint = target.model, target.upstream, target.endpoint
+        headers = dict(forwarded)
+        obs.attempt(model, upstream, headers, endpoint.address)
+        body = creq.body
+        if client.sent is not None:
+            continued = continuation.request_body(
+                creq.op, body, client.sent, upstream.spec.continues_by
+            )
+            if continued is None:
+                raise Failure(
+                    "not_continuable",
+                    UpstreamUnavailable("the stream broke off and cannot be continued"),
+                    scope="model",
+                )
+            body = continued
+        call = upstream.provider.prepare(creq.op, body, model.target, creq.stream)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if not creq.stream:
+            payload, info = await forward.unary(self.metrics, target, creq.op, call, headers)
+            upstream.latency.observe_unary(
+                loop.time() - started, info.usage.completion_tokens if info.usage else None
+            )
+            decision.serve(model, upstream, endpoint.address)
+            decision.outcome = "ok"
+            obs.attempt_ended(model, upstream, "ok")
+            response = web.Response(
+                body=payload, content_type="application/json", headers=decision.headers()
+            )
+            return response, info
+        served = False
 
-    async def _stream(
-        self,
-        request: web.Request,
-        creq: ClientRequest,
-        model: Model,
-        upstream: UpstreamClient,
-        call: UpstreamCall,
-        forwarded: dict[str, str],
-        decision: Decision,
-        obs: Observation,
-    ) -> tuple[web.StreamResponse, ResponseInfo | None]:
-        timeouts = upstream.spec.timeouts
-        decoder = upstream.provider.stream(creq.op, model.target, creq.wants_usage)
-        deadline = asyncio.get_running_loop().time() + timeouts.total
-        async with self._open(upstream, call, forwarded) as resp:
-            if resp.status >= 400:
-                payload = await relay.read_error(resp, timeouts.idle)
-                raise _status_failure(upstream, resp.status, payload, resp.headers)
-            stream = relay.Relay(resp, decoder, idle=timeouts.idle, deadline=deadline)
-            first = await stream.first(upstream.name)
-            decision.serve(model, upstream)
-            response = web.StreamResponse(headers=decision.headers())
-            response.content_type = "text/event-stream"
-            response.headers["Cache-Control"] = "no-cache"
-            response.headers["X-Accel-Buffering"] = "no"
-            await response.prepare(request)
+        def commit() -> dict[str, str]:
+            nonlocal served
+            served = True
+            decision.serve(model, upstream, endpoint.address)
             obs.first_chunk(decision.route, model.name)
-            decision.outcome = await stream.rest(response, first, upstream.name)
-            # Counted once the stream ended, so a cut after the first chunk is not an "ok".
-            obs.attempt_ended(model, upstream, decision.outcome)
-            obs.inter_chunk_s = stream.mean_gap()
-            if decision.outcome != "ok":
-                resp.close()  # cancel the upstream generation nobody will read
-        info = ResponseInfo(
-            usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
-        )
-        return response, info
+            return decision.headers()
 
-    @asynccontextmanager
-    async def _open(
-        self, upstream: UpstreamClient, call: UpstreamCall, forwarded: dict[str, str]
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send the request and wait for response headers; count it in flight meanwhile."""
-        headers = {**upstream.spec.headers, **forwarded, **call.headers}
-        headers["Content-Type"] = "application/json"
-        url = upstream.base + call.path
-        timeouts = upstream.spec.timeouts
-        gauge = self.metrics.upstream_in_flight.labels(upstream.name)
-        upstream.inflight += 1
-        gauge.inc()
-        try:
-            try:
-                async with asyncio.timeout(timeouts.first_byte):
-                    resp = await upstream.session().post(
-                        url, data=call.body, headers=headers, params=call.params or None
-                    )
-            except TimeoutError as exc:
-                raise Failure(
-                    "timeout",
-                    UpstreamTimeout(
-                        f"upstream '{upstream.name}' sent no response within {timeouts.first_byte}s"
-                    ),
-                ) from exc
-            except aiohttp.ClientError as exc:
-                raise Failure(
-                    "unreachable",
-                    UpstreamUnavailable(f"upstream '{upstream.name}' is unreachable: {exc}"),
-                ) from exc
-            try:
-                yield resp
-            finally:
-                resp.release()
-        finally:
-            upstream.inflight -= 1
-            gauge.dec()
+        outcome, info, ttft = await forward.stream(
+            self.metrics, target, creq.op, call, headers, client, commit
+        )
+        if not served:
+            decision.serve(model, upstream, endpoint.address)
+        decision.outcome = outcome
+        obs.attempt_ended(model, upstream, outcome)
+        if client.gaps:
+            obs.inter_chunk_s = sum(client.gaps) / len(client.gaps)
+        if outcome == "ok":
+            upstream.latency.observe_stream(
+                ttft, loop.time() - started, info.usage.completion_tokens if info.usage else None
+            )
+        assert client.response is not None
+        return client.response, info
+
+    def _failed(
+        self,
+        target: forward.Target,
+        failure: Failure,
+        decision: Decision,
+        obs: Observation,
+        request: web.Request,
+    ) -> None:
+        address = target.endpoint.address
+        recorded = decision.attempts[-1] if decision.attempts else None
+        if isinstance(failure, Cut) and recorded and recorded.outcome == "ok":
+            recorded.outcome = failure.reason  # the attempt that committed the stream broke off
+        else:
+            decision.record(target.model, target.upstream, failure.reason, address)
+        obs.attempt_failed(decision, target.upstream, failure.reason)
+        obs.moved_on(decision.route, failure.reason)
+        log.info(
+            "attempt failed request_id=%s model=%s upstream=%s endpoint=%s reason=%s: %s",
+            request[REQUEST_ID],
+            target.model.name,
+            target.upstream.name,
+            target.endpoint.address,
+            failure.reason,
+            failure.error.message,
+        )
 
 
-def _route(runtime: Runtime, creq: ClientRequest) -> tuple[Decision, list[Model]]:
-    """Candidates for the request, in order, and the decision record they start."""
-    resolution = runtime.table.resolve(creq.model)
-    if resolution is None:
-        raise ModelNotFound(
-            f"The model '{creq.model}' does not exist on this gateway; "
-            "GET /v1/models lists the routes and models it serves",
-            param="model",
-        )
-    candidates = [
-        m for m in resolution.candidates if runtime.upstreams[m.upstream].provider.supports(creq.op)
-    ]
-    if not candidates:
-        raise InvalidRequest(
-            f"'{creq.model}' has no model that serves {_ENDPOINTS.get(creq.op, creq.op)}",
-            param="model",
-        )
-    return Decision(resolution.route, resolution.reason, len(candidates)), candidates
-
-
-def _status_failure(
-    upstream: UpstreamClient, status: int, payload: bytes, headers: Mapping[str, str]
-) -> Failure | UpstreamRejected:
-    """Map an upstream error status: retryable ones become Failure, others go to the client."""
-    body = upstream.provider.error(status, payload)
-    message = str(body.get("error", {}).get("message", ""))[:500]
-    if status == 429:
-        retry_after = headers.get("Retry-After")
-        return Failure(
-            "rate_limited",
-            RateLimited(
-                f"upstream '{upstream.name}' is rate limited: {message}",
-                headers={"Retry-After": str(retry_after)} if retry_after else {},
-            ),
-        )
-    if status >= 500 or status in (408, 409):
-        return Failure(
-            f"status_{status // 100}xx" if status >= 500 else f"status_{status}",
-            UpstreamUnavailable(f"upstream '{upstream.name}' answered {status}: {message}"),
-        )
-    return UpstreamRejected(status, body)
+def _unusable(problem: str | None, name: str) -> Failure | None:
+    if not problem:
+        return None
+    return Failure(
+        "unconfigured", UpstreamUnavailable(f"upstream '{name}': {problem}"), scope="model"
+    )

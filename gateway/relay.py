@@ -5,7 +5,8 @@ that is a ``Failure`` the proxy recovers from by trying the next candidate); ``r
 them and everything after, event by event, awaiting each write so a slow client slows the upstream
 read (backpressure) instead of growing a buffer. A client that disconnects ends the relay and the
 proxy closes the upstream connection, which cancels the generation. An upstream that breaks off or
-stalls after the client saw data ends the stream with a well-formed OpenAI error event.
+stalls after the client saw data raises ``Cut`` when the route continues streams on another
+upstream (``continuation``), and otherwise ends the stream with a well-formed OpenAI error event.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import json
 import aiohttp
 from aiohttp import web
 
-from switchman.gateway.attempts import Failure
+from switchman.gateway.continuation import Transcript
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from switchman.gateway.failover import Failure
 from switchman.gateway.sse import SSEParser, encode
 from switchman.gateway.upstreams import StreamDecoder
 
@@ -27,6 +29,10 @@ class _Broken(Exception):
         super().__init__(error.message)
         self.reason = reason
         self.error = error
+
+
+class Cut(Failure):
+    """The upstream broke off after the client saw data; the transcript can be continued."""
 
 
 async def read_error(resp: aiohttp.ClientResponse, idle: float) -> bytes:
@@ -48,8 +54,10 @@ class Relay:
         *,
         idle: float,
         deadline: float,
+        transcript: Transcript | None = None,
     ) -> None:
         self._upstream = upstream
+        self._transcript = transcript
         self._decoder = decoder
         self._parser = SSEParser()
         self._idle = idle
@@ -67,6 +75,8 @@ class Relay:
 
     async def _write(self, response: web.StreamResponse, data: bytes) -> None:
         await response.write(data)
+        if self._transcript is not None:
+            self._transcript.add(data)
         now = self._loop.time()
         if not self._writes:
             self._first_write = now
@@ -113,7 +123,11 @@ class Relay:
             raise Failure(broken.reason, broken.error) from broken
 
     async def rest(self, response: web.StreamResponse, first: bytes, name: str) -> str:
-        """Send ``first`` and the rest of the stream; return the outcome label."""
+        """Send ``first`` and the rest of the stream; return the outcome label.
+
+        With a transcript, a break raises ``Cut`` (the caller continues the stream elsewhere or
+        calls ``terminate``); without one the stream ends here with an error event.
+        """
         decoder = self._decoder
         try:
             if first:
@@ -126,17 +140,19 @@ class Relay:
             await response.write_eof()
             return "ok"
         except _Broken as broken:
-            return await _terminate(response, broken)
+            if self._transcript is not None:
+                raise Cut(broken.reason, broken.error) from broken
+            return await terminate(response, broken.reason, broken.error)
         except ConnectionResetError:
             return "client_disconnected"
 
 
-async def _terminate(response: web.StreamResponse, broken: _Broken) -> str:
+async def terminate(response: web.StreamResponse, reason: str, error: GatewayError) -> str:
     """End a stream the client already reads with an OpenAI-style error event."""
-    payload = json.dumps(broken.error.body()).encode()
+    payload = json.dumps(error.body()).encode()
     try:
         await response.write(encode(payload))
         await response.write_eof()
     except ConnectionResetError:
         return "client_disconnected"
-    return broken.reason
+    return reason

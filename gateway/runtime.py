@@ -26,6 +26,10 @@ class Runtime:
         self.generation = generation
         self.loaded_at = time.time()
         self.table = RoutingTable(config)
+        self.supports = {
+            op: {name: client.provider.supports(op) for name, client in upstreams.items()}
+            for op in ("chat", "completions", "embeddings")
+        }
         self.upstreams = upstreams
         self._leases = 0
         self._retired = False
@@ -89,4 +93,5 @@ def build(
             clients[spec.name] = existing
         else:
             clients[spec.name] = UpstreamClient(spec, environ)
+            clients[spec.name].start()  # a no-op before the event loop runs; the app retries
     return Runtime(config, generation, clients)

@@ -1,14 +1,17 @@
-"""One client per configured upstream: its pooled HTTP session, provider adapter and in-flight
-count.
+"""One client per configured upstream: its pooled HTTP session, provider adapter, replicas
+(``endpoints``) and live state (in-flight count, latency EWMAs, rate-limit cool-down).
 
 Built by ``runtime`` for each loaded config and reused across reloads while the upstream's spec
-and credential are unchanged, so connection pools survive hot reloads. The session is created
-lazily inside the event loop and closed by ``runtime`` once no request uses it.
+and credential are unchanged, so connection pools, breakers and latency history survive hot
+reloads. The session is created lazily inside the event loop and closed by ``runtime`` once no
+request uses it. ``routing`` reads it through its ``UpstreamView`` protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -16,7 +19,9 @@ import aiohttp
 
 from switchman.api.gatewayconfig import AnthropicSettings, Upstream
 from switchman.gateway import credentials
+from switchman.gateway.endpoints import EndpointSet
 from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall, Usage
+from switchman.gateway.latency import Latency
 from switchman.gateway.providers.anthropic import Anthropic
 from switchman.gateway.providers.azure import AzureOpenAI
 from switchman.gateway.providers.openai_compat import OpenAICompatible
@@ -26,10 +31,17 @@ from switchman.gateway.sse import Event
 class StreamDecoder(Protocol):
     """Turns upstream SSE events into the bytes the client receives (OpenAI chunks)."""
 
-    done: bool
-    usage: Usage | None
-    model: str | None
-    finish_reasons: list[str]
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def finish_reasons(self) -> list[str]: ...
 
     def feed(self, event: Event) -> bytes: ...
 
@@ -66,7 +78,13 @@ def _provider(spec: Upstream, secret: str | None) -> Provider:
 class UpstreamClient:
     """Session, provider and bookkeeping for one upstream of the current config."""
 
-    def __init__(self, spec: Upstream, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        spec: Upstream,
+        environ: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.base = str(spec.base_url).rstrip("/")
@@ -77,7 +95,39 @@ class UpstreamClient:
         self.provider = _provider(spec, self._secret)
         self.inflight = 0
         self.holders = 0  # Runtimes using this client; closed by the last one to let go
+        self.latency = Latency()
+        self.endpoints = EndpointSet(spec, clock=clock)
+        self.cool_until = 0.0  # a 429 keeps it out of routing until then (clock time)
+        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        """Start replica discovery, load scraping and health checks (inside the event loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.endpoints.start(self.session)
+
+    def cool_down(self, seconds: float) -> None:
+        """Rate limited: keep it out of routing for ``seconds``."""
+        self.cool_until = max(self.cool_until, self._clock() + seconds)
+
+    def unusable(self) -> str | None:
+        """Why routing should pass it over now, or None."""
+        if self.problem:
+            return "unconfigured"
+        if self.cool_until and self._clock() < self.cool_until:
+            return "rate_limited"
+        if not self.endpoints.available():
+            return "unavailable"
+        return None
+
+    def load(self) -> float:
+        return self.endpoints.load()
+
+    def latency_estimate(self, output_tokens: int) -> float | None:
+        return self.latency.estimate(output_tokens)
 
     def same_as(self, spec: Upstream, environ: Mapping[str, str]) -> bool:
         """True when a reload can keep this client (same spec, same credential)."""
@@ -98,6 +148,7 @@ class UpstreamClient:
         return self._session
 
     async def close(self) -> None:
+        await self.endpoints.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -56,7 +56,7 @@ async def _serve(request: web.Request, state: SimState, parse: Parser) -> web.St
     count, finish = answer_length(params, state.settings.output_tokens, limit)
     prefix = "chatcmpl-" if params.kind == "chat" else "cmpl-"
     response_id = prefix + (request.headers.get("x-request-id") or uuid.uuid4().hex)
-    pieces = answer_pieces(params.prompt, count)
+    pieces = answer_pieces(params.seed, count, params.partial)
     faults = state.faults.current  # this request keeps the faults in force when it arrived
     sequence = state.engine.sequence(params.tokens, count)
     if params.stream:

@@ -5,6 +5,13 @@ Parses ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` bodi
 messages, and decides how many tokens an answer has. Every problem is raised as a vLLM-shaped
 400 (``switchman.sim.errors``). Called by ``switchman.sim.generation`` and
 ``switchman.sim.embeddings``; everything else in a body is accepted and ignored, as vLLM does.
+
+vLLM's chat extras ``continue_final_message`` and ``add_generation_prompt`` are honoured: with
+the first set (which requires the second to be ``false``, and the last message to be the
+assistant's), the model continues that message. Its prompt tokens include the partial text; its
+answer is the rest of the answer it would give the conversation without the partial message,
+after as many words as the partial has (``seed`` and ``partial``), so a cut answer plus its
+continuation equals the uncut one.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ class GenerationParams:
     include_usage: bool
     ignore_eos: bool
     min_tokens: int
+    seed: str  # the prompt whose deterministic answer is given: ``prompt`` unless continuing
+    partial: str  # the assistant text being continued ("" when not continuing)
+    continued: int  # answer words already in ``partial``
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,7 +70,10 @@ def chat_params(body: dict[str, Any]) -> GenerationParams:
             raise errors.bad_request("Each message needs a string `role`.", param="messages")
         turns.append((message["role"], _content_text(message.get("content"))))
     max_tokens = _optional_int(body, "max_completion_tokens") or _optional_int(body, "max_tokens")
-    return _generation(body, "chat", render_chat(turns), max_tokens)
+    prompt = render_chat(turns)
+    if not _continues(body, turns):
+        return _generation(body, "chat", prompt, max_tokens)
+    return _generation(body, "chat", prompt, max_tokens, render_chat(turns[:-1]), turns[-1][1])
 
 
 def completion_params(body: dict[str, Any]) -> GenerationParams:
@@ -103,6 +116,8 @@ def answer_length(params: GenerationParams, natural: int, limit: int) -> tuple[i
     budget and ``min_tokens`` lengthens short answers.
     """
     budget = params.max_tokens if params.max_tokens is not None else limit - len(params.tokens)
+    if params.continued:  # the words already written count towards the natural length
+        natural = max(natural - params.continued, 1)
     count = budget if params.ignore_eos else min(max(natural, params.min_tokens), budget)
     return count, "length" if count >= budget else "stop"
 
@@ -112,6 +127,8 @@ def _generation(
     kind: Literal["chat", "completion"],
     prompt: str,
     max_tokens: int | None,
+    seed: str | None = None,
+    partial: str = "",
 ) -> GenerationParams:
     if max_tokens is None:
         max_tokens = _optional_int(body, "max_tokens")
@@ -135,7 +152,34 @@ def _generation(
         include_usage=include_usage,
         ignore_eos=body.get("ignore_eos") is True,
         min_tokens=_optional_int(body, "min_tokens") or 0,
+        seed=prompt if seed is None else seed,
+        partial=partial,
+        continued=len(partial.split()),
     )
+
+
+def _continues(body: dict[str, Any], turns: list[tuple[str, str]]) -> bool:
+    """Whether the model continues the final (assistant) message, checked as vLLM checks it."""
+    add_prompt = _optional_bool(body, "add_generation_prompt")
+    if not _optional_bool(body, "continue_final_message"):
+        return False
+    if add_prompt is not False:  # omitted means true: vLLM's request model passes it, the
+        # chat template (transformers) refuses it
+        raise errors.bad_request(
+            "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+            if add_prompt
+            else "continue_final_message and add_generation_prompt are not compatible "
+            "(add_generation_prompt defaults to true: set it to false to continue the final "
+            "message).",
+            param="add_generation_prompt",
+        )
+    if turns[-1][0] != "assistant":
+        raise errors.bad_request(
+            "continue_final_message is set but the final message is not from the assistant "
+            f"(its role is {turns[-1][0]!r}).",
+            param="messages",
+        )
+    return True
 
 
 def _model(body: dict[str, Any]) -> str | None:
@@ -152,6 +196,13 @@ def _optional_int(body: dict[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.bad_request(f"`{key}` must be an integer.", param=key)
     return value
+
+
+def _optional_bool(body: dict[str, Any], key: str) -> bool | None:
+    value = body.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise errors.bad_request(f"`{key}` must be a boolean.", param=key)
 
 
 def _content_text(content: object) -> str:

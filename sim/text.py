@@ -4,9 +4,10 @@ The token estimator is the word count: one token is one whitespace-separated wor
 (``str.split()``; an empty text still counts as one token), and a chat prompt is rendered as one
 ``<|role|>`` marker word per message followed by the message's words, so each message costs one
 token more than its text. Answers are words drawn from a fixed vocabulary by a generator seeded
-with a hash of the prompt: the same prompt always gets the same answer, and a shorter answer is a
-prefix of a longer one. Used by ``switchman.sim.params`` (prompts), ``switchman.sim.generation``
-(answers) and ``switchman.sim.embeddings`` (vectors).
+with a hash of the prompt: the same prompt always gets the same answer, a shorter answer is a
+prefix of a longer one, and an answer can resume after its first words (continuation). Used by
+``switchman.sim.params`` (prompts), ``switchman.sim.generation`` (answers) and
+``switchman.sim.embeddings`` (vectors).
 """
 
 from __future__ import annotations
@@ -44,18 +45,25 @@ def render_chat(messages: Iterable[tuple[str, str]]) -> str:
     return "\n".join(f"<|{role}|> {content}" for role, content in messages)
 
 
-def answer_pieces(prompt: str, count: int) -> list[str]:
-    """The first ``count`` tokens of the answer to ``prompt``, each as streamed.
+def answer_pieces(prompt: str, count: int, after: str = "") -> list[str]:
+    """``count`` tokens of the answer to ``prompt``, each as streamed, following ``after``.
 
     The first piece is a bare word, later ones carry a leading space, so ``"".join(pieces)`` is
-    the whole answer text.
+    the whole answer text. ``after`` is the start of the answer already written (a continued
+    assistant message): the pieces resume after as many words as it has, and the first keeps its
+    space unless ``after`` is empty or ends in whitespace, so ``after + "".join(pieces)`` reads
+    as one answer.
     """
+    skip = len(after.split())
     state = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "little")
     pieces: list[str] = []
-    for index in range(count):
+    for index in range(skip + count):
         state = (state * 6364136223846793005 + 1442695040888963407) & _MASK64
-        word = VOCABULARY[state >> 58]
-        pieces.append(word if index == 0 else " " + word)
+        if index >= skip:
+            word = VOCABULARY[state >> 58]
+            pieces.append(word if index == 0 else " " + word)
+    if pieces and skip and after[-1].isspace():
+        pieces[0] = pieces[0][1:]
     return pieces
 
 

@@ -198,6 +198,7 @@ def _conversation(messages: object) -> tuple[str | list[dict[str, Any]], list[di
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": turn_role, "content": blocks})
+    _trim_prefill(turns)
     if not turns:
         raise _invalid("'messages' needs a user or assistant message with content", "messages")
     for turn in turns:
@@ -206,6 +207,24 @@ def _conversation(messages: object) -> tuple[str | list[dict[str, Any]], list[di
     if len(system) == 1:
         return system[0], turns
     return [{"type": "text", "text": text} for text in system], turns
+
+
+def _trim_prefill(turns: list[dict[str, Any]]) -> None:
+    """A final assistant turn is a prefill Anthropic continues; it must not end in whitespace.
+
+    Streams cut after a space or newline token are continued this way (mid-stream failover).
+    """
+    if not turns or turns[-1]["role"] != "assistant":
+        return
+    blocks = turns[-1]["content"]
+    if blocks and blocks[-1].get("type") == "text":
+        text = blocks[-1]["text"].rstrip()
+        if text:
+            blocks[-1] = {**blocks[-1], "text": text}
+        else:
+            blocks.pop()
+    if not blocks:
+        turns.pop()
 
 
 def _required(message: dict[str, Any], where: str) -> object:

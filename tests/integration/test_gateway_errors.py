@@ -61,8 +61,12 @@ def config(
     routes: dict[str, list[str]] | None = None,
     *,
     max_body_bytes: int | None = None,
+    mid_stream: str = "terminate",
 ) -> dict[str, Any]:
-    """Upstream name -> base URL; each upstream serves one model of the same name."""
+    """Upstream name -> base URL; each upstream serves one model of the same name.
+
+    Streams cut mid-way end with an error event (``terminate``) unless a test asks to continue.
+    """
     document: dict[str, Any] = {
         "version": 1,
         "upstreams": [
@@ -70,10 +74,14 @@ def config(
             for name, url in upstreams.items()
         ],
         "models": [{"name": name, "upstream": name} for name in upstreams],
-        "routes": [{"name": n, "candidates": c} for n, c in (routes or {}).items()],
+        "routes": [
+            {"name": n, "candidates": c, "mid_stream": mid_stream}
+            for n, c in (routes or {}).items()
+        ],
+        "server": {"mid_stream": mid_stream},
     }
     if max_body_bytes is not None:
-        document["server"] = {"max_body_bytes": max_body_bytes}
+        document["server"]["max_body_bytes"] = max_body_bytes
     return document
 
 
@@ -622,14 +630,17 @@ async def test_metrics_count_request_outcomes_and_attempt_failures(
     assert {"ok", "error", "client_error"} <= outcomes
     by_model = {(dict(k)["model"], dict(k)["outcome"]): v for k, v in requests.items()}
     assert by_model[("ok", "ok")] == 1
+    print(requests)
     assert by_model[("none", "client_error")] == 1  # the upstream 400, passed back
     attempts = {
         (dict(k)["upstream"], dict(k)["outcome"]): v
         for k, v in samples(text, "switchman_upstream_attempts_total").items()
     }
     assert attempts[("limited", "rate_limited")] == 1
-    assert attempts[("broken", "status_5xx")] == 2  # alone, then first in the route
-    assert attempts[("silent", "timeout")] == 1
-    assert attempts[("gone", "unreachable")] == 1
-    assert attempts[("rejecting", "rejected")] == 1
+    # Alone it is retried once (no other candidate left), then it is first in the route.
+    assert attempts[("broken", "status_5xx")] == 3
+    assert attempts[("silent", "timeout")] == 2  # a lone candidate is retried once
+    assert attempts[("gone", "unreachable")] == 2
+    # A context-length 400 would move to a larger window; with none, the 400 goes back.
+    assert attempts[("rejecting", "context_length")] == 1
     assert attempts[("ok", "ok")] == 1

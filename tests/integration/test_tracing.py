@@ -83,7 +83,7 @@ class Traced:
 StartTraced = Callable[..., Awaitable[Traced]]
 
 
-def _config(sims: list[RunningSim]) -> dict[str, Any]:
+def _config(sims: list[RunningSim], mid_stream: str = "continue") -> dict[str, Any]:
     return {
         "version": 1,
         "upstreams": [{"name": f"sim{i}", "base_url": f"{s.url}/v1"} for i, s in enumerate(sims)],
@@ -91,7 +91,13 @@ def _config(sims: list[RunningSim]) -> dict[str, Any]:
             {"name": f"m{i}", "upstream": f"sim{i}", "upstream_model": "tiny"}
             for i in range(len(sims))
         ],
-        "routes": [{"name": "auto", "candidates": [f"m{i}" for i in range(len(sims))]}],
+        "routes": [
+            {
+                "name": "auto",
+                "candidates": [f"m{i}" for i in range(len(sims))],
+                "mid_stream": mid_stream,
+            }
+        ],
     }
 
 
@@ -105,6 +111,7 @@ async def start_traced(start_gateway: StartGateway) -> AsyncIterator[StartTraced
         enabled: bool = True,
         environ: Mapping[str, str] | None = None,
         capture_content: bool = False,
+        mid_stream: str = "continue",
     ) -> Traced:
         exporter = InMemorySpanExporter() if enabled else None
         tracing = (
@@ -114,7 +121,7 @@ async def start_traced(start_gateway: StartGateway) -> AsyncIterator[StartTraced
             if exporter is not None
             else Tracing(None)
         )
-        gateway = await start_gateway(_config(sims), environ={}, tracing=tracing)
+        gateway = await start_gateway(_config(sims, mid_stream), environ={}, tracing=tracing)
         client = openai.AsyncOpenAI(
             base_url=gateway.base_url, api_key="unused", max_retries=0, timeout=10
         )
@@ -209,7 +216,7 @@ async def test_unary_request_makes_server_route_and_client_spans_with_genai_attr
     assert attrs["gen_ai.usage.output_tokens"] == resp.usage.completion_tokens == 5
     assert attrs["http.response.status_code"] == 200
     assert attrs["switchman.attempts"] == 1
-    assert attrs["switchman.route.reason"] == "ordered: m0 (1/1)"
+    assert attrs["switchman.route.reason"] == "priority: m0 (1/1)"
     assert "error.type" not in attrs
     assert server.status.status_code != StatusCode.ERROR
 
@@ -256,7 +263,7 @@ async def test_fallback_records_a_failed_client_span_and_a_fallback_event(
     }
     attrs = server.attributes or {}
     assert attrs["switchman.attempts"] == 2
-    assert attrs["switchman.route.reason"] == "ordered: m1 (2/2) after m0 failed: status_5xx"
+    assert attrs["switchman.route.reason"] == "priority: m1 (2/2) after m0 failed: status_5xx"
     assert attrs["http.response.status_code"] == 200
     assert server.status.status_code != StatusCode.ERROR
 
@@ -291,7 +298,7 @@ async def test_stream_cut_mid_way_marks_the_server_span_stream_broken(
     start_sim: StartSim, start_traced: StartTraced
 ) -> None:
     sim = await start_sim()
-    gw = await start_traced([sim])
+    gw = await start_traced([sim], mid_stream="terminate")
     async with (
         aiohttp.ClientSession() as http,
         http.post(f"{sim.url}/admin/faults", json={"cut_after_tokens": 2}) as resp,

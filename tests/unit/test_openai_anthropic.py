@@ -926,3 +926,22 @@ def test_errors_without_an_anthropic_error_object(
     assert error_to_openai(status, payload) == {
         "error": {"message": message, "type": type_, "param": None, "code": code}
     }
+
+
+def test_a_final_assistant_prefill_loses_trailing_whitespace() -> None:
+    # Anthropic rejects a prefill ending in whitespace; cut streams often end on a space.
+    body = {
+        "model": "claude",
+        "messages": [
+            {"role": "user", "content": "count"},
+            {"role": "assistant", "content": "one two \n"},
+        ],
+    }
+    out = chat_to_messages(body, "claude-x", default_max_tokens=64)
+    assert out["messages"][-1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "one two"}],
+    }
+    body["messages"][-1]["content"] = "  "
+    out = chat_to_messages(body, "claude-x", default_max_tokens=64)
+    assert [m["role"] for m in out["messages"]] == ["user"]
