@@ -5,17 +5,25 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import overhead, telemetry_overhead
+from bench import classifier, overhead, replicas, routing_decision, telemetry_overhead
 
 
 def main() -> int:
-    """``python -m bench [overhead|telemetry] [args]``; with no name, run both."""
+    """``python -m bench [overhead|telemetry|classifier|replicas|routing] [args]``; with no name,
+    run them all."""
     args = sys.argv[1:]
-    which = args.pop(0) if args and args[0] in ("overhead", "telemetry") else None
+    names = ("overhead", "telemetry", "classifier", "replicas", "routing")
+    which = args.pop(0) if args and args[0] in names else None
     if which in (None, "overhead"):
         asyncio.run(overhead.main(args))
     if which in (None, "telemetry"):
         asyncio.run(telemetry_overhead.main(args if which else []))
+    if which in (None, "classifier"):
+        classifier.main(args if which else [])
+    if which in (None, "replicas"):
+        asyncio.run(replicas.main(args if which else []))
+    if which in (None, "routing"):
+        routing_decision.main(args if which else [])
     return 0
 
 

@@ -31,9 +31,15 @@ upstreams:
   - name: sim-small
     kind: openai
     base_url: http://127.0.0.1:{small_port}/v1
+    scrape: {{interval_s: 1}}            # the simulator exposes vLLM's metrics
+    health_check: {{interval_s: 2}}
+    continuation: vllm                  # a cut stream continues with continue_final_message
   - name: sim-large
     kind: openai
     base_url: http://127.0.0.1:{large_port}/v1
+    scrape: {{interval_s: 1}}
+    health_check: {{interval_s: 2}}
+    continuation: vllm
 models:
   - name: small
     upstream: sim-small
@@ -46,8 +52,18 @@ models:
     capabilities: {{vision: true, tools: true, json_schema: true, context_window: 32768}}
     price: {{input_per_mtok: 2.50, output_per_mtok: 10.00}}
 routes:
-  - name: auto
+  - name: auto                          # easy prompts to small, hard ones to large
     candidates: [small, large]
+    strategy: complexity
+    complexity:
+      tiers: [{{tier: small, min_complexity: 0}}, {{tier: large, min_complexity: 0.5}}]
+  - name: cheap                         # always the cheapest that can serve the request
+    candidates: [large, small]
+    strategy: cheapest
+  - name: canary                        # 90/10 split, the other one as the fallback
+    candidates: [small, large]
+    strategy: weighted
+    split: {{small: 90, large: 10}}
 """
 
 # Latency profiles: a small model answers sooner and faster than a large one.
@@ -63,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def snippets(gateway: str, small: str, config: Path) -> str:
     return f"""
 Switchman demo is running.
-  gateway     {gateway}   (route "auto" = small, then large; models "small", "large")
+  gateway     {gateway}   (routes "auto" (complexity), "cheap", "canary"; models "small", "large")
   config      {config}   (edit it: the gateway hot-reloads)
   simulators  small {small}
 
@@ -83,11 +99,22 @@ reply = client.chat.completions.with_raw_response.create(
 print(reply.headers["x-switchman-route"], "->", reply.parse().choices[0].message.content)
 PY
 
+A hard prompt goes to the large model (x-switchman-route gives the complexity score):
+
+  curl -s {gateway}/v1/chat/completions -H 'content-type: application/json' -D - -o /dev/null \
+    -d '{{"model": "auto", "messages": [{{"role": "user", "content": "Prove step by step that \
+the halting problem is undecidable, then design a distributed algorithm for consensus."}}]}}'
+
 Break the small backend and watch "auto" fail over to large (x-switchman-route says why):
 
   curl -s -X POST {small}/admin/faults -d '{{"down": true}}'
   curl -s -X POST {small}/admin/faults -d '{{"down": false}}'
 
+Cut streams mid-way and watch them continue on the other model, as one stream:
+
+  curl -s -X POST {small}/admin/faults -d '{{"cut_after_tokens": 3}}'
+
+Recent decisions with candidates, scores and filters: {gateway}/debug/decisions
 Also: {gateway}/v1/models  {gateway}/readyz  {gateway}/metrics
 Press Ctrl-C to stop.
 """

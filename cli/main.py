@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from switchman.cli import demo, gateway
+from switchman.cli import classifier, demo, gateway
 from switchman.sim import cli as sim
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("gateway", gateway, "run the gateway on a GatewayConfig file"),
         ("sim", sim, "run a vLLM-compatible simulator"),
         ("demo", demo, "run the gateway with two simulated backends (no cluster, no keys)"),
+        ("classifier", classifier, "evaluate the prompt complexity classifier or score a prompt"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         module.add_arguments(sub)

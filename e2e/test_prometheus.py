@@ -22,7 +22,7 @@ PromQL (``/api/v1/query``) must then return exactly:
     sum(switchman_requests_total{route="auto",outcome="ok"})    | 14
     ... by (model)                                              | a 10, b 4
     sum(switchman_requests_total{outcome="client_error"})       | 2
-    switchman_routing_decisions_total                           | {auto, ordered} 14
+    switchman_routing_decisions_total                           | {auto, priority} 14
     switchman_fallbacks_total                                   | {auto, status_5xx} 4
     switchman_upstream_attempts_total{outcome!="ok"}            | {sim-a, status_5xx} 4
     sum by (upstream) (switchman_upstream_attempts_total{ok})   | sim-a 10, sim-b 4
@@ -133,7 +133,7 @@ def test_requests_are_counted_exactly_by_route_model_and_outcome(
     assert stack.scalar('sum(switchman_requests_total{outcome="client_error"})') == 2
     assert stack.scalar("sum(switchman_requests_total)") == 16
     assert stack.by("switchman_routing_decisions_total", "route", "reason") == {
-        ("auto", "ordered"): 14
+        ("auto", "priority"): 14
     }
 
 

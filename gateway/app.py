@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from switchman.gateway.accesslog import AccessLog
+from switchman.gateway.classifier import Classifier
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
@@ -108,7 +109,9 @@ def create_app(
     telemetry = Telemetry(
         metrics=metrics, tracing=tracing or Tracing(None), access_log=access_log or AccessLog("off")
     )
-    proxy = Proxy(telemetry, classifier=classifier)
+    proxy = Proxy(
+        telemetry, classifier=classifier if classifier is not None else Classifier.load_default()
+    )
     app[GATEWAY] = Gateway(watcher=watcher, proxy=proxy, metrics=metrics)
     app.on_response_prepare.append(_add_request_id)
     add_routes(app)

@@ -217,7 +217,8 @@ class Proxy:
                         self.metrics.retries_exhausted.labels(plan.route, why).inc()
                         index = len(order)
                         break
-                    self.metrics.retries.labels(plan.route, last.reason if last else "").inc()
+                    cause = last.reason if last else "unknown"
+                    self.metrics.retries.labels(plan.route, cause).inc()
                 attempts += 1
                 per += 1
                 target = forward.Target(model, upstream, endpoint)

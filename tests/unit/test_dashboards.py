@@ -18,7 +18,10 @@ Scenario matrix:
   runbook annotations
 - with ``promtool`` on PATH (Debian ``prometheus``): ``check rules`` passes on the rules file and
   on every dashboard query (as recording rules), and ``test rules`` shows each alert fire in its
-  scenario and stay quiet in the control ones (client errors, low volume, rejected attempts)
+  scenario and stay quiet in the control ones (client errors, low volume, rejected attempts;
+  a circuit that closed again or sits half-open on an idle route; an upstream with a replica up,
+  or up on one pod only, or down for a minute; retries stopped by their deadline; shadow
+  mirrors skipped, not failed)
 """
 
 from __future__ import annotations
@@ -374,6 +377,11 @@ def test_the_expected_alerts_exist() -> None:
         ("SwitchmanConfigReloadFailing", "warning"),
         ("SwitchmanBudgetBurn", "warning"),
         ("SwitchmanHighTimeToFirstToken", "warning"),
+        ("SwitchmanCircuitOpen", "warning"),
+        ("SwitchmanUpstreamNoReplicas", "critical"),
+        ("SwitchmanRetryBudgetExhausted", "warning"),
+        ("SwitchmanMidStreamFailovers", "warning"),
+        ("SwitchmanShadowErrors", "warning"),
     }
 
 
@@ -465,6 +473,91 @@ SERIES = [
         )
         for le in ("0.1", "5", "10", "+Inf")
     ],
+    # Circuits (per gateway pod). small's first replica re-opens after each failed half-open
+    # probe from minute 5 on, seen by pod a only; its second opens once and closes; large's opens
+    # once and then sits half-open (nothing to probe with): only the first alerts.
+    (
+        'switchman_circuit_state{namespace="prod",instance="a",upstream="small",endpoint="10.0.0.1:8000"}',
+        "0x4 " + "2 2 2 1 " * 29 + "2",
+    ),
+    (
+        'switchman_circuit_state{namespace="prod",instance="b",upstream="small",endpoint="10.0.0.1:8000"}',
+        "0x120",
+    ),
+    (
+        'switchman_circuit_state{namespace="prod",instance="a",upstream="small",endpoint="10.0.0.2:8000"}',
+        "0x4 2x2 0x113",
+    ),
+    (
+        'switchman_circuit_state{namespace="prod",instance="a",upstream="large",endpoint="10.0.0.3:8000"}',
+        "0x4 2 1x115",
+    ),
+    # Replicas up (per gateway pod). pool: both replicas down on both pods from minute 5;
+    # half: one of two down; split: down on pod a, up on pod b; blip: down for one minute.
+    *[
+        (
+            f'switchman_endpoint_up{{namespace="prod",instance="{pod}",upstream="pool",endpoint="{ep}"}}',
+            "1x4 0x116",
+        )
+        for pod in ("a", "b")
+        for ep in ("10.0.1.1:8000", "10.0.1.2:8000")
+    ],
+    ('switchman_endpoint_up{namespace="prod",upstream="half",endpoint="10.0.2.1:8000"}', "0x120"),
+    ('switchman_endpoint_up{namespace="prod",upstream="half",endpoint="10.0.2.2:8000"}', "1x120"),
+    (
+        'switchman_endpoint_up{namespace="prod",instance="a",upstream="split",endpoint="10.0.3.1:8000"}',
+        "0x120",
+    ),
+    (
+        'switchman_endpoint_up{namespace="prod",instance="b",upstream="split",endpoint="10.0.3.1:8000"}',
+        "1x120",
+    ),
+    (
+        'switchman_endpoint_up{namespace="prod",upstream="blip",endpoint="10.0.4.1:8000"}',
+        "1x4 0 1x115",
+    ),
+    # Retries stopped by the budget: auto 30/minute; quiet 1/minute; slow only by deadlines.
+    (
+        'switchman_retries_exhausted_total{namespace="prod",route="auto",reason="retry_budget"}',
+        "0+30x120",
+    ),
+    (
+        'switchman_retries_exhausted_total{namespace="prod",route="quiet",reason="retry_budget"}',
+        "0+1x120",
+    ),
+    (
+        'switchman_retries_exhausted_total{namespace="prod",route="slow",reason="deadline"}',
+        "0+60x120",
+    ),
+    # Mid-stream cuts: big 6 of its 60 requests/minute; auto 1 of 105; quiet 1 of 2 (5 in 5m).
+    (
+        'switchman_midstream_failovers_total{namespace="prod",route="big",reason="stream_broken"}',
+        "0+6x120",
+    ),
+    (
+        'switchman_midstream_failovers_total{namespace="prod",route="auto",reason="stalled"}',
+        "0+1x120",
+    ),
+    (
+        'switchman_midstream_failovers_total{namespace="prod",route="quiet",reason="stalled"}',
+        "0+1x120",
+    ),
+    # Shadows: auto → candidate fails half; auto → other mostly skipped (busy), never failed;
+    # quiet → candidate fails half of 10 mirrors in 5m.
+    *[
+        (
+            f'switchman_shadow_requests_total{{namespace="prod",route="{route}",model="{model}",outcome="{outcome}"}}',
+            f"0+{per_minute}x120",
+        )
+        for route, model, outcome, per_minute in (
+            ("auto", "candidate", "ok", 10),
+            ("auto", "candidate", "status_5xx", 10),
+            ("auto", "other", "ok", 10),
+            ("auto", "other", "skipped", 40),
+            ("quiet", "candidate", "ok", 1),
+            ("quiet", "candidate", "unreachable", 1),
+        )
+    ],
 ]
 
 
@@ -504,6 +597,33 @@ ALERT_TESTS = [
     fired(
         "SwitchmanHighTimeToFirstToken",
         {"severity": "warning", "namespace": "prod", "route": "slow"},
+    ),
+    fired(
+        "SwitchmanCircuitOpen",
+        {
+            "severity": "warning",
+            "namespace": "prod",
+            "upstream": "small",
+            "endpoint": "10.0.0.1:8000",
+        },
+    ),
+    fired("SwitchmanCircuitOpen", at="8m"),  # open for 3 of the 5 minutes: pending
+    fired(
+        "SwitchmanUpstreamNoReplicas",
+        {"severity": "critical", "namespace": "prod", "upstream": "pool"},
+    ),
+    fired("SwitchmanUpstreamNoReplicas", at="6m"),  # down for 1 of the 2 minutes: pending
+    fired(
+        "SwitchmanRetryBudgetExhausted",
+        {"severity": "warning", "namespace": "prod", "route": "auto"},
+    ),
+    fired(
+        "SwitchmanMidStreamFailovers",
+        {"severity": "warning", "namespace": "prod", "route": "big"},
+    ),
+    fired(
+        "SwitchmanShadowErrors",
+        {"severity": "warning", "namespace": "prod", "route": "auto", "model": "candidate"},
     ),
 ]
 

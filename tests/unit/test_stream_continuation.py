@@ -1,0 +1,143 @@
+"""Mid-stream continuation: reading what the client got, asking to go on, re-labelling chunks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from switchman.gateway.continuation import INSTRUCTION, Continued, Transcript, request_body
+from switchman.gateway.providers.openai_compat import OpenAIStream
+from switchman.gateway.sse import SSEParser, encode
+
+
+def chunk(content: str | None = None, *, role: str | None = None, **extra: Any) -> bytes:
+    delta: dict[str, Any] = {}
+    if role is not None:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    body = {
+        "id": extra.pop("id", "chatcmpl-first"),
+        "object": "chat.completion.chunk",
+        "created": extra.pop("created", 1700000000),
+        "model": extra.pop("model", "small"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": extra.pop("finish", None)}],
+        **extra,
+    }
+    return encode(json.dumps(body).encode())
+
+
+def sent_so_far(*pieces: bytes) -> Transcript:
+    transcript = Transcript()
+    for piece in pieces:
+        transcript.add(piece)
+    return transcript
+
+
+def test_transcript_recovers_identity_and_text() -> None:
+    sent = sent_so_far(chunk("", role="assistant"), chunk("Hello"), chunk(" wor")).read()
+    assert (sent.id, sent.created, sent.model) == ("chatcmpl-first", 1700000000, "small")
+    assert sent.text == "Hello wor"
+    assert sent.tokens == 2
+    assert sent.continuable
+
+
+def test_tool_calls_several_choices_and_finished_streams_are_not_continued() -> None:
+    tool = chunk(None, role="assistant")
+    tool_calls = json.loads(tool[6:])
+    tool_calls["choices"][0]["delta"]["tool_calls"] = [{"index": 0, "id": "c1"}]
+    assert not sent_so_far(encode(json.dumps(tool_calls).encode())).read().continuable
+    second = json.loads(chunk("x")[6:])
+    second["choices"][0]["index"] = 1
+    assert not sent_so_far(encode(json.dumps(second).encode())).read().continuable
+    assert not sent_so_far(chunk("done", finish="stop")).read().continuable
+
+
+def test_transcript_over_its_limit_keeps_nothing_and_refuses() -> None:
+    transcript = Transcript(limit=100)
+    for _ in range(10):
+        transcript.add(chunk("0123456789"))
+    sent = transcript.read()
+    assert not sent.continuable
+    assert sent.text == ""
+
+
+BODY: dict[str, Any] = {
+    "model": "auto",
+    "messages": [{"role": "user", "content": "count"}],
+    "max_tokens": 10,
+    "stream": True,
+}
+
+
+def test_vllm_continuation_uses_continue_final_message() -> None:
+    sent = sent_so_far(chunk("one"), chunk(" two")).read()
+    body = request_body("chat", BODY, sent, "vllm")
+    assert body is not None
+    assert body["messages"][-1] == {"role": "assistant", "content": "one two"}
+    assert body["continue_final_message"] is True
+    assert body["add_generation_prompt"] is False
+    assert body["max_tokens"] == 8
+    assert BODY["messages"] == [{"role": "user", "content": "count"}]  # not mutated
+
+
+def test_prefill_and_instruct_continuations() -> None:
+    sent = sent_so_far(chunk("one")).read()
+    prefill = request_body("chat", BODY, sent, "prefill")
+    assert prefill is not None
+    assert prefill["messages"][-1]["role"] == "assistant"
+    assert "continue_final_message" not in prefill
+    instruct = request_body("chat", BODY, sent, "instruct")
+    assert instruct is not None
+    assert instruct["messages"][-2:] == [
+        {"role": "assistant", "content": "one"},
+        {"role": "user", "content": INSTRUCTION},
+    ]
+
+
+def test_completions_continue_by_extending_the_prompt_and_n_gt_1_cannot() -> None:
+    sent = sent_so_far(
+        encode(json.dumps({"id": "c", "choices": [{"index": 0, "text": " there"}]}).encode())
+    ).read()
+    body = request_body("completions", {"prompt": "hi", "max_tokens": 5}, sent, "vllm")
+    assert body == {"prompt": "hi there", "max_tokens": 4}
+    assert request_body("chat", {**BODY, "n": 2}, sent, "vllm") is None
+
+
+def events(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(e.data) for e in SSEParser().feed(data) if not e.is_done]
+
+
+def test_continued_chunks_carry_the_original_identity_and_one_usage_total() -> None:
+    sent = sent_so_far(chunk("", role="assistant"), chunk("one"), chunk(" two")).read()
+    decoder = Continued(OpenAIStream(wants_usage=True), sent)
+    parser = SSEParser()
+    upstream = (
+        chunk("", role="assistant", id="other", created=1, model="large")
+        + chunk(" three", id="other", created=1, model="large")
+        + chunk("", id="other", created=1, model="large", finish="stop")
+        + encode(
+            json.dumps(
+                {
+                    "id": "other",
+                    "created": 1,
+                    "model": "large",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+                }
+            ).encode()
+        )
+        + encode(b"[DONE]")
+    )
+    out = b"".join(decoder.feed(e) for e in parser.feed(upstream)) + decoder.finish()
+    chunks = events(out)
+    assert [c["id"] for c in chunks] == ["chatcmpl-first"] * 3  # the role-only delta is gone
+    assert {c["model"] for c in chunks} == {"small"}
+    assert {c["created"] for c in chunks} == {1700000000}
+    assert chunks[0]["choices"][0]["delta"] == {"content": " three"}
+    assert chunks[1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[2]["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    assert decoder.usage is not None
+    assert decoder.usage.completion_tokens == 3
+    assert out.endswith(b"data: [DONE]\n\n")
+    assert decoder.done
