@@ -1,7 +1,7 @@
 """Mid-stream failover: continue a cut stream from another upstream as if nothing happened.
 
 Used by ``proxy`` for routes with ``mid_stream: continue``. While a stream is relayed, a
-``Transcript`` keeps the bytes the client received. When the upstream dies or stalls after that,
+``Transcript`` keeps the text the client received. When the upstream dies or stalls after that,
 ``Transcript.read`` recovers the partial answer, ``request_body`` asks the next attempt to
 continue it (the conversation plus the partial assistant message, in the way that upstream
 supports), and ``Continued`` wraps that attempt's stream decoder so its chunks carry the
@@ -12,6 +12,7 @@ counts the whole answer. The client sees one uninterrupted stream and one usage 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,11 @@ from switchman.gateway.exchange import Usage
 from switchman.gateway.sse import Event, SSEParser, encode
 from switchman.gateway.upstreams import StreamDecoder
 
-# Client bytes kept per stream; a longer answer is not continued (memory stays bounded).
+# Text bytes kept per stream; a longer answer is not continued (memory stays bounded).
 TRANSCRIPT_LIMIT = 1 << 20
+IDENTITY_BYTES = 4096
+_TEXT = re.compile(rb'"(?:content|text)"\s*:\s*("(?:[^"\\]|\\.)*")')
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 INSTRUCTION = (
     "Your previous message was cut off. Continue it exactly where it stopped, mid-word if "
@@ -37,66 +41,70 @@ class Sent:
     model: str | None
     text: str
     tokens: int  # content chunks, one token each for vLLM; an estimate elsewhere
-    continuable: bool  # false with several choices, tool-call deltas, or nothing to go on
+    continuable: bool  # false after tool-call deltas, a finish reason, or too much text
 
 
 class Transcript:
-    """Client-visible bytes of one committed stream (only kept where continuation is on)."""
+    """What one committed stream sent the client, kept compactly where continuation is on.
 
-    __slots__ = ("_chunks", "_size", "limit")
+    Each write is scanned (one regex pass, no JSON parsing) for the text it carries: only the
+    JSON string literals of ``content`` / ``text`` are kept, plus the first write for the
+    stream's identity, so memory follows the answer's text, not its SSE framing. Tool-call
+    deltas or a finish reason make the stream not continuable.
+    """
+
+    __slots__ = ("_first", "_literals", "_stopped", "_tokens", "limit")
 
     def __init__(self, limit: int = TRANSCRIPT_LIMIT) -> None:
-        self._chunks: list[bytes] = []
-        self._size = 0
+        self._first = b""
+        self._literals = bytearray()
+        self._tokens = 0
+        self._stopped = False
         self.limit = limit
 
     def add(self, data: bytes) -> None:
-        if self._size > self.limit:
+        if self._stopped:
             return
-        self._size += len(data)
-        if self._size > self.limit:
-            self._chunks.clear()  # over the limit: give the memory back, never continue
-        else:
-            self._chunks.append(data)
+        if not self._first:
+            self._first = data[:IDENTITY_BYTES]
+        if b'"tool_calls"' in data or _FINISHED.search(data):
+            self._stop()
+            return
+        for found in _TEXT.finditer(data):
+            literal = found.group(1)
+            if len(literal) > 2:  # not ""
+                self._literals += literal + b","
+                self._tokens += 1
+        if len(self._literals) > self.limit:
+            self._stop()  # over the limit: give the memory back, never continue
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._literals = bytearray()
 
     def read(self) -> Sent:
-        """Parse what was sent: identity fields, the text so far, and whether it can go on."""
+        """The identity fields, the text so far, and whether it can go on."""
         ident: dict[str, Any] = {}
-        parts: list[str] = []
-        tokens = 0
-        continuable = self._size <= self.limit
-        for event in SSEParser().feed(b"".join(self._chunks)):
-            if event.is_done:
-                continue
+        for event in SSEParser().feed(self._first):
             try:
                 chunk = json.loads(event.data)
             except ValueError:
                 continue
-            if not isinstance(chunk, dict):
-                continue
-            for key in ("id", "created", "model"):
-                if key not in ident and chunk.get(key) is not None:
-                    ident[key] = chunk[key]
-            for choice in chunk.get("choices") or ():
-                if not isinstance(choice, dict):
-                    continue
-                if choice.get("index", 0) != 0 or choice.get("finish_reason"):
-                    continuable = False
-                delta = choice.get("delta")
-                text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-                if isinstance(delta, dict) and delta.get("tool_calls"):
-                    continuable = False
-                if isinstance(text, str) and text:
-                    parts.append(text)
-                    tokens += 1
+            if isinstance(chunk, dict):
+                ident = chunk
+                break
+        try:
+            parts = json.loads(b"[" + self._literals[:-1] + b"]")
+        except ValueError:
+            parts, self._stopped = [], True
         created = ident.get("created")
         return Sent(
-            id=ident.get("id"),
+            id=ident.get("id") if isinstance(ident.get("id"), str) else None,
             created=created if isinstance(created, int) else None,
-            model=ident.get("model"),
-            text="".join(parts),
-            tokens=tokens,
-            continuable=continuable,
+            model=ident.get("model") if isinstance(ident.get("model"), str) else None,
+            text="".join(p for p in parts if isinstance(p, str)),
+            tokens=self._tokens,
+            continuable=not self._stopped,
         )
 
 

@@ -42,14 +42,21 @@ def test_transcript_recovers_identity_and_text() -> None:
     assert sent.continuable
 
 
-def test_tool_calls_several_choices_and_finished_streams_are_not_continued() -> None:
+def test_transcript_keeps_escapes_unicode_and_several_events_per_write() -> None:
+    tricky = 'say "hi"\n\u00e9 \\ "text": x'
+    compact = encode(json.dumps({"choices": [{"delta": {"content": "caf\u00e9"}}]}).encode())
+    sent = sent_so_far(chunk("", role="assistant") + chunk(tricky), compact).read()
+    assert sent.text == tricky + "caf\u00e9"
+    assert sent.tokens == 2
+    spaced = b'data: {"choices": [{"text" :  "one"}]}\n\ndata: {"choices": [{"text":"two"}]}\n\n'
+    assert sent_so_far(spaced).read().text == "onetwo"
+
+
+def test_tool_calls_and_finished_streams_are_not_continued() -> None:
     tool = chunk(None, role="assistant")
     tool_calls = json.loads(tool[6:])
     tool_calls["choices"][0]["delta"]["tool_calls"] = [{"index": 0, "id": "c1"}]
     assert not sent_so_far(encode(json.dumps(tool_calls).encode())).read().continuable
-    second = json.loads(chunk("x")[6:])
-    second["choices"][0]["index"] = 1
-    assert not sent_so_far(encode(json.dumps(second).encode())).read().continuable
     assert not sent_so_far(chunk("done", finish="stop")).read().continuable
 
 
