@@ -186,11 +186,17 @@ class Upstream(_Strict):
 
 
 class Capabilities(_Strict):
-    """What a model can do; routing filters on these."""
+    """What a model can do; routing filters on these.
 
-    vision: bool = False
-    tools: bool = False
-    json_schema: bool = False
+    Unset (null) means unknown: not filtered. Set ``false`` and requests needing it never reach
+    the model (the operator always renders explicit values).
+    """
+
+    vision: bool | None = Field(default=None, description="Accepts image parts.")
+    tools: bool | None = Field(default=None, description="Accepts tools (function calling).")
+    json_schema: bool | None = Field(
+        default=None, description="Honours response_format json_schema."
+    )
     context_window: int = Field(default=8192, gt=0, description="Prompt + completion tokens.")
 
 

@@ -122,11 +122,9 @@ class RoutingTable:
             model = self.models.get(name)
             if model is None:
                 return None
-            if not supports[model.upstream]:
-                raise InvalidRequest(
-                    f"'{name}' has no model that serves {_ENDPOINTS.get(op, op)}", param="model"
-                )
-            return Plan(name, "direct", [model], "direct", [Row(model.name, score=1.0)], None)
+            rows = [Row(model.name, score=1.0)]
+            _filter_needs((model,), rows, feats, supports, name, op)  # raises when it cannot
+            return Plan(name, "direct", [model], "direct", rows, None)
         return self._plan(
             compiled, op, body, feats, views, supports, classifier, rng or random.Random()
         )
@@ -263,7 +261,7 @@ def _filter_needs(
             continue
         caps = model.capabilities
         lacking = [
-            label for need, label in _NEEDS if getattr(feats, need) and not getattr(caps, need)
+            label for need, label in _NEEDS if getattr(feats, need) and getattr(caps, need) is False
         ]
         if lacking:
             rows[i].removed = "no " + lacking[0]
@@ -273,8 +271,8 @@ def _filter_needs(
     if not kept:
         if missing:
             raise InvalidRequest(
-                f"no model behind '{route}' supports {', '.join(dict.fromkeys(missing))}, which "
-                "this request needs",
+                f"no model behind '{route}' supports {', '.join(dict.fromkeys(missing))}, "
+                "which this request needs",
                 param="model",
             )
         raise InvalidRequest(
