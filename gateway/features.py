@@ -37,8 +37,12 @@ class Features:
         return self.prompt_tokens + (self.max_tokens or 0)
 
 
-def features(op: str, body: dict[str, Any]) -> Features:
-    """Read the request's needs; never raises on odd shapes (validation happened before)."""
+def features(op: str, body: dict[str, Any], size: int | None = None) -> Features:
+    """Read the request's needs; never raises on odd shapes (validation happened before).
+
+    ``size`` is the raw body's length: tool definitions are then sized as what the body holds
+    beyond the message text (O(1)) instead of walking them.
+    """
     chars = 0
     images = 0
     if op == "chat":
@@ -65,7 +69,7 @@ def features(op: str, body: dict[str, Any]) -> Features:
     tools = body.get("tools") or body.get("functions")
     has_tools = isinstance(tools, list) and bool(tools)
     if has_tools:
-        chars += _text_chars(tools)
+        chars += max(size - chars, 0) if size is not None else _text_chars(tools)
     response_format = body.get("response_format")
     json_schema = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
     limit = body.get("max_completion_tokens", body.get("max_tokens"))

@@ -125,7 +125,7 @@ class Proxy:
             creq.model,
             creq.op,
             creq.body,
-            features(creq.op, creq.body),
+            features(creq.op, creq.body, creq.size),
             runtime.upstreams,
             runtime.supports[creq.op],
             classifier=self.classifier,

@@ -36,6 +36,7 @@ class ClientRequest:
     model: str
     stream: bool
     wants_usage: bool
+    size: int = 0  # bytes of the raw body
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -86,7 +87,9 @@ def parse(op: Operation, raw: bytes) -> ClientRequest:
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest("'stream_options' must be an object", param="stream_options")
     wants_usage = bool(options.get("include_usage")) if options else False
-    return ClientRequest(op=op, body=body, model=model, stream=stream, wants_usage=wants_usage)
+    return ClientRequest(
+        op=op, body=body, model=model, stream=stream, wants_usage=wants_usage, size=len(raw)
+    )
 
 
 def _check_messages(messages: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -90,3 +91,12 @@ def test_features_read_needs_and_size() -> None:
     )
     assert plain.output_tokens == 256
     assert features("chat", {"messages": "garbage", "max_tokens": "x"}).max_tokens is None
+
+
+def test_tools_are_sized_from_the_raw_body_when_known() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "description": "d" * 4000}}]
+    body = {"messages": [{"role": "user", "content": "hi"}], "tools": tools}
+    walked = features("chat", body)
+    sized = features("chat", body, size=len(json.dumps(body)))
+    assert walked.prompt_tokens >= 1000
+    assert abs(sized.prompt_tokens - walked.prompt_tokens) < 50  # framing only

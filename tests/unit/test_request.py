@@ -44,10 +44,16 @@ def invalid(op: Operation, data: bytes) -> InvalidRequest:
 
 @pytest.mark.parametrize("op", list(VALID))
 def test_valid_request_parses(op: Operation) -> None:
-    creq = parse(op, raw(VALID[op]))
+    data = raw(VALID[op])
+    creq = parse(op, data)
 
     assert creq == ClientRequest(
-        op=op, body=VALID[op], model=VALID[op]["model"], stream=False, wants_usage=False
+        op=op,
+        body=VALID[op],
+        model=VALID[op]["model"],
+        stream=False,
+        wants_usage=False,
+        size=len(data),
     )
 
 
