@@ -211,12 +211,18 @@ class Proxy:
                     break
                 assert endpoint is not None
                 if attempts:
-                    if loop.time() >= deadline or not budget.try_retry():
-                        why = "deadline" if loop.time() >= deadline else "retry_budget"
+                    # Only another try of the same model is charged to the retry budget: that is
+                    # what multiplies load on a failing upstream. Moving to another model and
+                    # continuing a cut stream are what keep a healthy alternative serving.
+                    charged = per > 0 and client.sent is None
+                    late = loop.time() >= deadline
+                    if late or (charged and not budget.try_retry()):
+                        why = "deadline" if late else "retry_budget"
                         endpoint.breaker.release()
                         self.metrics.retries_exhausted.labels(plan.route, why).inc()
-                        index = len(order)
-                        break
+                        if late:
+                            index = len(order)
+                        break  # budget spent: no more tries of this model; the next may serve
                     cause = last.reason if last else "unknown"
                     self.metrics.retries.labels(plan.route, cause).inc()
                 attempts += 1
