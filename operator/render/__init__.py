@@ -1,0 +1,1 @@
+"""Pure render functions: custom resources in, Kubernetes manifests out (placeholder)."""
