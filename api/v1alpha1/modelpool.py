@@ -151,6 +151,12 @@ class ModelCache(Spec):
         description="emptyDir size limit when no claim is given, e.g. 50Gi.",
     )
 
+    @model_validator(mode="after")
+    def _one_of(self) -> ModelCache:
+        if self.claim_name is not None and self.size is not None:
+            raise ValueError("set claimName or size, not both")
+        return self
+
 
 class EnvVar(Spec):
     """A plain environment variable (use Secrets for secrets)."""
@@ -164,7 +170,10 @@ class VLLM(Spec):
 
     model_config = Spec.model_config | {
         "json_schema_extra": cel(
-            ("!(has(self.autoscaling) && has(self.replicas))", "set replicas or autoscaling")
+            (
+                "!(has(self.autoscaling) && has(self.replicas))",
+                "set replicas or autoscaling, not both",
+            )
         )
     }
 
@@ -212,6 +221,10 @@ class External(Spec):
                 "provider azure-openai needs azure.deployment",
             ),
             (
+                "self.provider == 'azure-openai' || !has(self.azure)",
+                "azure is only for provider azure-openai",
+            ),
+            (
                 "!(self.provider in ['openai-compatible', 'azure-openai']) || has(self.baseURL)",
                 "providers openai-compatible and azure-openai need baseURL",
             ),
@@ -235,6 +248,8 @@ class External(Spec):
     def _needs(self) -> External:
         if self.provider == "azure-openai" and self.azure is None:
             raise ValueError("provider azure-openai needs azure.deployment")
+        if self.provider != "azure-openai" and self.azure is not None:
+            raise ValueError("azure is only for provider azure-openai")
         if self.provider in ("openai-compatible", "azure-openai") and self.base_url is None:
             raise ValueError("providers openai-compatible and azure-openai need baseURL")
         return self
