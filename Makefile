@@ -32,10 +32,15 @@ demo: $(STAMP) ## Run the gateway with two simulated vLLM backends (no cluster, 
 lint: $(STAMP) ## ruff, ruff format --check, import-linter contracts, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m switchman.api.v1alpha1.crdgen --check
 	@# import-linter and mypy do not follow the editable-install finder: check a built copy.
 	@rm -rf build/typecheck && $(BIN)/pip install --quiet --no-deps --target build/typecheck . 2>&1 | grep -v '^WARNING' || true
 	cd build/typecheck && PYTHONPATH=. $(abspath $(BIN))/lint-imports --config $(CURDIR)/pyproject.toml
 	MYPYPATH=build/typecheck $(BIN)/mypy --cache-dir build/mypy-cache -p switchman
+
+.PHONY: crds
+crds: $(STAMP) ## Regenerate crds/ from the pydantic models in api/v1alpha1
+	$(BIN)/python -m switchman.api.v1alpha1.crdgen
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff fixes and formatting

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from switchman.cli import classifier, demo, gateway
+from switchman.cli import classifier, demo, gateway, operator, render
 from switchman.sim import cli as sim
 
 
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("sim", sim, "run a vLLM-compatible simulator"),
         ("demo", demo, "run the gateway with two simulated backends (no cluster, no keys)"),
         ("classifier", classifier, "evaluate the prompt complexity classifier or score a prompt"),
+        ("operator", operator, "run the Kubernetes operator (ModelPool, RoutingPolicy)"),
+        ("render", render, "print the manifests the operator would apply (offline, for GitOps)"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         module.add_arguments(sub)

@@ -7,7 +7,8 @@ NetworkPolicy. Route fields mirror GatewayConfig's (``docs/routing.md``) in came
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from itertools import pairwise
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -16,6 +17,14 @@ from switchman.api.v1alpha1.common import DNS_LABEL, MODEL_NAME, Condition, Secr
 DEFAULT_GATEWAY_IMAGE = "ghcr.io/switchman-dev/switchman-gateway:0.1.0"
 
 Strategy = Literal["priority", "cheapest", "fastest", "least-loaded", "complexity", "weighted"]
+
+MAX_TIERS = 16
+MAX_CANDIDATES = 32
+ModelName = Annotated[str, Field(min_length=1, max_length=253, pattern=MODEL_NAME)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Unit = Annotated[float, Field(ge=0, le=1)]
+# CEL in Kubernetes has no index range; a literal list bounded by maxItems stands in for one.
+_PAIRS = "[" + ", ".join(str(i) for i in range(MAX_TIERS - 1)) + "]"
 
 
 class PoolRef(Spec):
@@ -38,25 +47,64 @@ class Scorers(Spec):
 class Tier(Spec):
     """Prompts at or above minComplexity want this tier."""
 
-    tier: str = Field(min_length=1, description="A tier the candidates use.")
+    tier: str = Field(min_length=1, max_length=63, description="A tier the candidates use.")
     min_complexity: float = Field(ge=0, le=1, description="Threshold in [0, 1].")
 
 
 class Complexity(Spec):
     """Complexity thresholds mapping the classifier's score to a tier."""
 
-    tiers: list[Tier] = Field(min_length=1, max_length=16, description="Ascending thresholds.")
+    model_config = Spec.model_config | {
+        "json_schema_extra": cel(
+            (
+                "self.tiers[0].minComplexity == 0.0",
+                "the first tier must start at minComplexity 0",
+            ),
+            (
+                f"{_PAIRS}.all(i, i + 1 >= size(self.tiers) || "
+                "self.tiers[i].minComplexity < self.tiers[i + 1].minComplexity)",
+                "tiers must have strictly ascending minComplexity",
+            ),
+            (
+                "self.tiers.all(a, self.tiers.exists_one(b, b.tier == a.tier))",
+                "each tier may appear once",
+            ),
+        )
+    }
+
+    tiers: list[Tier] = Field(
+        min_length=1, max_length=MAX_TIERS, description="Ascending thresholds; the first is 0."
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Complexity:
+        if self.tiers[0].min_complexity != 0:
+            raise ValueError("the first tier must start at minComplexity 0")
+        if any(b.min_complexity <= a.min_complexity for a, b in pairwise(self.tiers)):
+            raise ValueError("tiers must have strictly ascending minComplexity")
+        if len({t.tier for t in self.tiers}) != len(self.tiers):
+            raise ValueError("each tier may appear once")
+        return self
 
 
 class Shadow(Spec):
     """Mirror a share of requests to another model; answers are discarded."""
 
-    model: str = Field(pattern=MODEL_NAME, description="The shadow model.")
+    model: str = Field(pattern=MODEL_NAME, max_length=253, description="The shadow model.")
     percent: float = Field(gt=0, le=100, description="Share of requests mirrored.")
 
 
 class Retry(Spec):
     """Attempts, backoff, deadline and retry budget per request."""
+
+    model_config = Spec.model_config | {
+        "json_schema_extra": cel(
+            (
+                "self.backoffBaseSeconds <= self.backoffMaxSeconds",
+                "backoffMaxSeconds must be at least backoffBaseSeconds",
+            )
+        )
+    }
 
     max_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per request.")
     per_candidate: int = Field(default=2, ge=1, le=10, description="Attempts per model.")
@@ -64,6 +112,12 @@ class Retry(Spec):
     backoff_max_seconds: float = Field(default=1.0, ge=0, le=60, description="Largest delay.")
     deadline_seconds: float = Field(default=120, gt=0, le=3600, description="No attempt after.")
     budget_ratio: float = Field(default=0.2, ge=0, le=10, description="Retries per request.")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Retry:
+        if self.backoff_max_seconds < self.backoff_base_seconds:
+            raise ValueError("backoffMaxSeconds must be at least backoffBaseSeconds")
+        return self
 
 
 class Timeouts(Spec):
@@ -90,21 +144,46 @@ class Route(Spec):
         "json_schema_extra": cel(
             ("self.strategy != 'weighted' || has(self.split)", "strategy weighted needs split"),
             ("!has(self.split) || self.strategy == 'weighted'", "split is only for weighted"),
+            (
+                "!has(self.split) || self.split.all(k, k in self.candidates)",
+                "split names models that are not candidates",
+            ),
+            (
+                "!has(self.split) || self.split.exists(k, self.split[k] > 0.0)",
+                "split values must not all be 0",
+            ),
+            (
+                "!has(self.preference) || self.preference.all(k, k in self.candidates)",
+                "preference names models that are not candidates",
+            ),
+            (
+                "!has(self.shadow) || !(self.shadow.model in self.candidates)",
+                "the shadow model must not be a candidate of the same route",
+            ),
         )
     }
 
     name: str = Field(pattern=MODEL_NAME, max_length=253, description="The model clients send.")
-    candidates: list[str] = Field(
+    candidates: list[ModelName] = Field(
         min_length=1,
-        max_length=32,
+        max_length=MAX_CANDIDATES,
         description="Model names from the pools, most preferred first; the fallback chain.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     strategy: Strategy = Field(default="priority", description="Preset of scorer weights.")
     scorers: Scorers | None = Field(default=None, description="Override preset weights.")
     complexity: Complexity | None = Field(default=None, description="Tier thresholds.")
-    split: dict[str, float] | None = Field(default=None, description="Weighted: percent each.")
-    preference: dict[str, float] | None = Field(default=None, description="0..1 per model.")
+    split: dict[str, Percent] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CANDIDATES,
+        description="Weighted: percent of requests each candidate serves first.",
+    )
+    preference: dict[str, Unit] | None = Field(
+        default=None,
+        max_length=MAX_CANDIDATES,
+        description="Explicit preference in [0, 1] per candidate.",
+    )
     shadow: Shadow | None = Field(default=None, description="Shadow traffic.")
     retry: Retry = Field(default_factory=Retry, description="Retries and deadline.")
     mid_stream: Literal["continue", "terminate"] = Field(
@@ -116,10 +195,21 @@ class Route(Spec):
 
     @model_validator(mode="after")
     def _split(self) -> Route:
-        if self.strategy == "weighted" and not self.split:
+        members = set(self.candidates)
+        if len(members) != len(self.candidates):
+            raise ValueError("candidates must be unique")
+        if self.strategy == "weighted" and self.split is None:
             raise ValueError("strategy weighted needs split")
-        if self.split and self.strategy != "weighted":
+        if self.split is not None and self.strategy != "weighted":
             raise ValueError("split is only for weighted")
+        if self.split is not None and not set(self.split) <= members:
+            raise ValueError("split names models that are not candidates")
+        if self.split is not None and not any(v > 0 for v in self.split.values()):
+            raise ValueError("split values must not all be 0")
+        if self.preference is not None and not set(self.preference) <= members:
+            raise ValueError("preference names models that are not candidates")
+        if self.shadow is not None and self.shadow.model in members:
+            raise ValueError("the shadow model must not be a candidate of the same route")
         return self
 
 
@@ -163,6 +253,13 @@ class RoutingPolicySpec(Spec):
         default_factory=CircuitBreaker, description="Per-replica breaker settings."
     )
     gateway: Gateway = Field(default_factory=Gateway, description="The gateway Deployment.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> RoutingPolicySpec:
+        for kind, names in (("pool", self.pools), ("route", self.routes)):
+            if len({n.name for n in names}) != len(names):
+                raise ValueError(f"{kind} names must be unique")
+        return self
 
 
 class RouteStatus(Spec):

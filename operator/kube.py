@@ -1,0 +1,161 @@
+"""The only Kubernetes API code of the operator: server-side apply, prune, and status patches.
+
+Called by ``reconcile`` (apply the rendered children, delete the ones no longer rendered, write
+a custom resource's status subresource). Reading happens through kopf's watches and indexes
+(``handlers``), Events through ``kopf.event``; kopf itself patches its progress annotations.
+``rbac`` lists every verb this module and kopf use; a test keeps the two in agreement.
+
+Credentials are the ones kopf logs in with: the ``@kopf.on.login`` handler hands the same
+``kopf.ConnectionInfo`` to ``Kube.login`` (kopf logs in again on a 401, which refreshes it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+FIELD_MANAGER = "switchman-operator"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+MERGE_CONTENT_TYPE = "application/merge-patch+json"
+
+# (apiVersion, kind) -> plural, for every kind the operator writes.
+PLURALS: dict[tuple[str, str], str] = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("v1", "Service"): "services",
+    ("v1", "ConfigMap"): "configmaps",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    ("switchman.dev/v1alpha1", "ModelPool"): "modelpools",
+    ("switchman.dev/v1alpha1", "RoutingPolicy"): "routingpolicies",
+}
+
+
+class KubeError(Exception):
+    """A failed API call: the HTTP status and the API server's message (never a body we sent)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str) -> str:
+    """The URL path of a namespaced object, e.g. ``/apis/apps/v1/namespaces/ns/deployments/x``."""
+    try:
+        plural = PLURALS[(api_version, kind)]
+    except KeyError:
+        raise KubeError(0, f"the operator does not write {kind} ({api_version})") from None
+    root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{root}/namespaces/{namespace}/{plural}/{name}"
+
+
+class Kube:
+    """An aiohttp client for the few writes the operator makes; one session per login."""
+
+    def __init__(self, *, field_manager: str = FIELD_MANAGER, timeout: float = 30.0) -> None:
+        self._field_manager = field_manager
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._info: kopf.ConnectionInfo | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._stale: list[aiohttp.ClientSession] = []
+
+    def login(self, info: kopf.ConnectionInfo) -> None:
+        """Use ``info`` from now on (kopf's login handler calls this on every (re)login).
+
+        The previous session stays open until ``close``: requests may still be using it, and
+        kopf logs in again only after a 401, so there are few.
+        """
+        self._info = info
+        if self._session is not None:
+            self._stale.append(self._session)
+            self._session = None
+
+    async def close(self) -> None:
+        for session in [*self._stale, *([self._session] if self._session else [])]:
+            await session.close()
+        self._stale.clear()
+        self._session = None
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``manifest`` (force: the operator owns every field it renders)."""
+        meta = manifest["metadata"]
+        path = object_path(
+            manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
+        )
+        params = {"fieldManager": self._field_manager, "force": "true"}
+        # JSON is YAML: the apply content type accepts it and nothing is re-encoded.
+        return await self._request("PATCH", path, manifest, APPLY_CONTENT_TYPE, params)
+
+    async def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, uid: str
+    ) -> None:
+        """Delete one object if it is still the one seen (uid precondition); gone is fine."""
+        path = object_path(api_version, kind, namespace, name)
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        try:
+            await self._request("DELETE", path, body, "application/json", {})
+        except KubeError as exc:
+            if exc.status not in (404, 409):  # 409: a newer object of that name; not ours
+                raise
+
+    async def patch_status(
+        self, obj: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource of a custom resource with ``status``."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        body = {"status": dict(status)}
+        return await self._request("PATCH", f"{path}/status", body, MERGE_CONTENT_TYPE, {})
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any],
+        content_type: str,
+        params: Mapping[str, str],
+    ) -> dict[str, Any]:
+        session, server = self._connect()
+        data = json.dumps(body, separators=(",", ":"))
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        url = server.rstrip("/") + path
+        try:
+            async with session.request(
+                method, url, data=data, headers=headers, params=params, timeout=self._timeout
+            ) as response:
+                text = await response.text()
+                if response.status >= 400:
+                    raise KubeError(response.status, _message(text))
+                result: dict[str, Any] = json.loads(text) if text else {}
+                return result
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+
+    def _connect(self) -> tuple[aiohttp.ClientSession, str]:
+        info = self._info
+        if info is None:
+            raise KubeError(0, "not logged in yet")
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
+                headers={**info.as_http_headers(), "User-Agent": FIELD_MANAGER},
+                trust_env=info.trust_env,
+            )
+        return self._session, info.server
+
+
+def _message(text: str) -> str:
+    """The ``message`` of a Kubernetes Status body, else the (truncated) text."""
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return text[:500]
+    message = status.get("message") if isinstance(status, dict) else None
+    if isinstance(message, str):
+        return message
+    return text[:500]

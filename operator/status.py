@@ -1,0 +1,252 @@
+"""What the operator observed, as the status of a ModelPool or a RoutingPolicy (pure).
+
+Called by ``reconcile`` after it applied (or failed to apply) a custom resource's children, and
+whenever a child Deployment reports progress. ``Rollout`` and ``Child`` are the compact views of
+children that ``handlers`` keeps in kopf indexes; ``pool_status`` and ``policy_status`` turn
+them, the missing references and any spec problem into ``status`` (conditions via
+``conditions``); ``drifted`` tells whether a live child still carries everything rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from switchman.api.v1alpha1 import API_VERSION
+from switchman.api.v1alpha1.modelpool import ModelPoolSpec
+from switchman.operator import conditions as cond
+from switchman.operator.conditions import Condition
+from switchman.operator.render.common import VLLM_PORT, model_child, service_host
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why nothing could be applied: InvalidSpec, ApplyFailed..."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """What a Deployment reports about its rollout."""
+
+    desired: int
+    ready: int
+    updated: int
+    current: bool  # the controller has seen the latest spec
+    stalled: bool  # progress deadline exceeded
+
+    @classmethod
+    def of(cls, deployment: Mapping[str, Any]) -> Rollout:
+        spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+        generation = deployment.get("metadata", {}).get("generation", 0) or 0
+        stalled = any(
+            c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+            for c in status.get("conditions") or []
+        )
+        return cls(
+            desired=int(spec.get("replicas", 1)),
+            ready=int(status.get("readyReplicas", 0) or 0),
+            updated=int(status.get("updatedReplicas", 0) or 0),
+            current=int(status.get("observedGeneration", 0) or 0) >= int(generation),
+            stalled=stalled,
+        )
+
+    @property
+    def complete(self) -> bool:
+        return self.current and self.ready >= self.desired and self.updated >= self.desired
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A child object as indexed: what to prune it by, and its rollout if it is a Deployment."""
+
+    api_version: str
+    kind: str
+    name: str
+    owner_uid: str
+    rollout: Rollout | None = None
+
+
+def controller(obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(kind, name, uid) of the switchman custom resource controlling ``obj``, if any."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("apiVersion") == API_VERSION:
+            return str(ref["kind"]), str(ref["name"]), str(ref.get("uid", ""))
+    return None
+
+
+def pool_secrets(spec: ModelPoolSpec) -> list[str]:
+    """The Secrets a pool's models need: provider credentials and Hugging Face tokens."""
+    names = set()
+    for model in spec.models:
+        if model.external is not None and model.external.credentials_secret is not None:
+            names.add(model.external.credentials_secret.name)
+        if model.vllm is not None and model.vllm.hf_token_secret is not None:
+            names.add(model.vllm.hf_token_secret.name)
+    return sorted(names)
+
+
+def pool_status(
+    pool: Mapping[str, Any],
+    spec: ModelPoolSpec | None,
+    *,
+    rollouts: Mapping[str, Rollout],
+    missing_secrets: Sequence[str] = (),
+    problem: Problem | None = None,
+    observed_generation: int | None,
+    now: str,
+) -> dict[str, Any]:
+    """A ModelPool's status; ``rollouts`` maps child Deployment names to their progress."""
+    name, namespace = pool["metadata"]["name"], pool["metadata"]["namespace"]
+    models: list[dict[str, Any]] = []
+    waiting, stalled = [], []
+    for model in spec.models if spec is not None else []:
+        if model.external is not None:
+            endpoint = model.external.base_url
+            models.append(_model(model.name, "external", 0, 0, endpoint))
+            continue
+        assert model.vllm is not None
+        child = model_child(name, model.name)
+        rollout = rollouts.get(child)
+        if rollout is not None:
+            desired, ready = rollout.desired, rollout.ready
+        else:  # not observed yet: what the spec asks for
+            scaling = model.vllm.autoscaling
+            wanted = scaling.min_replicas if scaling is not None else model.vllm.replicas
+            desired, ready = (1 if wanted is None else wanted), 0
+        endpoint = f"http://{service_host(child, namespace)}:{VLLM_PORT}/v1"
+        models.append(_model(model.name, "vllm", ready, desired, endpoint))
+        if rollout is None or not rollout.complete:
+            waiting.append(f"{model.name}: {ready}/{desired} replicas ready")
+        if rollout is not None and rollout.stalled:
+            stalled.append(model.name)
+    if problem is not None:
+        current = _failed(problem)
+    else:
+        issue = None
+        if missing_secrets:
+            names = ", ".join(missing_secrets)
+            issue = Problem("SecretNotFound", f"Secret {names} not found in {namespace}")
+        elif stalled:
+            names = ", ".join(stalled)
+            issue = Problem("RolloutStalled", f"{names}: rollout exceeded its progress deadline")
+        current = _verdict(issue, waiting, "ModelsNotReady", _ready_message(len(models)))
+    return {
+        "observedGeneration": observed_generation,
+        "conditions": _merge(pool, current, observed_generation, now),
+        "models": models,
+    }
+
+
+def policy_status(
+    policy: Mapping[str, Any],
+    *,
+    routes: Sequence[Mapping[str, Any]],
+    unresolved: Sequence[str],
+    missing_pools: Sequence[str] = (),
+    missing_secrets: Sequence[str] = (),
+    gateway: Rollout | None,
+    problem: Problem | None = None,
+    observed_generation: int | None,
+    now: str,
+) -> dict[str, Any]:
+    """A RoutingPolicy's status: its resolved routes, what is missing, the gateway's rollout."""
+    if problem is not None:
+        current = _failed(problem)
+    else:
+        issue = None
+        if unresolved:
+            # A missing pool explains the most; a model not found or an invalid pool, the least.
+            reason = (
+                "PoolNotFound"
+                if missing_pools
+                else "SecretNotFound"
+                if missing_secrets
+                else "UnresolvedReferences"
+            )
+            issue = Problem(reason, "; ".join(unresolved))
+        waiting = []
+        if gateway is None:
+            waiting.append("gateway: its Deployment is not observed yet")
+        elif not gateway.complete:
+            waiting.append(f"gateway: {gateway.ready}/{gateway.desired} replicas ready")
+        message = f"gateway ready, {len(routes)} route{'s' if len(routes) != 1 else ''}"
+        current = _verdict(issue, waiting, "GatewayNotReady", message)
+    return {
+        "observedGeneration": observed_generation,
+        "conditions": _merge(policy, current, observed_generation, now),
+        "routes": [dict(route) for route in routes],
+        "unresolved": list(unresolved),
+    }
+
+
+def drifted(desired: Any, live: Any) -> bool:
+    """Whether ``live`` lacks or changed anything in ``desired`` (API defaults are extra, fine)."""
+    if isinstance(desired, Mapping):
+        if not isinstance(live, Mapping):
+            return bool(desired) or live is not None
+        return any(
+            drifted(value, live.get(key)) for key, value in desired.items() if value is not None
+        )
+    if isinstance(desired, list):
+        if not isinstance(live, list):
+            return bool(desired) or live is not None
+        return len(live) != len(desired) or any(map(drifted, desired, live))
+    if desired == live:
+        return False
+    # Quantities and ports come back as strings: 1 and "1" are the same value.
+    both = (desired, live)
+    return not (all(isinstance(v, (int, float, str)) for v in both) and str(live) == str(desired))
+
+
+def _model(name: str, kind: str, ready: int, desired: int, endpoint: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "kind": kind, "readyReplicas": ready}
+    entry["desiredReplicas"] = desired
+    if endpoint is not None:
+        entry["endpoint"] = endpoint
+    return entry
+
+
+def _ready_message(count: int) -> str:
+    return f"{count} of {count} model{'s' if count != 1 else ''} ready"
+
+
+def _failed(problem: Problem) -> list[Condition]:
+    return [
+        Condition(cond.READY, False, problem.reason, problem.message),
+        Condition(cond.PROGRESSING, False, problem.reason, problem.message),
+        Condition(cond.DEGRADED, True, problem.reason, problem.message),
+    ]
+
+
+def _verdict(
+    issue: Problem | None, waiting: Sequence[str], not_ready: str, ready_message: str
+) -> list[Condition]:
+    rolling = "; ".join(waiting)
+    if issue is not None:
+        ready = Condition(cond.READY, False, issue.reason, issue.message)
+    elif waiting:
+        ready = Condition(cond.READY, False, not_ready, rolling)
+    else:
+        ready = Condition(cond.READY, True, "Ready", ready_message)
+    progressing = (
+        Condition(cond.PROGRESSING, True, "RollingOut", rolling)
+        if waiting
+        else Condition(cond.PROGRESSING, False, "RolloutComplete", "")
+    )
+    degraded = (
+        Condition(cond.DEGRADED, True, issue.reason, issue.message)
+        if issue is not None
+        else Condition(cond.DEGRADED, False, "AsExpected", "")
+    )
+    return [ready, progressing, degraded]
+
+
+def _merge(
+    obj: Mapping[str, Any], current: list[Condition], generation: int | None, now: str
+) -> list[dict[str, Any]]:
+    previous = (obj.get("status") or {}).get("conditions") or []
+    return cond.merge(previous, current, generation=generation, now=now)
