@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from switchman.api.v1alpha1.common import DNS_LABEL, MODEL_NAME, Condition, SecretKeyRef, Spec, cel
 
-DEFAULT_GATEWAY_IMAGE = "ghcr.io/switchman-dev/switchman-gateway:0.1.0"
+DEFAULT_GATEWAY_IMAGE = "switchman/gateway:0.1.0"
 
 Strategy = Literal["priority", "cheapest", "fastest", "least-loaded", "complexity", "weighted"]
 

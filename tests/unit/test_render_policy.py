@@ -107,11 +107,11 @@ def test_renders_the_example_exactly_as_the_golden_file(example: str, golden: st
     policy, pools = _objects(example)
     text = dump_all(render_policy(policy, pools).manifests)
     path = GOLDEN / golden
-    if os.environ.get("UPDATE_GOLDEN"):
+    if os.environ.get("SWITCHMAN_UPDATE_GOLDEN"):
         path.write_text(text)
     expected = path.read_text()
     diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True)))
-    assert text == expected, f"render differs from {path} (UPDATE_GOLDEN=1 rewrites it):\n{diff}"
+    assert text == expected, f"render differs from {path} (SWITCHMAN_UPDATE_GOLDEN=1 rewrites it):\n{diff}"
 
 
 def test_render_is_deterministic_and_does_not_modify_its_inputs() -> None:
@@ -551,7 +551,7 @@ def test_manifests_are_named_labelled_and_owned_by_the_policy() -> None:
 
 
 def test_gateway_deployment_runs_restricted_and_mounts_the_config_directory() -> None:
-    policy = _policy("chat", gateway={"replicas": 3, "image": "registry.local/switchman:1.2.3"})
+    policy = _policy("chat", gateway={"replicas": 3, "image": "example.internal/switchman:1.2.3"})
     result = render_policy(policy, {"chat": _pool("chat", _vllm("a"))})
     deployment = _manifest(result, "Deployment")
     assert deployment["spec"]["replicas"] == 3
@@ -562,7 +562,7 @@ def test_gateway_deployment_runs_restricted_and_mounts_the_config_directory() ->
     assert pod["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in pod
     (container,) = pod["containers"]
-    assert container["image"] == "registry.local/switchman:1.2.3"
+    assert container["image"] == "example.internal/switchman:1.2.3"
     assert container["args"] == [
         "gateway",
         "--config",
