@@ -111,7 +111,9 @@ def test_renders_the_example_exactly_as_the_golden_file(example: str, golden: st
         path.write_text(text)
     expected = path.read_text()
     diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True)))
-    assert text == expected, f"render differs from {path} (SWITCHMAN_UPDATE_GOLDEN=1 rewrites it):\n{diff}"
+    assert text == expected, (
+        f"render differs from {path} (SWITCHMAN_UPDATE_GOLDEN=1 rewrites it):\n{diff}"
+    )
 
 
 def test_render_is_deterministic_and_does_not_modify_its_inputs() -> None:
