@@ -111,15 +111,17 @@ def pool_status(
         assert model.vllm is not None
         child = model_child(name, model.name)
         rollout = rollouts.get(child)
-        if rollout is not None:
-            desired, ready = rollout.desired, rollout.ready
-        else:  # not observed yet: what the spec asks for
-            scaling = model.vllm.autoscaling
-            wanted = scaling.min_replicas if scaling is not None else model.vllm.replicas
-            desired, ready = (1 if wanted is None else wanted), 0
+        scaling = model.vllm.autoscaling
+        ready = rollout.ready if rollout is not None else 0
+        if scaling is not None and rollout is not None:
+            desired = rollout.desired  # the HPA owns the Deployment's replicas
+        elif scaling is not None:
+            desired = scaling.min_replicas
+        else:  # what the spec asks for, even before the Deployment's watch catches up
+            desired = 1 if model.vllm.replicas is None else model.vllm.replicas
         endpoint = f"http://{service_host(child, namespace)}:{VLLM_PORT}/v1"
         models.append(_model(model.name, "vllm", ready, desired, endpoint))
-        if rollout is None or not rollout.complete:
+        if rollout is None or not rollout.complete or ready < desired:
             waiting.append(f"{model.name}: {ready}/{desired} replicas ready")
         if rollout is not None and rollout.stalled:
             stalled.append(model.name)

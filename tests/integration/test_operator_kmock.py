@@ -55,7 +55,7 @@ from switchman.operator.run import build_settings, priority_of
 NS = "team-a"
 GROUP_VERSION = "switchman.dev/v1alpha1"
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-TIMEOUT = 10.0
+TIMEOUT = 20.0  # generous: a loaded 2-core CI box
 VERBS = {"get", "list", "watch", "create", "patch", "delete"}
 T = TypeVar("T")
 
