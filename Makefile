@@ -33,14 +33,28 @@ lint: $(STAMP) ## ruff, ruff format --check, import-linter contracts, mypy --str
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m switchman.api.v1alpha1.crdgen --check
+	$(BIN)/python deploy/kustomize/generate.py --check
 	@# import-linter and mypy do not follow the editable-install finder: check a built copy.
 	@rm -rf build/typecheck && $(BIN)/pip install --quiet --no-deps --target build/typecheck . 2>&1 | grep -v '^WARNING' || true
 	cd build/typecheck && PYTHONPATH=. $(abspath $(BIN))/lint-imports --config $(CURDIR)/pyproject.toml
 	MYPYPATH=build/typecheck $(BIN)/mypy --cache-dir build/mypy-cache -p switchman
 
 .PHONY: crds
-crds: $(STAMP) ## Regenerate crds/ from the pydantic models in api/v1alpha1
+crds: $(STAMP) ## Regenerate crds/ from api/v1alpha1 and copy them into the Helm chart
 	$(BIN)/python -m switchman.api.v1alpha1.crdgen
+	cp crds/*.yaml charts/switchman/crds/
+
+.PHONY: chart-crds
+chart-crds: crds ## Same as crds (the chart's copies are checked identical by tests/unit/test_chart.py)
+
+.PHONY: kustomize
+kustomize: $(STAMP) ## Regenerate deploy/kustomize/base from the Helm chart's default values
+	$(BIN)/python deploy/kustomize/generate.py
+
+.PHONY: images
+images: ## Build the operator and gateway images (needs Docker with BuildKit)
+	docker build -f docker/operator.Dockerfile -t switchman/operator:0.1.0 .
+	docker build -f docker/gateway.Dockerfile -t switchman/gateway:0.1.0 .
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff fixes and formatting
