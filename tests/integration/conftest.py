@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -94,3 +95,39 @@ async def start_sim() -> AsyncIterator[StartSim]:
     yield start_one
     for sim in running:
         await sim.close()
+
+
+Launch = Callable[..., Awaitable[RunningSim]]
+
+
+@pytest.fixture
+async def launch(request: pytest.FixtureRequest) -> AsyncIterator[Launch]:
+    """Simulators serving ``tiny`` that remember enough requests for a load test.
+
+    A test module's ``SIM_DEFAULTS`` overrides the default latencies; keyword arguments
+    override both (any ``SimSettings`` field).
+    """
+    defaults: dict[str, Any] = {
+        "model": "tiny",
+        "ttft_s": 0.005,
+        "itl_s": 0.002,
+        "record_requests": 1000,
+        **getattr(request.module, "SIM_DEFAULTS", {}),
+    }
+    running: list[RunningSim] = []
+
+    async def launch_one(**overrides: Any) -> RunningSim:
+        settings = SimSettings.model_validate({**defaults, **overrides})
+        sim = await start(settings, shutdown_timeout=0.2)
+        running.append(sim)
+        return sim
+
+    yield launch_one
+    for sim in running:
+        await sim.close()  # idempotent: a test may have killed it already
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,41 +39,13 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
+from switchman.sim.runner import RunningSim
 
 Launch = Callable[..., Awaitable[RunningSim]]
 
 REQUESTS = 100
 CUT_AT = 5
 PRIMARY_TIMEOUTS = {"connect": 0.5, "first_byte": 1.0, "idle": 1.0, "total": 20}
-
-
-@pytest.fixture
-async def launch() -> AsyncIterator[Launch]:
-    """Simulators serving ``tiny`` that remember enough requests for a whole load test."""
-    running: list[RunningSim] = []
-
-    async def launch_one(**overrides: Any) -> RunningSim:
-        values: dict[str, Any] = {
-            "model": "tiny",
-            "ttft_s": 0.005,
-            "itl_s": 0.002,
-            "record_requests": 1000,
-        }
-        sim = await start(SimSettings.model_validate({**values, **overrides}), shutdown_timeout=0.2)
-        running.append(sim)
-        return sim
-
-    yield launch_one
-    for sim in running:
-        await sim.close()  # idempotent: a test may have killed it already
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def config(primary: RunningSim, backup: RunningSim, *, mid_stream: str) -> dict[str, Any]:

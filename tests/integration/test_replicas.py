@@ -18,40 +18,21 @@ effectiveness from their vLLM metrics (``vllm:prefix_cache_hits_total`` /
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import openai
-import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
+from switchman.sim.runner import RunningSim
 
 Launch = Callable[..., Awaitable[RunningSim]]
 
 
-@pytest.fixture
-async def launch() -> AsyncIterator[Launch]:
-    running: list[RunningSim] = []
-
-    async def launch_one(**overrides: Any) -> RunningSim:
-        values: dict[str, Any] = {"model": "tiny", "ttft_s": 0.005, "itl_s": 0.001}
-        sim = await start(SimSettings.model_validate({**values, **overrides}), shutdown_timeout=0.2)
-        running.append(sim)
-        return sim
-
-    yield launch_one
-    for sim in running:
-        await sim.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+# Defaults of the `launch` fixture (conftest) for this module's simulators.
+SIM_DEFAULTS = {"ttft_s": 0.005, "itl_s": 0.001}
 
 
 def address(sim: RunningSim) -> str:

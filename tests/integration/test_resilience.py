@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -39,40 +39,12 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
+from switchman.sim.runner import RunningSim
 
 Launch = Callable[..., Awaitable[RunningSim]]
 
 LOAD = 60
 QUICK = {"connect": 0.5, "first_byte": 1.0, "idle": 1.0, "total": 20}
-
-
-@pytest.fixture
-async def launch() -> AsyncIterator[Launch]:
-    """Simulators serving ``tiny`` that remember enough requests for a load test."""
-    running: list[RunningSim] = []
-
-    async def launch_one(**overrides: Any) -> RunningSim:
-        values: dict[str, Any] = {
-            "model": "tiny",
-            "ttft_s": 0.005,
-            "itl_s": 0.002,
-            "record_requests": 1000,
-        }
-        sim = await start(SimSettings.model_validate({**values, **overrides}), shutdown_timeout=0.2)
-        running.append(sim)
-        return sim
-
-    yield launch_one
-    for sim in running:
-        await sim.close()  # idempotent: a test may have killed it already
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def config(

@@ -37,8 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from switchman.gateway.app import create_app
 from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.metrics import Metrics
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
+from switchman.sim.runner import RunningSim
 
 Launch = Callable[..., Awaitable[RunningSim]]
 
@@ -46,25 +45,8 @@ SECRET_PROMPT = "the launch code is PROMPT-MARKER-7f3a"
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture
-async def launch() -> AsyncIterator[Launch]:
-    running: list[RunningSim] = []
-
-    async def launch_one(**overrides: Any) -> RunningSim:
-        values: dict[str, Any] = {"model": "tiny", "ttft_s": 0.002, "itl_s": 0.0}
-        sim = await start(SimSettings.model_validate({**values, **overrides}), shutdown_timeout=0.2)
-        running.append(sim)
-        return sim
-
-    yield launch_one
-    for sim in running:
-        await sim.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+# Defaults of the `launch` fixture (conftest) for this module's simulators.
+SIM_DEFAULTS = {"ttft_s": 0.002, "itl_s": 0.0}
 
 
 def config(
