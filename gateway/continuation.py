@@ -23,6 +23,7 @@ from switchman.gateway.upstreams import StreamDecoder
 # Text bytes kept per stream; a longer answer is not continued (memory stays bounded).
 TRANSCRIPT_LIMIT = 1 << 20
 IDENTITY_BYTES = 4096
+COMPACT_BYTES = 16 * 1024  # raw SSE bytes held per stream before they are reduced to text
 _TEXT = re.compile(rb'"(?:content|text)"\s*:\s*("(?:[^"\\]|\\.)*")')
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
@@ -47,16 +48,19 @@ class Sent:
 class Transcript:
     """What one committed stream sent the client, kept compactly where continuation is on.
 
-    Each write is scanned (one regex pass, no JSON parsing) for the text it carries: only the
-    JSON string literals of ``content`` / ``text`` are kept, plus the first write for the
-    stream's identity, so memory follows the answer's text, not its SSE framing. Tool-call
-    deltas or a finish reason make the stream not continuable.
+    Writes are appended as they are (cheap on the per-chunk path) and compacted every
+    ``COMPACT_BYTES``: one regex pass keeps only the JSON string literals of ``content`` /
+    ``text`` (no JSON parsing), plus the first write for the stream's identity, so memory follows
+    the answer's text, not its SSE framing. Tool-call deltas or a finish reason make the stream
+    not continuable.
     """
 
-    __slots__ = ("_first", "_literals", "_stopped", "_tokens", "limit")
+    __slots__ = ("_first", "_literals", "_pending", "_pending_size", "_stopped", "_tokens", "limit")
 
     def __init__(self, limit: int = TRANSCRIPT_LIMIT) -> None:
         self._first = b""
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._literals = bytearray()
         self._tokens = 0
         self._stopped = False
@@ -67,6 +71,15 @@ class Transcript:
             return
         if not self._first:
             self._first = data[:IDENTITY_BYTES]
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= COMPACT_BYTES:
+            self._compact()
+
+    def _compact(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
         if b'"tool_calls"' in data or _FINISHED.search(data):
             self._stop()
             return
@@ -80,10 +93,13 @@ class Transcript:
 
     def _stop(self) -> None:
         self._stopped = True
+        self._pending.clear()
         self._literals = bytearray()
 
     def read(self) -> Sent:
         """The identity fields, the text so far, and whether it can go on."""
+        if not self._stopped:
+            self._compact()
         ident: dict[str, Any] = {}
         for event in SSEParser().feed(self._first):
             try:

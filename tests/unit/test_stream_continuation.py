@@ -148,3 +148,15 @@ def test_continued_chunks_carry_the_original_identity_and_one_usage_total() -> N
     assert decoder.usage.completion_tokens == 3
     assert out.endswith(b"data: [DONE]\n\n")
     assert decoder.done
+
+
+def test_long_streams_are_compacted_to_their_text_and_read_whole() -> None:
+    transcript = Transcript()
+    pieces = [f" w{i}" for i in range(2000)]  # far past one compaction (16 KiB of SSE)
+    for piece in pieces:
+        transcript.add(chunk(piece))
+    assert len(transcript._literals) < 2000 * 16  # text literals kept, not the SSE framing
+    sent = transcript.read()
+    assert sent.text == "".join(pieces)
+    assert sent.tokens == 2000
+    assert sent.continuable
