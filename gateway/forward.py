@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -50,15 +51,23 @@ class Target:
     endpoint: Endpoint
 
 
+def post(
+    upstream: UpstreamClient, endpoint: Endpoint, call: UpstreamCall, forwarded: Mapping[str, str]
+) -> Any:
+    """Send ``call`` to one replica on the upstream's pooled session (await it, or enter it)."""
+    headers = {**upstream.spec.headers, **forwarded, **call.headers}
+    headers["Content-Type"] = "application/json"
+    return upstream.session().post(
+        endpoint.base + call.path, data=call.body, headers=headers, params=call.params or None
+    )
+
+
 @asynccontextmanager
 async def open_upstream(
     metrics: Metrics, target: Target, call: UpstreamCall, forwarded: Mapping[str, str]
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Send the request and wait for response headers; count it in flight meanwhile."""
     upstream, endpoint = target.upstream, target.endpoint
-    headers = {**upstream.spec.headers, **forwarded, **call.headers}
-    headers["Content-Type"] = "application/json"
-    url = endpoint.base + call.path
     timeouts = upstream.spec.timeouts
     gauge = metrics.upstream_in_flight.labels(upstream.name)
     upstream.inflight += 1
@@ -67,9 +76,7 @@ async def open_upstream(
     try:
         try:
             async with asyncio.timeout(timeouts.first_byte):
-                resp = await upstream.session().post(
-                    url, data=call.body, headers=headers, params=call.params or None
-                )
+                resp = await post(upstream, endpoint, call, forwarded)
         except TimeoutError as exc:
             raise Failure(
                 "timeout",

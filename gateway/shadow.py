@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
 
 import aiohttp
 
 from switchman.api.routes import Route
-from switchman.gateway.exchange import Operation, Usage
+from switchman.gateway import forward
+from switchman.gateway.exchange import Usage
 from switchman.gateway.metrics import Metrics
 from switchman.gateway.request import ClientRequest
 from switchman.gateway.runtime import Runtime
 from switchman.gateway.sse import SSEParser
+from switchman.gateway.upstreams import StreamDecoder
 
 log = logging.getLogger("switchman.gateway.shadow")
 
@@ -96,34 +97,24 @@ class Shadows:
         if endpoint is None:
             raise _ShadowFailed("no_endpoint")
         call = upstream.provider.prepare(creq.op, creq.body, model.target, creq.stream)
-        headers = {**upstream.spec.headers, **call.headers, "Content-Type": "application/json"}
         async with (
             asyncio.timeout(upstream.spec.timeouts.total),
-            upstream.session().post(
-                endpoint.base + call.path,
-                data=call.body,
-                headers=headers,
-                params=call.params or None,
-            ) as resp,
+            forward.post(upstream, endpoint, call, {}) as resp,
         ):
             if resp.status >= 400:
                 await resp.read()
                 raise _ShadowFailed(f"status_{resp.status // 100}xx")
             if not creq.stream:
                 return upstream.provider.decode(creq.op, await resp.read())[1].usage
-            return await _drain(upstream.provider.stream, creq.op, model.target, resp)
+            return await _drain(upstream.provider.stream(creq.op, model.target, True), resp)
 
 
-async def _drain(
-    decoder_for: Any, op: Operation, target: str, resp: aiohttp.ClientResponse
-) -> Usage | None:
-    decoder = decoder_for(op, target, True)
+async def _drain(decoder: StreamDecoder, resp: aiohttp.ClientResponse) -> Usage | None:
     parser = SSEParser()
     async for chunk in resp.content.iter_any():
         for event in parser.feed(chunk):
             decoder.feed(event)
-    usage: Usage | None = decoder.usage
-    return usage
+    return decoder.usage
 
 
 class _ShadowFailed(Exception):
