@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
-from terminal import free_port, progress, tail
+from terminal import free_port, progress, stop_group, tail
 
 VENV_ENV = "SWITCHMAN_VLLM_VENV"
 SKIP_ENV = "SWITCHMAN_SKIP_VLLM"
@@ -108,25 +107,8 @@ def _start(
 
 
 def _stop(server: Server, grace: float = 20.0) -> None:
-    """SIGTERM the whole process group (vLLM forks an engine and a worker), then SIGKILL."""
-    try:
-        pgid = os.getpgid(server.process.pid)
-    except ProcessLookupError:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            server.process.wait(timeout=wait)
-            # The leader is gone; give its children the same signal in case they linger.
-            os.killpg(pgid, signal.SIGKILL)
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            pass
-        return
+    """Stop the server's whole process group (vLLM forks an engine and a worker)."""
+    stop_group(server.process, grace)
 
 
 @pytest.fixture(scope="session")

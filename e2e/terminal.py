@@ -1,11 +1,15 @@
-"""Support shared by the e2e fixtures (``conftest``, ``conftest_prometheus``): free ports, log
-tails for failure messages, and progress lines written past pytest's output capture, because a
-silent minute of server start-up looks like a hang.
+"""Support shared by the e2e fixtures (``conftest``, ``conftest_prometheus``, ``cluster/``): free
+ports, log tails for failure messages, stopping a server's whole process group, and progress
+lines written past pytest's output capture, because a silent minute of server start-up looks like
+a hang.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,3 +47,27 @@ def progress(config: pytest.Config) -> Say:
             reporter.write_line(text)
 
     return say
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the process's group (servers fork workers), then SIGKILL after ``grace`` s.
+
+    Once the leader is gone its lingering children get SIGKILL too.
+    """
+    try:
+        pgid = os.getpgid(process.pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            os.killpg(pgid, signal.SIGKILL)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            pass
+        return

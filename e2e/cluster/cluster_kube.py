@@ -25,6 +25,8 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from kubernetes.dynamic.resource import Resource
 
+from switchman.api.v1alpha1 import API_VERSION
+
 FIELD_MANAGER = "switchman-e2e"
 REQUEST_TIMEOUT = 30.0
 T = TypeVar("T")
@@ -209,3 +211,23 @@ def eventually(
                 f"timed out after {timeout:.0f} s waiting for {what}: {last}", pytrace=False
             )
         time.sleep(interval)
+
+
+CUSTOM_KINDS = ("RoutingPolicy", "ModelPool")
+
+
+def delete_custom_resources(kube: Kube, namespace: str, timeout: float) -> None:
+    """Delete the namespace's ModelPools and RoutingPolicies and wait until they are gone."""
+    for kind in CUSTOM_KINDS:
+        for obj in kube.list(API_VERSION, kind, namespace):
+            kube.delete(API_VERSION, kind, obj["metadata"]["name"], namespace)
+
+    def gone() -> None:
+        left = [
+            o["metadata"]["name"]
+            for k in CUSTOM_KINDS
+            for o in kube.list(API_VERSION, k, namespace)
+        ]
+        assert not left, f"still there: {left}"
+
+    eventually("the custom resources to be deleted", gone, timeout)

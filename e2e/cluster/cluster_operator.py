@@ -10,14 +10,13 @@ repository root (the root's ``operator/`` folder would shadow the standard libra
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from terminal import tail
+from terminal import stop_group, tail
 
 
 @dataclass(frozen=True)
@@ -40,20 +39,7 @@ class Operator:
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the process group (kopf finishes its handlers), then SIGKILL."""
-        try:
-            pgid = os.getpgid(self.process.pid)
-        except ProcessLookupError:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.process, grace)
 
 
 def start_operator(namespace: str, workdir: Path) -> Operator:

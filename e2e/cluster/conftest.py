@@ -25,7 +25,15 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_kube import ApiException, Kube, api_message, connect, eventually
+from cluster_kube import (
+    CUSTOM_KINDS,
+    ApiException,
+    Kube,
+    api_message,
+    connect,
+    delete_custom_resources,
+    eventually,
+)
 from cluster_operator import Operator, start_operator
 from kubernetes.dynamic.exceptions import NotFoundError
 from terminal import tail
@@ -37,7 +45,6 @@ CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 CRD_API = "apiextensions.k8s.io/v1"
 CRD_TIMEOUT = 60.0
 CLEANUP_TIMEOUT = 30.0
-CUSTOM_KINDS = ("RoutingPolicy", "ModelPool")
 
 
 @pytest.fixture(scope="session")
@@ -135,19 +142,7 @@ def operator(kube: Kube, namespace: str, tmp_path: Path) -> Iterator[Operator]:
     running = start_operator(namespace, tmp_path)
     try:
         yield running
-        for kind in CUSTOM_KINDS:
-            for obj in kube.list(API_VERSION, kind, namespace):
-                kube.delete(API_VERSION, kind, obj["metadata"]["name"], namespace)
-
-        def gone() -> None:
-            left = [
-                o["metadata"]["name"]
-                for k in CUSTOM_KINDS
-                for o in kube.list(API_VERSION, k, namespace)
-            ]
-            assert not left, f"still there: {left}"
-
-        eventually("the custom resources to be deleted", gone, CLEANUP_TIMEOUT)
+        delete_custom_resources(kube, namespace, CLEANUP_TIMEOUT)
     finally:
         running.stop()
 

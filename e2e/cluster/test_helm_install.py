@@ -35,12 +35,11 @@ import helm_python
 import pytest
 import test_operator_cluster as scenarios
 from cluster_checks import check_pool_children
-from cluster_kube import Kube, eventually
+from cluster_kube import Kube, delete_custom_resources
 from cluster_operator import Operator
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from switchman.api.v1alpha1 import API_VERSION
 from switchman.operator import rbac
 
 IMAGE_ENV = "SWITCHMAN_E2E_OPERATOR_IMAGE"
@@ -52,7 +51,6 @@ PEERING_CRDS = ("kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
 CRD_API = "apiextensions.k8s.io/v1"
 INSTALL_TIMEOUT = int(180 * scenarios.FACTOR)  # image pull and the operator's first readiness
 CLEANUP_TIMEOUT = 60.0
-CUSTOM_KINDS = ("RoutingPolicy", "ModelPool")
 STUCK = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"}
 
 
@@ -183,20 +181,7 @@ def installed(kube: Kube, release: Release) -> Iterator[Operator]:
     """The installed operator for one scenario; the scenario's custom resources are deleted
     afterwards while it runs, so the next scenario starts from an empty namespace."""
     yield release.operator.as_operator()
-    namespace = release.namespace
-    for kind in CUSTOM_KINDS:
-        for obj in kube.list(API_VERSION, kind, namespace):
-            kube.delete(API_VERSION, kind, obj["metadata"]["name"], namespace)
-
-    def gone() -> None:
-        left = [
-            o["metadata"]["name"]
-            for k in CUSTOM_KINDS
-            for o in kube.list(API_VERSION, k, namespace)
-        ]
-        assert not left, f"still there: {left}"
-
-    eventually("the custom resources to be deleted", gone, CLEANUP_TIMEOUT)
+    delete_custom_resources(kube, release.namespace, CLEANUP_TIMEOUT)
 
 
 def with_logs(release: Release, scenario: Callable[[], object]) -> None:
