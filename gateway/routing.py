@@ -64,12 +64,13 @@ class Plan:
 class CompiledRoute:
     """A route's config turned into what ``plan`` needs per request."""
 
-    __slots__ = ("candidates", "spec", "tier_rank", "tiers", "weights")
+    __slots__ = ("candidates", "spec", "tier_rank", "tiers", "uses_complexity", "weights")
 
     def __init__(self, spec: Route, models: Mapping[str, Model]) -> None:
         self.spec = spec
         self.candidates = tuple(models[name] for name in spec.candidates)
         self.weights = scoring.weights(spec.strategy, spec.scorers)
+        self.uses_complexity = any(name == "quality" for name, _ in self.weights)
         if spec.complexity is not None:
             self.tiers = [(t.min_complexity, t.tier) for t in spec.complexity.tiers]
         else:  # the candidates' tiers, in candidate order, spread evenly over [0, 1)
@@ -161,8 +162,7 @@ class RoutingTable:
         complexity = None
         why: str = spec.strategy
         wanted = 0
-        names = dict(route.weights)
-        if "quality" in names and classifier is not None:
+        if route.uses_complexity and classifier is not None:
             complexity = classifier.score(op, body)
             wanted, why = route.wanted(complexity)
         order = self._rank(route, kept, rows, feats, views, wanted)
