@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from switchman.gateway.classifier import Classifier
+from switchman.gateway.routing.classifier import Classifier
 
 RESULTS = Path(__file__).parent / "results"
 BUDGET_US = 1000.0

@@ -17,11 +17,11 @@ from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from switchman.gateway.accesslog import AccessLog
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.tracing import Tracing
+from switchman.gateway.telemetry.accesslog import AccessLog
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.telemetry.tracing import Tracing
+from switchman.gateway.upstreams.config import ConfigWatcher
 
 
 class DropExporter(SpanExporter):

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from switchman.api.gatewayconfig import GatewayConfig, Upstream
-from switchman.gateway.affinity import affinity_key
-from switchman.gateway.endpoints import Endpoint, EndpointSet
-from switchman.gateway.features import features
-from switchman.gateway.latency import Latency
-from switchman.gateway.routing import ComplexityScorer, RoutingTable
+from switchman.gateway.replicas.affinity import affinity_key
+from switchman.gateway.replicas.endpoints import Endpoint, EndpointSet
+from switchman.gateway.routing.features import features
+from switchman.gateway.routing.table import ComplexityScorer, RoutingTable
+from switchman.gateway.upstreams.latency import Latency
 
 RESULTS = Path(__file__).parent / "results"
 BUDGET_US = 50.0
@@ -230,7 +230,7 @@ def build_cases(rng: random.Random) -> tuple[dict[str, Cases], str | None]:
         name = f"decision: features + plan + key + pick, {kind}"
         groups["decision"][name] = partial(scene.decide, least_loaded, body)
     try:
-        from switchman.gateway.classifier import Classifier
+        from switchman.gateway.routing.classifier import Classifier
 
         classifier = Classifier.load_default()
     except Exception as exc:  # absent module, missing or bad weights: report, do not fail

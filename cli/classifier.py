@@ -3,7 +3,7 @@
 ``eval`` scores the labelled prompts packaged with the classifier (the held-out half by
 default) and prints accuracy, misroute rates both ways, cost against always-large and a
 threshold sweep (``--json`` for machines); the numbers come from
-``switchman.gateway.classifier.evaluate``. ``score`` prints one prompt's score, the tier a
+``switchman.gateway.routing.classifier.evaluate``. ``score`` prints one prompt's score, the tier a
 threshold would pick and every feature with its weight. Results go to stdout, progress and
 errors to stderr. Wired into ``switchman.cli.main``.
 """
@@ -17,8 +17,8 @@ import sys
 import time
 from typing import Any
 
-from switchman.gateway.classifier import FEATURES, Classifier, describe
-from switchman.gateway.classifier.evaluate import (
+from switchman.gateway.routing.classifier import FEATURES, Classifier, describe
+from switchman.gateway.routing.classifier.evaluate import (
     Prices,
     Report,
     length_baseline,

@@ -19,8 +19,8 @@ from pathlib import Path
 from aiohttp import web
 
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.config import ConfigWatcher
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 

@@ -3,8 +3,9 @@
 Refuses to start on an invalid file (exit 2, with what to fix); once running, later invalid
 versions are rejected while the last good config keeps serving. SIGTERM/SIGINT stop accepting
 connections and let in-flight requests and streams finish within ``--shutdown-grace`` seconds.
-Tracing is configured by the standard ``OTEL_*`` variables (``switchman.gateway.tracing``); the
-access log goes to stdout, the gateway's own log to stderr.
+Tracing is configured by the standard ``OTEL_*`` variables
+(``switchman.gateway.telemetry.tracing``); the access log goes to stdout, the gateway's own log
+to stderr.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import prometheus_client
 from aiohttp import web
 
 from switchman.api.gatewayconfig import ConfigError
-from switchman.gateway.accesslog import AccessLog, Format
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.tracing import Tracing, TracingConfigError
+from switchman.gateway.telemetry.accesslog import AccessLog, Format
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.telemetry.tracing import Tracing, TracingConfigError
+from switchman.gateway.upstreams.config import ConfigWatcher
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

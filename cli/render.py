@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from yaml.representer import BaseRepresenter
 
-from switchman.api.v1alpha1.common import API_VERSION
+from switchman.api.v1alpha1.spec import API_VERSION
 from switchman.operator.render import InvalidSpec, render_policy, render_pool
 
 KINDS = ("ModelPool", "RoutingPolicy")

@@ -26,8 +26,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.config import ConfigWatcher
 from switchman.sim.faults import Faults
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings

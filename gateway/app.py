@@ -18,17 +18,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from switchman.gateway.accesslog import AccessLog
-from switchman.gateway.classifier import Classifier
-from switchman.gateway.config import ConfigWatcher
 from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.observe import Telemetry
-from switchman.gateway.proxy import Proxy
-from switchman.gateway.request import REQUEST_ID, STARTED
-from switchman.gateway.routing import ComplexityScorer
-from switchman.gateway.tracing import Tracing
+from switchman.gateway.routing.classifier import Classifier
+from switchman.gateway.routing.table import ComplexityScorer
+from switchman.gateway.serve.observe import Telemetry
+from switchman.gateway.serve.proxy import Proxy
+from switchman.gateway.serve.request import REQUEST_ID, STARTED
+from switchman.gateway.telemetry.accesslog import AccessLog
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.telemetry.tracing import Tracing
+from switchman.gateway.upstreams.config import ConfigWatcher
 
 log = logging.getLogger("switchman.gateway")
 

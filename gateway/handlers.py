@@ -14,13 +14,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from switchman.gateway import debug, openapi
-from switchman.gateway.config import ConfigWatcher
+from switchman.gateway import admin as debug
+from switchman.gateway import openapi
 from switchman.gateway.errors import InvalidRequest, NotReady
-from switchman.gateway.exchange import Operation
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.proxy import Proxy
-from switchman.gateway.runtime import Runtime
+from switchman.gateway.providers.exchange import Operation
+from switchman.gateway.serve.proxy import Proxy
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.config import ConfigWatcher
+from switchman.gateway.upstreams.runtime import Runtime
 
 
 @dataclass(slots=True, frozen=True)

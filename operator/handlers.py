@@ -28,7 +28,7 @@ from switchman.api.v1alpha1 import GROUP, VERSION
 from switchman.operator.conditions import Event
 from switchman.operator.kube import Kube
 from switchman.operator.reconcile import Outcome, Reconciler
-from switchman.operator.render.common import MANAGED_BY
+from switchman.operator.render.meta import MANAGED_BY
 from switchman.operator.status import Child, Rollout, controller
 from switchman.operator.world import World
 

@@ -25,7 +25,7 @@ import kopf
 
 from switchman.operator.handlers import CHILD_RESOURCES, MANAGED_BY_LABEL, register
 from switchman.operator.kube import FIELD_MANAGER, Kube
-from switchman.operator.render.common import MANAGED_BY
+from switchman.operator.render.meta import MANAGED_BY
 
 ANNOTATION_PREFIX = "switchman.dev"
 PEERING_LIFETIME_S = 60

@@ -17,7 +17,7 @@ from switchman.api.v1alpha1 import API_VERSION
 from switchman.api.v1alpha1.modelpool import ModelPoolSpec
 from switchman.operator import conditions as cond
 from switchman.operator.conditions import Condition
-from switchman.operator.render.common import VLLM_PORT, model_child, service_host
+from switchman.operator.render.meta import VLLM_PORT, model_child, service_host
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from switchman.api.v1alpha1.common import GROUP, VERSION
+from switchman.api.v1alpha1.spec import GROUP, VERSION
 from switchman.api.v1alpha1.modelpool import ModelPoolSpec, ModelPoolStatus
 from switchman.api.v1alpha1.routingpolicy import RoutingPolicySpec, RoutingPolicyStatus
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from switchman.api.v1alpha1.common import (
+from switchman.api.v1alpha1.spec import (
     MODEL_NAME,
     Capabilities,
     Condition,

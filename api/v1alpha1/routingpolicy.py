@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from switchman.api.v1alpha1.common import DNS_LABEL, MODEL_NAME, Condition, SecretKeyRef, Spec, cel
+from switchman.api.v1alpha1.spec import DNS_LABEL, MODEL_NAME, Condition, SecretKeyRef, Spec, cel
 
 DEFAULT_GATEWAY_IMAGE = "switchman/gateway:0.1.0"
 

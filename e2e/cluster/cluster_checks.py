@@ -3,7 +3,7 @@ assertions over live objects, each raising ``AssertionError`` with what it found
 ``eventually`` can retry them and report the last one.
 
 Used by ``test_operator_cluster`` and ``cluster_gateway``. Expectations come from the specs
-(``cluster_examples``) and the naming contract (``switchman.operator.render.common``), never
+(``cluster_examples``) and the naming contract (``switchman.operator.render.meta``), never
 from the operator's own render functions.
 """
 
@@ -17,7 +17,7 @@ from cluster_examples import Child, pool_spec, selects
 from cluster_kube import Kube
 
 from switchman.api.v1alpha1 import API_VERSION
-from switchman.operator.render.common import model_child
+from switchman.operator.render.meta import model_child
 
 REASON = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

@@ -4,7 +4,7 @@ resource, and label-selector matching to check Services, PDBs and NetworkPolicie
 right pods.
 
 Used by ``test_operator_cluster``. Pure: no Kubernetes API access. Child names come from
-``switchman.operator.render.common`` (the one place the naming contract lives); everything else
+``switchman.operator.render.meta`` (the one place the naming contract lives); everything else
 is read from the specs with the ``switchman.api.v1alpha1`` models.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from switchman.api.v1alpha1 import API_VERSION, ModelPoolSpec, RoutingPolicySpec
-from switchman.operator.render.common import dns_name, gateway_child, model_child
+from switchman.operator.render.meta import dns_name, gateway_child, model_child
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO / "examples"

@@ -34,7 +34,7 @@ from cluster_kube import Kube
 
 from switchman.api.gatewayconfig import GatewayConfig, parse
 from switchman.api.v1alpha1 import API_VERSION
-from switchman.operator.render.common import gateway_child, model_child, service_host
+from switchman.operator.render.meta import gateway_child, model_child, service_host
 
 SECRETS_DIR = "/var/run/switchman/secrets"
 

@@ -52,7 +52,7 @@ from cluster_kube import ApiException, Kube, api_message, eventually
 from cluster_operator import Operator
 
 from switchman.api.v1alpha1 import API_VERSION
-from switchman.operator.render.common import gateway_child, model_child
+from switchman.operator.render.meta import gateway_child, model_child
 
 FACTOR = float(os.environ.get("SWITCHMAN_E2E_TIMEOUT_FACTOR", "1"))
 RECONCILE_TIMEOUT = 90.0 * FACTOR  # operator start-up plus a first reconcile

@@ -13,14 +13,14 @@ from typing import Any
 
 from switchman.api.gatewayconfig import AnthropicSettings
 from switchman.gateway.errors import InvalidRequest
-from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall, Usage
+from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall, Usage
 from switchman.gateway.providers.openai_anthropic import (
     MessagesStreamTranslator,
     chat_to_messages,
     error_to_openai,
     messages_to_chat,
 )
-from switchman.gateway.sse import DONE, Event, encode
+from switchman.gateway.providers.sse import DONE, Event, encode
 
 
 def _dumps(obj: Any) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from switchman.api.gatewayconfig import AzureSettings
-from switchman.gateway.exchange import Operation, UpstreamCall
+from switchman.gateway.providers.exchange import Operation, UpstreamCall
 from switchman.gateway.providers.openai_compat import PATHS, OpenAICompatible, upstream_body
 
 

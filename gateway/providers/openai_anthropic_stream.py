@@ -3,7 +3,7 @@ events as ``chat.completion.chunk`` dicts, and upstream errors as OpenAI error e
 
 Re-exported by ``switchman.gateway.providers.openai_anthropic`` (the request side) for the
 Anthropic provider, which keeps one ``MessagesStreamTranslator`` per streamed response and feeds
-it each event parsed by ``switchman.gateway.sse``. Pure: no I/O.
+it each event parsed by ``switchman.gateway.providers.sse``. Pure: no I/O.
 
 Choices where neither API reference decides: ids are Anthropic's prefixed with ``chatcmpl-``;
 ``thinking`` and server-tool blocks are left out; unknown event and block types are ignored

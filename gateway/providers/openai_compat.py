@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from switchman.gateway.errors import openai_error_body
-from switchman.gateway.exchange import Operation, ResponseInfo, UpstreamCall, Usage
-from switchman.gateway.sse import DONE, Event
+from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall, Usage
+from switchman.gateway.providers.sse import DONE, Event
 
 PATHS: dict[Operation, str] = {
     "chat": "/chat/completions",

@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from switchman.api.gatewayconfig import GatewayConfig
-from switchman.api.v1alpha1.common import SecretKeyRef
+from switchman.api.v1alpha1.spec import SecretKeyRef
 from switchman.api.v1alpha1.modelpool import ModelPoolSpec, PoolModel
 from switchman.api.v1alpha1.routingpolicy import Route, RoutingPolicySpec
-from switchman.operator.render.common import (
+from switchman.operator.render.meta import (
     SECRETS_DIR,
     VLLM_PORT,
     InvalidSpec,

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from switchman.api.v1alpha1.modelpool import VLLM, ModelPoolSpec
 from switchman.operator.render import vllm as pod
-from switchman.operator.render.common import (
+from switchman.operator.render.meta import (
     VLLM_PORT,
     InvalidSpec,
     labels,

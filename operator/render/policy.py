@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from switchman.api.gatewayconfig import GatewayConfig, dump
 from switchman.api.v1alpha1.routingpolicy import Gateway, RoutingPolicySpec
-from switchman.operator.render.common import (
+from switchman.operator.render.meta import (
     CHECKSUM_ANNOTATION,
     CONFIG_DIR,
     CONFIG_KEY,

@@ -30,7 +30,7 @@ import posixpath
 from typing import Any
 
 from switchman.api.v1alpha1.modelpool import VLLM
-from switchman.operator.render.common import VLLM_PORT
+from switchman.operator.render.meta import VLLM_PORT
 
 CONTAINER = "vllm"
 COMMAND = ["python3", "-m", "vllm.entrypoints.openai.api_server"]

@@ -20,11 +20,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from switchman.gateway.accesslog import AccessLog
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.tracing import Tracing
+from switchman.gateway.telemetry.accesslog import AccessLog
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.telemetry.tracing import Tracing
+from switchman.gateway.upstreams.config import ConfigWatcher
 from switchman.sim.faults import Faults
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings

@@ -39,8 +39,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from switchman.gateway.accesslog import AccessLog, Format
-from switchman.gateway.tracing import Tracing
+from switchman.gateway.telemetry.accesslog import AccessLog, Format
+from switchman.gateway.telemetry.tracing import Tracing
 from switchman.sim.runner import RunningSim
 
 if TYPE_CHECKING:  # the fixture's type; at run time "conftest" may name another tier's

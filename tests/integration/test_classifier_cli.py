@@ -20,8 +20,8 @@ import json
 import processes
 import pytest
 
-from switchman.gateway.classifier import Classifier
-from switchman.gateway.classifier.evaluate import (
+from switchman.gateway.routing.classifier import Classifier
+from switchman.gateway.routing.classifier.evaluate import (
     Prices,
     length_baseline,
     load_examples,

@@ -44,10 +44,10 @@ from aiohttp.test_utils import TestServer
 from openai import AsyncOpenAI
 
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.runtime import Runtime
-from switchman.gateway.upstreams import UpstreamClient
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.client import UpstreamClient
+from switchman.gateway.upstreams.config import ConfigWatcher
+from switchman.gateway.upstreams.runtime import Runtime
 
 CHUNKS = 20
 EXPECTED_TEXT = "".join(f"t{i} " for i in range(CHUNKS))

@@ -27,9 +27,9 @@ from aiohttp.test_utils import TestServer
 
 from switchman.api.gatewayconfig import Upstream
 from switchman.api.resilience import HealthCheck, Scrape
-from switchman.gateway.endpoints import Endpoint, EndpointSet
-from switchman.gateway.healthcheck import check_round
-from switchman.gateway.loadscrape import scrape_round
+from switchman.gateway.replicas.endpoints import Endpoint, EndpointSet
+from switchman.gateway.replicas.healthcheck import check_round
+from switchman.gateway.replicas.loadscrape import scrape_round
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 

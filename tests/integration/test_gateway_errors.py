@@ -41,8 +41,8 @@ from fakes import FakeUpstream, Reply
 from prometheus_client.parser import text_string_to_metric_families
 
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.config import ConfigWatcher
 
 Start = Callable[[Reply], Awaitable[FakeUpstream]]
 

@@ -39,7 +39,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
-from switchman.gateway import tracing
+from switchman.gateway.telemetry import tracing
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 

@@ -14,8 +14,8 @@ official ``openai`` SDK. Scenario matrix:
   token is never echoed) and the right one is served
 - strategies end to end, explained by ``x-switchman-route``: a weighted 10/90 split over 400
   requests lands within a few points; ``cheapest`` picks the cheaper model; ``complexity``
-  (with ``switchman.gateway.classifier``) sends a trivial prompt to the small tier and a hard
-  one to the large tier
+  (with ``switchman.gateway.routing.classifier``) sends a trivial prompt to the small tier and a
+  hard one to the large tier
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 from switchman.gateway.app import create_app
-from switchman.gateway.config import ConfigWatcher
-from switchman.gateway.metrics import Metrics
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.config import ConfigWatcher
 from switchman.sim.runner import RunningSim
 
 Launch = Callable[..., Awaitable[RunningSim]]
@@ -373,10 +373,10 @@ async def test_cheapest_picks_the_cheaper_model(start_gateway: Any, launch: Laun
 async def classified_gateway(tmp_path: Path) -> AsyncIterator[Callable[[dict[str, Any]], Any]]:
     """``start(config)`` -> base URL of a gateway app built with the packaged classifier
     (``start_gateway`` builds apps without one)."""
-    module = pytest.importorskip("switchman.gateway.classifier")
+    module = pytest.importorskip("switchman.gateway.routing.classifier")
     classifier_type = getattr(module, "Classifier", None)
     if classifier_type is None:
-        pytest.skip("switchman.gateway.classifier does not expose Classifier yet")
+        pytest.skip("switchman.gateway.routing.classifier does not expose Classifier yet")
     servers: list[TestServer] = []
 
     async def start_one(document: dict[str, Any]) -> str:

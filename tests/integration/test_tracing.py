@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from switchman.gateway.tracing import CONTENT_LIMIT, Tracing
+from switchman.gateway.telemetry.tracing import CONTENT_LIMIT, Tracing
 from switchman.sim.runner import RunningSim
 
 if TYPE_CHECKING:  # the fixture's type; at run time "conftest" may name another tier's

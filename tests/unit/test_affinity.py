@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from switchman.api.resilience import Balance
-from switchman.gateway.affinity import AffinityKey, affinity_key
+from switchman.gateway.replicas.affinity import AffinityKey, affinity_key
 
 SYSTEM = "You are a careful assistant. " * 40  # ~1,160 chars: four full 256-char blocks
 

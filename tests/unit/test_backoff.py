@@ -20,7 +20,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from switchman.gateway.backoff import RetryBudget, backoff_delay, retry_after_seconds
+from switchman.gateway.serve.backoff import RetryBudget, backoff_delay, retry_after_seconds
 
 
 class Clock:

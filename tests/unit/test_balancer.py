@@ -18,8 +18,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from switchman.gateway import balancer
-from switchman.gateway.balancer import HashRing, PrefixIndex
+from switchman.gateway.replicas import balancer
+from switchman.gateway.replicas.balancer import HashRing, PrefixIndex
 
 
 @dataclass(eq=False)

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from switchman.api.resilience import CircuitBreaker
-from switchman.gateway.breaker import Breaker, WindowCounts
+from switchman.gateway.replicas.breaker import Breaker
+from switchman.gateway.replicas.window import WindowCounts
 
 
 class Clock:

@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from switchman.gateway.classifier import FEATURES, Classifier, WeightsError, describe, train
-from switchman.gateway.classifier.evaluate import (
+from switchman.gateway.routing.classifier import FEATURES, Classifier, WeightsError, describe, train
+from switchman.gateway.routing.classifier.evaluate import (
     Example,
     Prices,
     Scored,
@@ -42,7 +42,7 @@ from switchman.gateway.classifier.evaluate import (
     score_examples,
     sweep,
 )
-from switchman.gateway.classifier.features import BODY_CHARS, INSTRUCTION_CHARS, extract
+from switchman.gateway.routing.classifier.features import BODY_CHARS, INSTRUCTION_CHARS, extract
 
 DOMAINS = {
     "coding", "math", "writing", "factual_qa", "summarization", "translation", "extraction",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from switchman.api.gatewayconfig import CredentialRef
-from switchman.gateway.credentials import resolve
+from switchman.gateway.upstreams.credentials import resolve
 
 SECRET = "sk-live-0123456789abcdef"
 

@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 import yaml
 
-from switchman.gateway.metrics import Metrics
-from switchman.gateway.series import CounterFamily, GaugeFamily, HistogramFamily
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.telemetry.series import CounterFamily, GaugeFamily, HistogramFamily
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts/switchman/dashboards/switchman-gateway.json"

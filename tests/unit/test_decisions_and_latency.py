@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from switchman.api.gatewayconfig import Model
-from switchman.gateway.attempts import Decision
-from switchman.gateway.decisions import DecisionLog
-from switchman.gateway.latency import Latency
-from switchman.gateway.routing import Plan, Row
+from switchman.gateway.routing.table import Plan, Row
+from switchman.gateway.serve.attempts import Decision
+from switchman.gateway.serve.decisions import DecisionLog
+from switchman.gateway.upstreams.latency import Latency
 
 SMALL = Model(name="small", upstream="u")
 

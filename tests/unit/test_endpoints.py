@@ -32,9 +32,9 @@ import pytest
 
 from switchman.api.gatewayconfig import Upstream
 from switchman.api.resilience import Balance, HealthCheck
-from switchman.gateway.affinity import AffinityKey, affinity_key
-from switchman.gateway.endpoints import Endpoint, EndpointSet
-from switchman.gateway.healthcheck import HealthStreak
+from switchman.gateway.replicas.affinity import AffinityKey, affinity_key
+from switchman.gateway.replicas.endpoints import Endpoint, EndpointSet
+from switchman.gateway.replicas.healthcheck import HealthStreak
 
 
 class Clock:
@@ -158,7 +158,7 @@ async def test_failed_or_empty_resolution_keeps_the_last_set(
     await endpoints.refresh()
     before = endpoints.endpoints
     resolve.answer = OSError("Name or service not known")
-    with caplog.at_level(logging.WARNING, logger="switchman.gateway.endpoints"):
+    with caplog.at_level(logging.WARNING, logger="switchman.gateway.replicas.endpoints"):
         assert not await endpoints.refresh()
         assert not await endpoints.refresh()
         resolve.answer = []

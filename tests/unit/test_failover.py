@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from switchman.gateway.errors import RateLimited, UpstreamRejected
-from switchman.gateway.failover import Failure, status_failure
-from switchman.gateway.features import features
+from switchman.gateway.routing.features import features
+from switchman.gateway.serve.failures import Failure, status_failure
 
 
 def error(message: str, code: str | None = None) -> dict[str, Any]:

@@ -341,7 +341,7 @@ def test_docker_context_keeps_only_what_the_wheel_needs() -> None:
     folders = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
     for needed in ["pyproject.toml", PYPROJECT["project"]["readme"], *sorted(folders)]:
         assert in_context(f"{needed}/x.py" if needed in folders else needed, patterns), needed
-    assert in_context("gateway/classifier/model.json", patterns)
+    assert in_context("gateway/routing/classifier/model.json", patterns)
     for dropped in (
         ".venv/bin/python",
         ".git/HEAD",
@@ -392,7 +392,9 @@ def test_wheel_builds_from_the_docker_context(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in PYPROJECT["tool"]["setuptools"]["packages"]:
         assert f"{package.replace('.', '/')}/__init__.py" in names, package
-    assert any(n.startswith("switchman/gateway/classifier/") and n.endswith(".json") for n in names)
+    assert any(
+        n.startswith("switchman/gateway/routing/classifier/") and n.endswith(".json") for n in names
+    )
     assert not any("__pycache__" in n for n in names)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchman.gateway.loadscrape import parse_vllm_metrics
+from switchman.gateway.replicas.loadscrape import parse_vllm_metrics
 from switchman.sim.engine import Engine
 from switchman.sim.metrics import SimMetrics
 from switchman.sim.settings import SimSettings

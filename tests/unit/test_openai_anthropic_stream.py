@@ -35,7 +35,7 @@ from switchman.gateway.providers.openai_anthropic import (
     StreamError,
     messages_to_chat,
 )
-from switchman.gateway.sse import SSEParser
+from switchman.gateway.providers.sse import SSEParser
 
 CREATED = 1700000000
 CHUNK_ID = "chatcmpl-msg_014p7gG3wDgGV9EUtLvnow3U"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from switchman.gateway.exchange import Usage
+from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.providers.openai_compat import (
     OpenAICompatible,
     OpenAIStream,
@@ -30,7 +30,7 @@ from switchman.gateway.providers.openai_compat import (
     summarize,
     upstream_body,
 )
-from switchman.gateway.sse import Event, SSEParser, encode
+from switchman.gateway.providers.sse import Event, SSEParser, encode
 
 
 def event(data: dict[str, Any] | str) -> Event:

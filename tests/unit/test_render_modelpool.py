@@ -33,7 +33,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from switchman.operator.render.common import InvalidSpec
+from switchman.operator.render.meta import InvalidSpec
 from switchman.operator.render.modelpool import label_value, quantity, render_pool
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "render"

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from switchman.gateway.errors import InvalidRequest
-from switchman.gateway.exchange import Operation
-from switchman.gateway.request import ClientRequest, parse
+from switchman.gateway.providers.exchange import Operation
+from switchman.gateway.serve.request import ClientRequest, parse
 
 HELLO = [{"role": "user", "content": "hi"}]
 VALID: dict[Operation, dict[str, Any]] = {

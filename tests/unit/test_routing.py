@@ -10,8 +10,8 @@ import pytest
 
 from switchman.api.gatewayconfig import GatewayConfig, parse
 from switchman.gateway.errors import InvalidRequest
-from switchman.gateway.features import features
-from switchman.gateway.routing import Plan, RoutingTable
+from switchman.gateway.routing.features import features
+from switchman.gateway.routing.table import Plan, RoutingTable
 
 
 class View:

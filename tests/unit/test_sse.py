@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchman.gateway.sse import DONE, Event, SSEParser, encode
+from switchman.gateway.providers.sse import DONE, Event, SSEParser, encode
 
 OPENAI_STREAM = (
     b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n'

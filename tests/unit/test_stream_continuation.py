@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from switchman.gateway.continuation import INSTRUCTION, Continued, Transcript, request_body
 from switchman.gateway.providers.openai_compat import OpenAIStream
-from switchman.gateway.sse import SSEParser, encode
+from switchman.gateway.providers.sse import SSEParser, encode
+from switchman.gateway.serve.continuation import INSTRUCTION, Continued, Transcript, request_body
 
 
 def chunk(content: str | None = None, *, role: str | None = None, **extra: Any) -> bytes:

@@ -40,8 +40,8 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
-from switchman.gateway import tracing
-from switchman.gateway.tracing import CONTENT_LIMIT, Tracing, TracingConfigError
+from switchman.gateway.telemetry import tracing
+from switchman.gateway.telemetry.tracing import CONTENT_LIMIT, Tracing, TracingConfigError
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SAMPLED_PARENT = {"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"}

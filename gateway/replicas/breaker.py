@@ -1,0 +1,163 @@
+"""A circuit breaker for one upstream endpoint (replica), configured by ``CircuitBreaker``.
+
+The owner of an endpoint's live state keeps one ``Breaker`` per replica: routing asks
+``available()`` while choosing, the proxy calls ``acquire()`` before an attempt and exactly one of
+``success()``, ``failure()`` or ``release()`` after it. Metrics and logging subscribe with
+``on_change``. Pure and clock-injected: no asyncio, no I/O.
+
+States: *closed* lets everything through and counts outcomes; it opens on
+``consecutive_failures`` failures in a row, or when the sliding window (``window_s``, ten
+buckets) holds at least ``min_requests`` outcomes of which ``error_ratio`` or more failed.
+*open* refuses everything for ``open_s``, doubled on each re-open in a row up to ``max_open_s``;
+it reads *half_open* once that time has passed (reported to ``on_change`` when first observed).
+*half_open* admits up to ``half_open_requests`` acquired requests at a time: a success closes it
+(window, counts and open time reset), a failure re-opens it.
+
+Outcomes reported while open are ignored (they belong to requests started before it opened).
+Such a late outcome reported while half-open is taken as the probe's: a success is evidence the
+replica answers again, a failure that it does not. The sliding window is
+``switchman.gateway.replicas.window.WindowCounts``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from switchman.api.resilience import CircuitBreaker
+from switchman.gateway.replicas.window import WindowCounts
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+StateCallback = Callable[[str, str], None]
+
+
+class Breaker:
+    """Closed / open / half-open state of one replica (see the module docstring)."""
+
+    __slots__ = (
+        "_callback",
+        "_clock",
+        "_consecutive",
+        "_enabled",
+        "_max_consecutive",
+        "_max_open_s",
+        "_min_requests",
+        "_open_s",
+        "_probe_limit",
+        "_probes",
+        "_ratio",
+        "_reopens",
+        "_state",
+        "_until",
+        "_window",
+        "opened",
+    )
+
+    def __init__(
+        self, spec: CircuitBreaker, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._enabled = spec.enabled
+        self._max_consecutive = spec.consecutive_failures
+        self._ratio = spec.error_ratio
+        self._min_requests = spec.min_requests
+        self._open_s = spec.open_s
+        self._max_open_s = spec.max_open_s
+        self._probe_limit = spec.half_open_requests
+        self._clock = clock
+        self._window = WindowCounts(spec.window_s)
+        self._state = CLOSED
+        self._consecutive = 0
+        self._reopens = 0  # re-opens in a row since the last close: the open time's doubling
+        self._until = 0.0  # when an open breaker turns half-open
+        self._probes = 0  # acquired, unfinished requests while half-open
+        self._callback: StateCallback | None = None
+        self.opened = 0
+
+    def on_change(self, callback: StateCallback | None) -> None:
+        """Call ``callback(old, new)`` on every state transition (None: stop)."""
+        self._callback = callback
+
+    @property
+    def state(self) -> str:
+        if self._state == OPEN:
+            self._expire()
+        return self._state
+
+    def available(self) -> bool:
+        """Whether a request could be admitted now; reserves nothing."""
+        state = self._state
+        if state == CLOSED:
+            return True
+        if state == OPEN and not self._expire():
+            return False
+        return self._probes < self._probe_limit
+
+    def acquire(self) -> bool:
+        """Admit a request (taking a half-open probe slot); False: do not send it here now."""
+        state = self._state
+        if state == CLOSED:
+            return True
+        if state == OPEN and not self._expire():
+            return False
+        if self._probes >= self._probe_limit:
+            return False
+        self._probes += 1
+        return True
+
+    def success(self) -> None:
+        state = self._state
+        if state == CLOSED:
+            if self._enabled:
+                self._consecutive = 0
+                self._window.add(self._clock())
+        elif state == HALF_OPEN:
+            self._close()
+
+    def failure(self) -> None:
+        state = self._state
+        if state == CLOSED:
+            if not self._enabled:
+                return
+            self._consecutive += 1
+            window = self._window
+            window.add(self._clock(), 1, 1)
+            if self._consecutive >= self._max_consecutive or (
+                window.events >= self._min_requests and window.marked >= self._ratio * window.events
+            ):
+                self._open()
+        elif state == HALF_OPEN:
+            self._reopens += 1
+            self._open()
+
+    def release(self) -> None:
+        """An acquired request ended without an outcome (e.g. the client went away)."""
+        if self._state == HALF_OPEN and self._probes:
+            self._probes -= 1
+
+    def _expire(self) -> bool:
+        """Turn an open breaker half-open once its time is up; whether it is half-open now."""
+        if self._clock() < self._until:
+            return False
+        self._probes = 0
+        self._set(HALF_OPEN)
+        return True
+
+    def _open(self) -> None:
+        duration = min(self._open_s * 2.0 ** min(self._reopens, 62), self._max_open_s)
+        self._until = self._clock() + duration
+        self._probes = 0
+        self.opened += 1
+        self._set(OPEN)
+
+    def _close(self) -> None:
+        self._consecutive = 0
+        self._reopens = 0
+        self._probes = 0
+        self._window.clear()
+        self._set(CLOSED)
+
+    def _set(self, new: str) -> None:
+        old, self._state = self._state, new
+        if self._callback is not None:
+            self._callback(old, new)

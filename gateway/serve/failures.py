@@ -1,0 +1,99 @@
+"""Failure classes: what an upstream's failure means for the next attempt.
+
+Used by ``proxy`` when an attempt fails. Every failure is a ``Failure`` with a bounded ``reason``
+label; its ``scope`` says where to go next:
+
+- ``endpoint``: this replica is in trouble (refused, reset, 5xx, timeout, stall, a stream cut):
+  counts against its circuit breaker; retry the same model on another replica, then move on.
+- ``model``: the model cannot serve this request now (429, no credential, no replica): skip it.
+- ``context``: the prompt is too long for it: only models with a larger window may follow.
+- ``content``: a content filter refused it: the next model, if the route allows.
+
+Any other upstream 4xx is ``UpstreamRejected`` and goes back to the client unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from switchman.gateway.errors import (
+    GatewayError,
+    RateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from switchman.gateway.serve.backoff import retry_after_seconds
+
+Scope = Literal["endpoint", "model", "context", "content"]
+
+_CONTEXT_CUES = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "context window",
+    "prompt is too long",
+    "too many tokens",
+    "maximum number of tokens",
+    "reduce the length",
+)
+_CONTENT_CODES = {"content_filter", "content_policy_violation", "responsible_ai_policy_violation"}
+
+
+class Failure(Exception):
+    """An attempt failed in a way another attempt may not: try one.
+
+    ``reason`` is a bounded label (metrics, headers); ``error`` is what the client sees if no
+    attempt succeeds; ``retry_after`` is a 429's wait in seconds.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        error: GatewayError,
+        *,
+        scope: Scope = "endpoint",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(error.message)
+        self.reason = reason
+        self.error = error
+        self.scope = scope
+        self.retry_after = retry_after
+
+
+def status_failure(
+    upstream: str, status: int, body: dict[str, Any], headers: Mapping[str, str]
+) -> Failure | UpstreamRejected:
+    """Classify an upstream error status and its (OpenAI-shaped) body."""
+    found = body.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    message = str(error.get("message", ""))[:500]
+    if status == 429:
+        header = headers.get("Retry-After")
+        wait = retry_after_seconds(header, time.time())
+        return Failure(
+            "rate_limited",
+            RateLimited(
+                f"upstream '{upstream}' is rate limited: {message}",
+                headers={"Retry-After": str(header)} if header else {},
+            ),
+            scope="model",
+            retry_after=wait,
+        )
+    if status >= 500 or status in (408, 409):
+        return Failure(
+            f"status_{status // 100}xx" if status >= 500 else f"status_{status}",
+            UpstreamUnavailable(f"upstream '{upstream}' answered {status}: {message}"),
+        )
+    rejected = UpstreamRejected(status, body)
+    code = str(error.get("code") or "").lower()
+    if code in _CONTENT_CODES:
+        return Failure("content_filter", rejected, scope="content")
+    lowered = message.lower()
+    if status in (400, 413, 422) and (
+        code == "context_length_exceeded" or any(cue in lowered for cue in _CONTEXT_CUES)
+    ):
+        return Failure("context_length", rejected, scope="context")
+    return rejected

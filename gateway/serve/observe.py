@@ -1,0 +1,263 @@
+"""Everything recorded about one request: spans, metrics and the access log line.
+
+``proxy`` opens an ``Observation`` per request and reports to it as the request moves (routed,
+attempt started, attempt failed, first chunk, finished). This is the single place a request is
+accounted: ``finish`` runs exactly once, so retries and fallbacks never double-count tokens or
+cost. Span attributes follow the OpenTelemetry GenAI conventions (``gen_ai.*``); metric labels
+stay bounded (route, model, upstream, outcome, reason).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind
+
+from switchman.api.gatewayconfig import Model
+from switchman.gateway.providers.exchange import Operation, ResponseInfo
+from switchman.gateway.routing.table import Plan
+from switchman.gateway.serve.attempts import Decision
+from switchman.gateway.telemetry import tracing
+from switchman.gateway.telemetry.accesslog import AccessLog
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.upstreams.client import UpstreamClient
+
+
+@dataclass(slots=True, frozen=True)
+class Telemetry:
+    """The sinks one gateway process records into."""
+
+    metrics: Metrics
+    tracing: tracing.Tracing
+    access_log: AccessLog
+
+
+def _cost(model: Model | None, info: ResponseInfo | None) -> float:
+    if model is None or info is None or info.usage is None:
+        return 0.0
+    price = model.price
+    usage = info.usage
+    return (
+        usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok
+    ) / 1e6
+
+
+class Observation:
+    """Telemetry of one request, from routing to the last byte."""
+
+    __slots__ = (
+        "_attempt",
+        "_server",
+        "_started",
+        "_t",
+        "first_chunk_s",
+        "inter_chunk_s",
+        "op",
+        "request_id",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        request_id: str,
+        started: float,
+    ) -> None:
+        self._t = telemetry
+        self._server = telemetry.tracing.server_span(method, path, headers)
+        self._attempt: Span | None = None
+        self._started = started
+        self.request_id = request_id
+        self.op: Operation | None = None
+        self.stream = False
+        self.first_chunk_s: float | None = None
+        self.inter_chunk_s: float | None = None
+        span = self._server
+        if span is not None and span.is_recording():
+            span.set_attribute("http.request.method", method)
+            span.set_attribute("url.path", path)
+            span.set_attribute("switchman.request_id", request_id)
+
+    def request(self, op: Operation, body: dict[str, Any], stream: bool) -> None:
+        """The parsed request: GenAI request attributes on the server span."""
+        self.op, self.stream = op, stream
+        span = self._server
+        if span is None or not span.is_recording():
+            return
+        span.set_attribute("gen_ai.operation.name", tracing.OPERATIONS[op])
+        span.set_attribute("gen_ai.request.model", str(body.get("model")))
+        for key, attribute in (
+            ("max_tokens", "gen_ai.request.max_tokens"),
+            ("max_completion_tokens", "gen_ai.request.max_tokens"),
+            ("temperature", "gen_ai.request.temperature"),
+            ("top_p", "gen_ai.request.top_p"),
+        ):
+            value = body.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                span.set_attribute(attribute, value)
+        span.set_attribute("gen_ai.request.stream", stream)
+        content = self._t.tracing.content(body.get("messages", body.get("prompt")))
+        if content is not None:
+            span.set_attribute("gen_ai.input.messages", content)
+
+    def routed(self, decision: Decision, plan: Plan) -> None:
+        metrics = self._t.metrics
+        metrics.routing_decisions.labels(decision.route, decision.strategy).inc()
+        if plan.complexity is not None:
+            metrics.complexity.labels(decision.route).observe(plan.complexity)
+        span = self._t.tracing.child_span(self._server, f"route {decision.route}")
+        if span is None:
+            return
+        if span.is_recording():
+            span.set_attribute("switchman.route", decision.route)
+            span.set_attribute("switchman.route.strategy", decision.strategy)
+            span.set_attribute("switchman.route.candidates", [m.name for m in plan.order])
+            span.set_attribute("switchman.route.why", plan.why)
+            removed = [f"{row.model}: {row.removed}" for row in plan.rows if row.removed]
+            if removed:
+                span.set_attribute("switchman.route.filtered", removed)
+            if plan.complexity is not None:
+                span.set_attribute("switchman.complexity", plan.complexity)
+        span.end()
+
+    def attempt(
+        self,
+        model: Model,
+        upstream: UpstreamClient,
+        headers: MutableMapping[str, str],
+        address: str | None = None,
+    ) -> None:
+        """An upstream attempt starts: a CLIENT span, and its ``traceparent`` goes upstream."""
+        op = tracing.OPERATIONS[self.op or "chat"]
+        span = self._t.tracing.child_span(self._server, f"{op} {model.target}", SpanKind.CLIENT)
+        self._attempt = span
+        if span is None:
+            # Unsampled (or tracing off): upstream still continues the request's trace.
+            self._t.tracing.inject(self._server, headers)
+            return
+        if span.is_recording():
+            host, _, port = (address or upstream.endpoint).rpartition(":")
+            span.set_attribute("gen_ai.operation.name", op)
+            span.set_attribute(
+                "gen_ai.provider.name",
+                upstream.spec.provider_name or tracing.PROVIDERS[upstream.spec.kind],
+            )
+            span.set_attribute("gen_ai.request.model", model.target)
+            span.set_attribute("server.address", host)
+            span.set_attribute("server.port", int(port))
+            span.set_attribute("switchman.upstream", upstream.name)
+            span.set_attribute("switchman.model", model.name)
+        self._t.tracing.inject(span, headers)
+
+    def attempt_failed(self, decision: Decision, upstream: UpstreamClient, reason: str) -> None:
+        model = decision.attempts[-1].model
+        self._t.metrics.upstream_attempts.labels(upstream.name, model, reason).inc()
+        tracing.end(self._attempt, reason)
+        self._attempt = None
+        span = self._server
+        if span is not None and span.is_recording():
+            attempt = decision.attempts[-1]
+            span.add_event(
+                "switchman.fallback",
+                {
+                    "switchman.model": attempt.model,
+                    "switchman.upstream": upstream.name,
+                    "error.type": reason,
+                },
+            )
+
+    def moved_on(self, route: str, reason: str) -> None:
+        """A failed attempt is followed by another candidate."""
+        self._t.metrics.fallbacks.labels(route, reason).inc()
+
+    def attempt_ended(self, model: Model, upstream: UpstreamClient, outcome: str) -> None:
+        """The serving attempt is over: ``ok`` or how its stream ended after the first chunk."""
+        self._t.metrics.upstream_attempts.labels(upstream.name, model.name, outcome).inc()
+
+    def first_chunk(self, route: str, model: str) -> None:
+        self.first_chunk_s = time.perf_counter() - self._started
+        self._t.metrics.time_to_first_token.labels(route, model).observe(self.first_chunk_s)
+
+    def finish(self, decision: Decision, info: ResponseInfo | None, status: int) -> None:
+        """Account the request once: metrics, access log, and the spans' closing attributes."""
+        seconds = time.perf_counter() - self._started
+        metrics = self._t.metrics
+        model = decision.model.name if decision.model else "none"
+        upstream = decision.upstream.name if decision.upstream else "none"
+        route = decision.route
+        usage = info.usage if info else None
+        cost = _cost(decision.model, info)
+        metrics.requests.labels(route, model, upstream, decision.outcome).inc()
+        metrics.request_duration.labels(route, model).observe(seconds)
+        if self.inter_chunk_s is not None:
+            metrics.inter_token_latency.labels(route, model).observe(self.inter_chunk_s)
+        if usage is not None:
+            metrics.tokens.labels(model, "input").inc(usage.prompt_tokens)
+            metrics.tokens.labels(model, "output").inc(usage.completion_tokens)
+        if cost:
+            metrics.cost.labels(route, model).inc(cost)
+        error = None if decision.outcome == "ok" else decision.outcome
+        for span in (self._attempt, self._server):
+            if span is not None and span.is_recording():
+                self._response_attributes(span, info, decision)
+        if self._attempt is not None:
+            tracing.end(self._attempt, error)
+        if self._server is not None:
+            if self._server.is_recording():
+                self._server.set_attribute("http.response.status_code", status)
+                self._server.set_attribute("switchman.route.reason", decision.reason())
+                self._server.set_attribute("switchman.attempts", len(decision.attempts))
+            # A 4xx is the client's doing: the SERVER span's status stays unset (HTTP semconv).
+            tracing.end(self._server, None if decision.outcome == "client_error" else error)
+        access = self._t.access_log
+        if access.enabled:
+            access.write(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "request_id": self.request_id,
+                    "trace_id": tracing.trace_id(self._server),
+                    "operation": self.op,
+                    "stream": self.stream,
+                    "route": route,
+                    "model": model,
+                    "upstream": upstream,
+                    "attempts": len(decision.attempts),
+                    "status": status,
+                    "outcome": decision.outcome,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "ttft_ms": round(self.first_chunk_s * 1000, 3)
+                    if self.first_chunk_s is not None
+                    else None,
+                    "input_tokens": usage.prompt_tokens if usage else None,
+                    "output_tokens": usage.completion_tokens if usage else None,
+                    "cost_usd": round(cost, 8),
+                }
+            )
+
+    def _response_attributes(
+        self, span: Span, info: ResponseInfo | None, decision: Decision
+    ) -> None:
+        if decision.model is not None:
+            span.set_attribute("switchman.model", decision.model.name)
+        if self.first_chunk_s is not None:
+            span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk_s)
+        if info is None:
+            return
+        if info.model:
+            span.set_attribute("gen_ai.response.model", info.model)
+        if info.finish_reasons:
+            span.set_attribute("gen_ai.response.finish_reasons", info.finish_reasons)
+        if info.usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", info.usage.prompt_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", info.usage.completion_tokens)
+        content = self._t.tracing.content(info.choices)
+        if content is not None:
+            span.set_attribute("gen_ai.output.messages", content)

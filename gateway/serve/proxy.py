@@ -1,0 +1,145 @@
+"""Serves one client request: plan candidates, walk them with retries and failover, answer.
+
+Called by ``handlers`` for each proxied endpoint: reads and parses the body (``request``), leases
+the current Runtime for the whole exchange, plans (``routing``: filters and scorers), mirrors a
+share to a shadow model (``shadow``) and hands the plan to a ``walk.Walk`` (attempts, retries,
+failover, stream continuation). Holds the per-process state those need: the classifier, the
+retry budgets per route, the shadows and the decision log. Every request is accounted exactly
+once, by its ``observe.Observation``, and recorded for ``/debug/decisions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+from aiohttp import web
+
+from switchman.api.resilience import Retry
+from switchman.gateway.errors import (
+    GatewayError,
+    ModelNotFound,
+    NotReady,
+)
+from switchman.gateway.providers.exchange import Operation, ResponseInfo
+from switchman.gateway.routing.features import features
+from switchman.gateway.routing.table import ComplexityScorer, Plan
+from switchman.gateway.serve.attempts import Decision
+from switchman.gateway.serve.backoff import RetryBudget
+from switchman.gateway.serve.decisions import DecisionLog
+from switchman.gateway.serve.failover import Walk
+from switchman.gateway.serve.observe import Observation, Telemetry
+from switchman.gateway.serve.request import REQUEST_ID, STARTED, ClientRequest, parse, read_body
+from switchman.gateway.serve.shadow import Shadows
+from switchman.gateway.upstreams.runtime import Runtime
+
+
+class Proxy:
+    """Per-process state: telemetry, retry budgets, shadows and the decision log."""
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        classifier: ComplexityScorer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.telemetry = telemetry
+        self.metrics = telemetry.metrics
+        self.classifier = classifier
+        self.rng = rng or random.Random()
+        self.budgets: dict[str, tuple[Retry, RetryBudget]] = {}
+        self.shadows = Shadows(telemetry.metrics, self.rng)
+        self.decisions = DecisionLog()
+
+    async def close(self) -> None:
+        await self.shadows.close()
+
+    async def handle(
+        self, request: web.Request, op: Operation, current: Callable[[], Runtime | None]
+    ) -> web.StreamResponse:
+        """Serve one proxied request; the single place it is accounted (``obs.finish``)."""
+        obs = Observation(
+            self.telemetry,
+            method=request.method,
+            path=request.path,
+            headers=request.headers,
+            request_id=request[REQUEST_ID],
+            started=request[STARTED],
+        )
+        decision = Decision("none", "none", 0)
+        plan: Plan | None = None
+        info: ResponseInfo | None = None
+        status = 500
+        try:
+            runtime = current()
+            if runtime is None:
+                raise NotReady("the gateway has no valid configuration loaded yet")
+            raw = await read_body(request, runtime.config.server.max_body_bytes)
+            creq = parse(op, raw)
+            obs.request(op, creq.body, creq.stream)
+            runtime.acquire()
+            try:
+                plan = self._plan(runtime, creq)
+                decision = Decision(plan.route, plan.strategy, len(plan.order), plan.why)
+                obs.routed(decision, plan)
+                if plan.spec is not None and plan.spec.shadow is not None:
+                    self.shadows.maybe(runtime, plan.spec, creq)
+                policy = plan.spec.retry if plan.spec else runtime.config.server.retry
+                walk = Walk(
+                    metrics=self.metrics,
+                    rng=self.rng,
+                    budget=self._budget(plan.route, policy),
+                    policy=policy,
+                    request=request,
+                    runtime=runtime,
+                    creq=creq,
+                    plan=plan,
+                    decision=decision,
+                    obs=obs,
+                )
+                response, info = await walk.run()
+            finally:
+                runtime.release()
+            status = response.status
+            return response
+        except GatewayError as exc:
+            if decision.candidates:
+                exc.headers.update(decision.headers())
+            decision.outcome = "client_error" if exc.status < 500 and exc.status != 429 else "error"
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            decision.outcome = "client_disconnected"
+            raise
+        finally:
+            obs.finish(decision, info, status)
+            self.decisions.add(request[REQUEST_ID], plan, decision, status)
+
+    def _plan(self, runtime: Runtime, creq: ClientRequest) -> Plan:
+        self.decisions.resize(runtime.config.server.debug_decisions)
+        plan = runtime.table.plan(
+            creq.model,
+            creq.op,
+            creq.body,
+            features(creq.op, creq.body, creq.size),
+            runtime.upstreams,
+            runtime.supports[creq.op],
+            classifier=self.classifier,
+            rng=self.rng,
+        )
+        if plan is None:
+            raise ModelNotFound(
+                f"The model '{creq.model}' does not exist on this gateway; "
+                "GET /v1/models lists the routes and models it serves",
+                param="model",
+            )
+        return plan
+
+    def _budget(self, route: str, policy: Retry) -> RetryBudget:
+        held = self.budgets.get(route)
+        if held is None or held[0] != policy:
+            held = (policy, RetryBudget(policy.budget_ratio, policy.budget_min_per_s))
+            self.budgets[route] = held
+        return held[1]

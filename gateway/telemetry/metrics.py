@@ -1,0 +1,183 @@
+"""Every Prometheus metric the gateway exports, defined in one place.
+
+Each ``Metrics`` owns its own CollectorRegistry (no global registry), so tests and several apps in
+one process never collide. Labels are bounded: route, model, upstream, outcome, reason, direction;
+never a key, user, prompt or request id. Families are the lock-free ones of ``series`` (updated
+only from the event loop); the exposition is prometheus_client's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from switchman.gateway.telemetry.series import (
+    CounterFamily as Counter,
+)
+from switchman.gateway.telemetry.series import (
+    GaugeFamily as Gauge,
+)
+from switchman.gateway.telemetry.series import (
+    HistogramFamily as Histogram,
+)
+from switchman.gateway.telemetry.series import (
+    SeriesCollector,
+)
+
+# LLM calls run from milliseconds (cached, tiny) to minutes (long generations).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2.5)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The gateway's metric families."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "switchman_requests",
+            "Client requests by route, serving model and upstream, and outcome.",
+            ["route", "model", "upstream", "outcome"],
+        )
+        self.request_duration = Histogram(
+            "switchman_request_duration_seconds",
+            "Time from request received to last byte sent.",
+            ["route", "model"],
+            LATENCY_BUCKETS,
+        )
+        self.time_to_first_token = Histogram(
+            "switchman_time_to_first_token_seconds",
+            "Streaming: time from request received to the first chunk sent to the client.",
+            ["route", "model"],
+            TTFT_BUCKETS,
+        )
+        self.inter_token_latency = Histogram(
+            "switchman_inter_token_latency_seconds",
+            "Streaming: mean time between chunks sent to the client, one sample per request.",
+            ["route", "model"],
+            ITL_BUCKETS,
+        )
+        self.cost = Counter(
+            "switchman_cost_usd",
+            "Spend in USD from the models' configured prices and the usage of each response.",
+            ["route", "model"],
+        )
+        self.routing_decisions = Counter(
+            "switchman_routing_decisions",
+            "Routing decisions by route and reason (the strategy that ordered the candidates).",
+            ["route", "reason"],
+        )
+        self.fallbacks = Counter(
+            "switchman_fallbacks",
+            "Requests moved on to another candidate, by route and the failure that moved them.",
+            ["route", "reason"],
+        )
+        self.tokens = Counter(
+            "switchman_tokens",
+            "Tokens by model and direction (input, output).",
+            ["model", "direction"],
+        )
+        self.upstream_attempts = Counter(
+            "switchman_upstream_attempts",
+            "Upstream attempts by upstream, model and outcome (ok, rejected, or the failure "
+            "reason, including how a stream ended after its first chunk).",
+            ["upstream", "model", "outcome"],
+        )
+        self.upstream_in_flight = Gauge(
+            "switchman_upstream_in_flight_requests",
+            "Requests currently sent to each upstream.",
+            ["upstream"],
+        )
+        self.config_reloads = Counter(
+            "switchman_config_reloads",
+            "Config (re)loads by result (success, invalid).",
+            ["result"],
+        )
+        self.config_generation = Gauge(
+            "switchman_config_generation",
+            "Generation number of the config being served (increments per successful load).",
+        )
+        self.config_last_reload_success = Gauge(
+            "switchman_config_last_reload_successful",
+            "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
+        )
+        self.retries = Counter(
+            "switchman_retries",
+            "Attempts after a request's first, by route and the failure that caused them.",
+            ["route", "reason"],
+        )
+        self.retries_exhausted = Counter(
+            "switchman_retries_exhausted",
+            "Requests that stopped retrying early, by route and why (deadline, retry_budget).",
+            ["route", "reason"],
+        )
+        self.midstream = Counter(
+            "switchman_midstream_failovers",
+            "Streams cut after the client saw tokens, by route and how the upstream broke off "
+            "(continued on another attempt when the route allows).",
+            ["route", "reason"],
+        )
+        self.complexity = Histogram(
+            "switchman_complexity_score",
+            "Prompt complexity scores of requests on routes that use the classifier.",
+            ["route"],
+            tuple(i / 10 for i in range(1, 11)),
+        )
+        self.shadow_requests = Counter(
+            "switchman_shadow_requests",
+            "Mirrored (shadow) requests by route, shadow model and outcome.",
+            ["route", "model", "outcome"],
+        )
+        self.shadow_duration = Histogram(
+            "switchman_shadow_duration_seconds",
+            "Time a shadow model took to answer a mirrored request in full.",
+            ["route", "model"],
+            LATENCY_BUCKETS,
+        )
+        self.shadow_tokens = Counter(
+            "switchman_shadow_tokens",
+            "Tokens of mirrored requests by route, shadow model and direction.",
+            ["route", "model", "direction"],
+        )
+        self.endpoint_up = Gauge(
+            "switchman_endpoint_up",
+            "1 when a replica can take requests (healthy, circuit not open), else 0.",
+            ["upstream", "endpoint"],
+        )
+        self.circuit_state = Gauge(
+            "switchman_circuit_state",
+            "Circuit breaker per replica: 0 closed, 1 half-open, 2 open.",
+            ["upstream", "endpoint"],
+        )
+        self.endpoint_load = Gauge(
+            "switchman_endpoint_load",
+            "The load value replica picking compares (in-flight, queue and KV-cache use).",
+            ["upstream", "endpoint"],
+        )
+        for result in ("success", "invalid"):
+            self.config_reloads.labels(result)
+        self.registry.register(
+            SeriesCollector([value for value in vars(self).values() if hasattr(value, "metric")])
+        )
+
+    def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Create the zero series of each (upstream, model) pair, so that ``rate()`` and
+        ``increase()`` see the first event instead of starting from it."""
+        for upstream, model in pairs:
+            self.upstream_attempts.labels(upstream, model, "ok")
+            self.upstream_in_flight.labels(upstream)
+
+    def endpoints(self, states: Iterable[tuple[str, str, bool, str, float]]) -> None:
+        """Replace the per-replica gauges with ``(upstream, endpoint, up, circuit, load)``."""
+        codes = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+        for family in (self.endpoint_up, self.circuit_state, self.endpoint_load):
+            family.children.clear()  # replicas come and go; no stale series
+        for upstream, endpoint, up, circuit, load in states:
+            self.endpoint_up.labels(upstream, endpoint).set(1.0 if up else 0.0)
+            self.circuit_state.labels(upstream, endpoint).set(codes.get(circuit, 0.0))
+            self.endpoint_load.labels(upstream, endpoint).set(load)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,154 @@
+"""One client per configured upstream: its pooled HTTP session, provider adapter, replicas
+(``endpoints``) and live state (in-flight count, latency EWMAs, rate-limit cool-down).
+
+Built by ``runtime`` for each loaded config and reused across reloads while the upstream's spec
+and credential are unchanged, so connection pools, breakers and latency history survive hot
+reloads. The session is created lazily inside the event loop and closed by ``runtime`` once no
+request uses it. ``routing`` reads it through its ``UpstreamView`` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from switchman.api.gatewayconfig import AnthropicSettings, Upstream
+from switchman.gateway.providers.anthropic import Anthropic
+from switchman.gateway.providers.azure import AzureOpenAI
+from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall, Usage
+from switchman.gateway.providers.openai_compat import OpenAICompatible
+from switchman.gateway.providers.sse import Event
+from switchman.gateway.replicas.endpoints import EndpointSet
+from switchman.gateway.upstreams import credentials
+from switchman.gateway.upstreams.latency import Latency
+
+
+class StreamDecoder(Protocol):
+    """Turns upstream SSE events into the bytes the client receives (OpenAI chunks)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def finish_reasons(self) -> list[str]: ...
+
+    def feed(self, event: Event) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class Provider(Protocol):
+    """What the proxy needs from a wire protocol (openai, azure-openai, anthropic)."""
+
+    name: str
+
+    def supports(self, op: Operation) -> bool: ...
+
+    def prepare(
+        self, op: Operation, body: dict[str, Any], model_id: str, stream: bool
+    ) -> UpstreamCall: ...
+
+    def decode(self, op: Operation, payload: bytes) -> tuple[bytes, ResponseInfo]: ...
+
+    def stream(self, op: Operation, model_id: str, wants_usage: bool) -> StreamDecoder: ...
+
+    def error(self, status: int, payload: bytes) -> dict[str, Any]: ...
+
+
+def _provider(spec: Upstream, secret: str | None) -> Provider:
+    if spec.kind == "azure-openai":
+        assert spec.azure is not None
+        return AzureOpenAI(spec.azure, secret)
+    if spec.kind == "anthropic":
+        return Anthropic(spec.anthropic or AnthropicSettings(), secret)
+    return OpenAICompatible(OpenAICompatible.bearer(secret))
+
+
+class UpstreamClient:
+    """Session, provider and bookkeeping for one upstream of the current config."""
+
+    def __init__(
+        self,
+        spec: Upstream,
+        environ: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.base = str(spec.base_url).rstrip("/")
+        parts = urlsplit(self.base)
+        # Host and port only: a base URL may carry userinfo, which must never reach a header.
+        self.endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self._secret, self.problem = credentials.resolve(spec.api_key, environ)
+        self.provider = _provider(spec, self._secret)
+        self.inflight = 0
+        self.holders = 0  # Runtimes using this client; closed by the last one to let go
+        self.latency = Latency()
+        self.endpoints = EndpointSet(spec, clock=clock)
+        self.cool_until = 0.0  # a 429 keeps it out of routing until then (clock time)
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        """Start replica discovery, load scraping and health checks (inside the event loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.endpoints.start(self.session)
+
+    def cool_down(self, seconds: float) -> None:
+        """Rate limited: keep it out of routing for ``seconds``."""
+        self.cool_until = max(self.cool_until, self._clock() + seconds)
+
+    def unusable(self) -> str | None:
+        """Why routing should pass it over now, or None."""
+        if self.problem:
+            return "unconfigured"
+        if self.cool_until and self._clock() < self.cool_until:
+            return "rate_limited"
+        if not self.endpoints.available():
+            return "unavailable"
+        return None
+
+    def load(self) -> float:
+        return self.endpoints.load()
+
+    def latency_estimate(self, output_tokens: int) -> float | None:
+        return self.latency.estimate(output_tokens)
+
+    def same_as(self, spec: Upstream, environ: Mapping[str, str]) -> bool:
+        """True when a reload can keep this client (same spec, same credential)."""
+        return spec == self.spec and credentials.resolve(spec.api_key, environ)[0] == self._secret
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.spec.max_connections, ttl_dns_cache=5, enable_cleanup_closed=True
+            )
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.spec.timeouts.connect)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                # Identity encoding upstream: streams are parsed event by event as they arrive.
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        await self.endpoints.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
