@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     HttpUrl,
     ValidationError,
@@ -34,16 +32,14 @@ from switchman.api.resilience import (
     Retry,
     Scrape,
 )
-from switchman.api.routes import Name, Route
+from switchman.api.routes import MidStream, Name, Route
+from switchman.api.tenancy import Tenancy, check_references
+from switchman.api.validation import Strict, problems
 
 CONFIG_VERSION = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CredentialRef(_Strict):
+class CredentialRef(Strict):
     """Where the gateway finds a secret: exactly one of an env var name or a file path."""
 
     env: str | None = Field(default=None, description="Environment variable holding the secret.")
@@ -62,27 +58,27 @@ class CredentialRef(_Strict):
         return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
 
 
-class Timeouts(_Strict):
+class Timeouts(Strict):
     """Per-upstream time limits, in seconds."""
 
-    connect: float = Field(default=5.0, gt=0, description="TCP (and TLS) connect.")
-    first_byte: float = Field(
+    connect_s: float = Field(default=5.0, gt=0, description="TCP (and TLS) connect.")
+    first_byte_s: float = Field(
         default=60.0, gt=0, description="From sending the request to the response headers."
     )
-    idle: float = Field(
+    idle_s: float = Field(
         default=30.0, gt=0, description="Longest silence between two chunks of a stream."
     )
-    total: float = Field(default=600.0, gt=0, description="Whole exchange with one upstream.")
+    total_s: float = Field(default=600.0, gt=0, description="Whole exchange with one upstream.")
 
 
-class AzureSettings(_Strict):
+class AzureSettings(Strict):
     """Azure OpenAI specifics: the deployment is part of the URL, the version a query arg."""
 
     deployment: str = Field(min_length=1, description="Deployment name in the Azure resource.")
     api_version: str = Field(default="2024-10-21", description="The `api-version` query value.")
 
 
-class AnthropicSettings(_Strict):
+class AnthropicSettings(Strict):
     """Anthropic Messages API specifics."""
 
     version: str = Field(default="2023-06-01", description="The `anthropic-version` header.")
@@ -96,7 +92,7 @@ class AnthropicSettings(_Strict):
 UpstreamKind = Literal["openai", "azure-openai", "anthropic"]
 
 
-class Upstream(_Strict):
+class Upstream(Strict):
     """One API endpoint the gateway sends requests to, with its own pooled client session.
 
     ``kind`` picks the wire protocol: ``openai`` covers every OpenAI-compatible server (vLLM,
@@ -185,7 +181,7 @@ class Upstream(_Strict):
         return value
 
 
-class Capabilities(_Strict):
+class Capabilities(Strict):
     """What a model can do; routing filters on these.
 
     Unset (null) means unknown: not filtered. Set ``false`` and requests needing it never reach
@@ -200,14 +196,20 @@ class Capabilities(_Strict):
     context_window: int = Field(default=8192, gt=0, description="Prompt + completion tokens.")
 
 
-class Price(_Strict):
+class Price(Strict):
     """USD per one million tokens."""
 
     input_per_mtok: float = Field(default=0.0, ge=0)
     output_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_per_mtok: float | None = Field(
+        default=None, ge=0, description="Cache-read input tokens; unset: the input price."
+    )
+    reasoning_per_mtok: float | None = Field(
+        default=None, ge=0, description="Reasoning output tokens; unset: the output price."
+    )
 
 
-class Model(_Strict):
+class Model(Strict):
     """A model clients may name, served by one upstream."""
 
     name: Name = Field(description="The name clients send as `model`.")
@@ -224,14 +226,14 @@ class Model(_Strict):
         return self.upstream_model or self.name
 
 
-class Server(_Strict):
+class Server(Strict):
     """Gateway-wide settings."""
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     retry: Retry = Field(
         default_factory=Retry, description="Retries for requests naming a model directly."
     )
-    mid_stream: Literal["continue", "terminate"] = Field(
+    mid_stream: MidStream = Field(
         default="continue",
         description="Mid-stream policy for requests naming a model directly (see routes).",
     )
@@ -247,7 +249,7 @@ class Server(_Strict):
     )
 
 
-class GatewayConfig(_Strict):
+class GatewayConfig(Strict):
     """The whole routing table, swapped atomically by the gateway."""
 
     version: Literal[1] = Field(description="Document version; this gateway reads 1.")
@@ -255,6 +257,10 @@ class GatewayConfig(_Strict):
     upstreams: list[Upstream] = Field(min_length=1)
     models: list[Model] = Field(min_length=1)
     routes: list[Route] = Field(default_factory=list)
+    tenancy: Tenancy | None = Field(
+        default=None,
+        description="Keys, tenants, limits and budgets; without it the gateway is keyless.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -282,6 +288,8 @@ class GatewayConfig(_Strict):
                         f"route {route.name!r}: candidate tiers {strays} are not in "
                         "complexity.tiers"
                     )
+        if self.tenancy is not None:
+            check_references(self.tenancy, routes, models)
         return self
 
 
@@ -316,11 +324,8 @@ def parse(text: str | bytes, *, source: str = "<config>") -> GatewayConfig:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
         # Never pydantic's default text: it echoes input values, which may hold secrets.
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        found = problems(exc, lambda loc: ".".join(str(p) for p in loc) or "config")
+        raise ConfigError(f"{source}: {'; '.join(found)}") from None
 
 
 def read(path: str | Path) -> bytes:

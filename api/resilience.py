@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from switchman.api.validation import Strict
 
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Discovery(_Strict):
+class Discovery(Strict):
     """Where the replicas are: exactly one of a DNS name (all its A records) or a static list."""
 
     dns: str | None = Field(
@@ -43,7 +41,7 @@ class Discovery(_Strict):
         return self
 
 
-class Scrape(_Strict):
+class Scrape(Strict):
     """Read each replica's load from its vLLM Prometheus metrics."""
 
     path: str = Field(default="/metrics", pattern=r"^/")
@@ -54,7 +52,7 @@ class Scrape(_Strict):
     )
 
 
-class Balance(_Strict):
+class Balance(Strict):
     """How a request picks one replica of the upstream."""
 
     policy: Literal["least-loaded", "round-robin", "random"] = "least-loaded"
@@ -82,7 +80,7 @@ class Balance(_Strict):
     )
 
 
-class HealthCheck(_Strict):
+class HealthCheck(Strict):
     """Active health checks of every replica (vLLM answers GET /health)."""
 
     path: str = Field(default="/health", pattern=r"^/")
@@ -92,7 +90,7 @@ class HealthCheck(_Strict):
     healthy_after: int = Field(default=1, ge=1, le=100, description="Passed checks in a row.")
 
 
-class CircuitBreaker(_Strict):
+class CircuitBreaker(Strict):
     """Per replica: stop sending to one that keeps failing, probe it, let it back on success."""
 
     enabled: bool = True
@@ -105,10 +103,22 @@ class CircuitBreaker(_Strict):
     )
     window_s: float = Field(default=30.0, gt=0, le=3600)
     open_s: float = Field(
-        default=10.0, gt=0, le=3600, description="Open time before the first half-open probe."
+        default=5.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Open time before the first half-open probe (a passing active health check ends "
+            "it at once)."
+        ),
     )
     max_open_s: float = Field(
-        default=120.0, gt=0, le=86400, description="Open time doubles per re-open up to this."
+        default=30.0,
+        gt=0,
+        le=86400,
+        description=(
+            "Open time doubles per re-open up to this: the longest a recovered replica without "
+            "health checks waits to get traffic back."
+        ),
     )
     half_open_requests: int = Field(
         default=1, ge=1, le=100, description="Concurrent trial requests while half-open."
@@ -121,7 +131,7 @@ class CircuitBreaker(_Strict):
         return self
 
 
-class Retry(_Strict):
+class Retry(Strict):
     """Attempts, backoff and limits for one request (a route's, or the server default)."""
 
     max_attempts: int = Field(
@@ -139,6 +149,15 @@ class Retry(_Strict):
     backoff_max_s: float = Field(default=1.0, ge=0, le=60)
     deadline_s: float = Field(
         default=120.0, gt=0, le=3600, description="No new attempt starts after this."
+    )
+    regenerations: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description=(
+            "Times a non-streamed request whose generation ran out of time (timeouts.total_s) "
+            "is sent again elsewhere; each one pays for the whole generation again."
+        ),
     )
     retry_after_max_s: float = Field(
         default=1.0,

@@ -11,23 +11,23 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from switchman.api.resilience import Retry
+from switchman.api.validation import Strict
 
 Name = Annotated[
     str,
     Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"),
 ]
 
+# The choice lists both planes share: RoutingPolicy (``v1alpha1.routingpolicy``) imports them.
 Strategy = Literal["priority", "cheapest", "fastest", "least-loaded", "complexity", "weighted"]
+MidStream = Literal["continue", "terminate"]
+OnContentFilter = Literal["fail", "next"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Scorers(_Strict):
+class Scorers(Strict):
     """Weights of the scorers (each scores a candidate in [0, 1]); unset ones keep the preset."""
 
     cost: float | None = Field(default=None, ge=0, description="Price x estimated tokens.")
@@ -48,14 +48,14 @@ class Scorers(_Strict):
     )
 
 
-class Tier(_Strict):
+class Tier(Strict):
     """Prompts scoring at least ``min_complexity`` want this tier (the highest such one)."""
 
     tier: str = Field(min_length=1)
     min_complexity: float = Field(ge=0, le=1)
 
 
-class Complexity(_Strict):
+class Complexity(Strict):
     """Complexity thresholds mapping the classifier's score to a wanted tier."""
 
     tiers: list[Tier] = Field(min_length=1, description="Ascending; the first starts at 0.")
@@ -74,7 +74,7 @@ class Complexity(_Strict):
         return value
 
 
-class Shadow(_Strict):
+class Shadow(Strict):
     """Mirror a share of requests to another model; its answer is recorded and discarded."""
 
     model: Name
@@ -84,7 +84,7 @@ class Shadow(_Strict):
     )
 
 
-class Route(_Strict):
+class Route(Strict):
     """A virtual model name that resolves to one of several models.
 
     ``candidates`` is the allow-list and the fallback order: no other model serves this route.
@@ -110,14 +110,14 @@ class Route(_Strict):
     )
     shadow: Shadow | None = None
     retry: Retry = Field(default_factory=Retry)
-    mid_stream: Literal["continue", "terminate"] = Field(
+    mid_stream: MidStream = Field(
         default="continue",
         description=(
             "After tokens reached the client and the upstream dies: continue the same stream "
             "from the next candidate, or end it with an error event."
         ),
     )
-    on_content_filter: Literal["fail", "next"] = Field(
+    on_content_filter: OnContentFilter = Field(
         default="fail", description="A content-filter refusal: answer it, or try the next model."
     )
 

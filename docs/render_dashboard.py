@@ -55,11 +55,11 @@ upstreams:
   - name: sim-small
     kind: openai
     base_url: {small}/v1
-    timeouts: {{first_byte: 2, idle: 2, total: 30}}
+    timeouts: {{first_byte_s: 2, idle_s: 2, total_s: 30}}
   - name: sim-large
     kind: openai
     base_url: {large}/v1
-    timeouts: {{first_byte: 2, idle: 2, total: 30}}
+    timeouts: {{first_byte_s: 2, idle_s: 2, total_s: 30}}
 models:
   - name: small
     upstream: sim-small

@@ -12,11 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from switchman.api.routes import MidStream, OnContentFilter, Strategy
 from switchman.api.v1alpha1.spec import DNS_LABEL, MODEL_NAME, Condition, SecretKeyRef, Spec, cel
 
 DEFAULT_GATEWAY_IMAGE = "switchman/gateway:0.1.0"
-
-Strategy = Literal["priority", "cheapest", "fastest", "least-loaded", "complexity", "weighted"]
 
 MAX_TIERS = 16
 MAX_CANDIDATES = 32
@@ -123,10 +122,10 @@ class Retry(Spec):
 class Timeouts(Spec):
     """Per-upstream time limits in seconds."""
 
-    connect: float = Field(default=5, gt=0, description="TCP and TLS connect.")
-    first_byte: float = Field(default=60, gt=0, description="Request sent to headers.")
-    idle: float = Field(default=30, gt=0, description="Longest silence in a stream.")
-    total: float = Field(default=600, gt=0, description="Whole exchange.")
+    connect_seconds: float = Field(default=5, gt=0, description="TCP and TLS connect.")
+    first_byte_seconds: float = Field(default=60, gt=0, description="Request sent to headers.")
+    idle_seconds: float = Field(default=30, gt=0, description="Longest silence in a stream.")
+    total_seconds: float = Field(default=600, gt=0, description="Whole exchange.")
 
 
 class CircuitBreaker(Spec):
@@ -186,10 +185,10 @@ class Route(Spec):
     )
     shadow: Shadow | None = Field(default=None, description="Shadow traffic.")
     retry: Retry = Field(default_factory=Retry, description="Retries and deadline.")
-    mid_stream: Literal["continue", "terminate"] = Field(
+    mid_stream: MidStream = Field(
         default="continue", description="A stream cut after tokens: continue elsewhere or end."
     )
-    on_content_filter: Literal["fail", "next"] = Field(
+    on_content_filter: OnContentFilter = Field(
         default="fail", description="A content-filter refusal: answer it or try the next."
     )
 

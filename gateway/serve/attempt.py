@@ -75,13 +75,13 @@ async def open_upstream(
     gauge.inc()
     try:
         try:
-            async with asyncio.timeout(timeouts.first_byte):
+            async with asyncio.timeout(timeouts.first_byte_s):
                 resp = await post(upstream, endpoint, call, forwarded)
         except TimeoutError as exc:
             raise Failure(
                 "timeout",
                 UpstreamTimeout(
-                    f"upstream '{upstream.name}' sent no response within {timeouts.first_byte}s"
+                    f"upstream '{upstream.name}' sent no response within {timeouts.first_byte_s}s"
                 ),
             ) from exc
         except aiohttp.ClientError as exc:
@@ -111,7 +111,7 @@ async def unary(
     timeouts = upstream.spec.timeouts
     try:
         async with (
-            asyncio.timeout(timeouts.total),
+            asyncio.timeout(timeouts.total_s),
             open_upstream(metrics, target, call, forwarded) as resp,
         ):
             payload = await resp.read()
@@ -120,7 +120,7 @@ async def unary(
     except TimeoutError as exc:
         raise Failure(
             "timeout",
-            UpstreamTimeout(f"upstream '{upstream.name}' took over {timeouts.total}s"),
+            UpstreamTimeout(f"upstream '{upstream.name}' took over {timeouts.total_s}s"),
         ) from exc
     except aiohttp.ClientError as exc:
         raise Failure(
@@ -159,13 +159,13 @@ async def stream(
         decoder = Continued(decoder, client.sent)
     async with open_upstream(metrics, target, call, forwarded) as resp:
         if resp.status >= 400:
-            payload = await relay.read_error(resp, timeouts.idle)
+            payload = await relay.read_error(resp, timeouts.idle_s)
             raise _status(upstream, resp.status, payload, resp.headers)
         pipe = relay.Relay(
             resp,
             decoder,
-            idle=timeouts.idle,
-            deadline=started + timeouts.total,
+            idle=timeouts.idle_s,
+            deadline=started + timeouts.total_s,
             transcript=client.transcript,
         )
         first = await pipe.first(upstream.name)

@@ -98,7 +98,7 @@ class Shadows:
             raise _ShadowFailed("no_endpoint")
         call = upstream.provider.prepare(creq.op, creq.body, model.target, creq.stream)
         async with (
-            asyncio.timeout(upstream.spec.timeouts.total),
+            asyncio.timeout(upstream.spec.timeouts.total_s),
             forward.post(upstream, endpoint, call, {}) as resp,
         ):
             if resp.status >= 400:

@@ -138,7 +138,7 @@ class UpstreamClient:
             connector = aiohttp.TCPConnector(
                 limit=self.spec.max_connections, ttl_dns_cache=5, enable_cleanup_closed=True
             )
-            timeout = aiohttp.ClientTimeout(total=None, connect=self.spec.timeouts.connect)
+            timeout = aiohttp.ClientTimeout(total=None, connect=self.spec.timeouts.connect_s)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=timeout,

@@ -17,9 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from switchman.api.gatewayconfig import GatewayConfig
-from switchman.api.v1alpha1.spec import SecretKeyRef
 from switchman.api.v1alpha1.modelpool import ModelPoolSpec, PoolModel
 from switchman.api.v1alpha1.routingpolicy import Route, RoutingPolicySpec
+from switchman.api.v1alpha1.spec import SecretKeyRef
+from switchman.api.validation import problems
 from switchman.operator.render.meta import (
     SECRETS_DIR,
     VLLM_PORT,
@@ -138,7 +139,12 @@ def _upstream(spec: RoutingPolicySpec, pool: Pool, model: PoolModel) -> dict[str
     breaker = spec.circuit_breaker
     upstream: dict[str, Any] = {
         "name": model_child(pool.name, model.name),
-        "timeouts": spec.timeouts.model_dump(),
+        "timeouts": {
+            "connect_s": spec.timeouts.connect_seconds,
+            "first_byte_s": spec.timeouts.first_byte_seconds,
+            "idle_s": spec.timeouts.idle_seconds,
+            "total_s": spec.timeouts.total_seconds,
+        },
         "circuit_breaker": {
             "consecutive_failures": breaker.consecutive_failures,
             "error_ratio": breaker.error_ratio,
@@ -241,19 +247,14 @@ def _validated(document: dict[str, Any]) -> GatewayConfig:
         return GatewayConfig.model_validate(document)
     except ValidationError as exc:
         # Never pydantic's default text: it echoes input values.
-        problems = "; ".join(
-            f"{_where(document, error['loc'])}{error['msg'].removeprefix('Value error, ')}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        raise InvalidSpec(f"the rendered gateway config is invalid: {problems}") from None
+        found = "; ".join(problems(exc, lambda loc: _where(document, loc)))
+        raise InvalidSpec(f"the rendered gateway config is invalid: {found}") from None
 
 
 def _where(document: dict[str, Any], loc: tuple[int | str, ...]) -> str:
-    """``route auto: complexity.tiers: `` for a loc of ('routes', 0, 'complexity', 'tiers')."""
-    if not loc:
-        return ""
+    """``route auto: complexity.tiers`` for a loc of ('routes', 0, 'complexity', 'tiers')."""
     if len(loc) >= 2 and loc[0] in ("routes", "models", "upstreams") and isinstance(loc[1], int):
         name = document[str(loc[0])][loc[1]]["name"]
         rest = ".".join(str(p) for p in loc[2:])
-        return f"{str(loc[0])[:-1]} {name}: {rest + ': ' if rest else ''}"
-    return ".".join(str(p) for p in loc) + ": "
+        return f"{str(loc[0])[:-1]} {name}" + (f": {rest}" if rest else "")
+    return ".".join(str(p) for p in loc)

@@ -42,6 +42,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from switchman.api.v1alpha1.modelpool import VLLM, ModelPoolSpec
+from switchman.api.validation import bracketed
+from switchman.api.validation import problems as validation_problems
 from switchman.operator.render import vllm as pod
 from switchman.operator.render.meta import (
     VLLM_PORT,
@@ -86,8 +88,8 @@ def parse_spec(pool: Mapping[str, Any]) -> ModelPoolSpec:
     try:
         spec = ModelPoolSpec.model_validate(pool.get("spec"), by_alias=True)
     except ValidationError as exc:
-        problems = [f"{_path(err['loc'])}: {_message(err['msg'])}" for err in exc.errors()]
-        raise InvalidSpec(f"{kind_name}: invalid spec: {'; '.join(problems)}") from None
+        found = validation_problems(exc, bracketed)
+        raise InvalidSpec(f"{kind_name}: invalid spec: {'; '.join(found)}") from None
     problems = []
     children: dict[str, str] = {}
     for index, model in enumerate(spec.models):
@@ -112,14 +114,6 @@ def label_value(value: str) -> str:
     digest = hashlib.sha256(value.encode()).hexdigest()[:8]
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[:54].strip("-_.")
     return f"{cleaned}-{digest}" if cleaned else digest
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    return "spec" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-
-
-def _message(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
 
 
 def _check_vllm(path: str, vllm: VLLM) -> list[str]:

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from switchman.api.gatewayconfig import GatewayConfig, dump
 from switchman.api.v1alpha1.routingpolicy import Gateway, RoutingPolicySpec
+from switchman.api.validation import bracketed, problems
+from switchman.operator.render.gatewayconfig import Pool, to_gateway_config
 from switchman.operator.render.meta import (
     CHECKSUM_ANNOTATION,
     CONFIG_DIR,
@@ -33,7 +35,6 @@ from switchman.operator.render.meta import (
     secrets_checksum,
     selector,
 )
-from switchman.operator.render.gatewayconfig import Pool, to_gateway_config
 from switchman.operator.render.modelpool import label_value
 from switchman.operator.render.modelpool import parse_spec as parse_pool_spec
 
@@ -61,15 +62,8 @@ def parse_spec(policy: Mapping[str, Any]) -> RoutingPolicySpec:
     try:
         return RoutingPolicySpec.model_validate(policy.get("spec"), by_alias=True)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"spec{_path(error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
-        raise InvalidSpec(f"{what}: invalid spec: {problems}") from None
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        found = "; ".join(problems(exc, bracketed))
+        raise InvalidSpec(f"{what}: invalid spec: {found}") from None
 
 
 def render_policy(

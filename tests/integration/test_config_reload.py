@@ -148,7 +148,7 @@ class Configs:
         primary = {
             "name": "primary",
             "base_url": self.primary,
-            "timeouts": {"first_byte": 20, "idle": 10},
+            "timeouts": {"first_byte_s": 20, "idle_s": 10},
         }
         return {
             "version": 1,

@@ -10,10 +10,10 @@ Scenario matrix (``mid_stream: continue``, 48 concurrent requests, two in three 
 ``include_usage``):
 
 - ``cut_after_tokens``: the connection closes after 5 tokens on every primary request
-- ``stall_after_tokens``: the primary holds after 5 tokens; the upstream's short ``idle``
+- ``stall_after_tokens``: the primary holds after 5 tokens; the upstream's short ``idle_s``
   timeout detects it
 - ``stall`` at the first chunk: the role chunk arrives, then nothing (a stream committed with
-  no text yet is continued from the start); whole requests hit ``first_byte``
+  no text yet is continued from the start); whole requests hit ``first_byte_s``
 - killed: the primary simulator is shut down while its streams are half way
 
   For each: zero client-visible errors; every stream has one id, no error event, exactly one
@@ -45,7 +45,7 @@ Launch = Callable[..., Awaitable[RunningSim]]
 
 REQUESTS = 100
 CUT_AT = 5
-PRIMARY_TIMEOUTS = {"connect": 0.5, "first_byte": 1.0, "idle": 1.0, "total": 20}
+PRIMARY_TIMEOUTS = {"connect_s": 0.5, "first_byte_s": 1.0, "idle_s": 1.0, "total_s": 20}
 
 
 def config(primary: RunningSim, backup: RunningSim, *, mid_stream: str) -> dict[str, Any]:

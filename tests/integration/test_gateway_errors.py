@@ -10,11 +10,11 @@ official ``openai`` SDK, or raw aiohttp where the SDK cannot send the request. S
   -> 405; a body over ``server.max_body_bytes``, with Content-Length or chunked -> 413.
 - upstream answers: 429 with ``Retry-After`` on the only candidate -> 429 with it (RateLimitError);
   429 then 200 -> 200 after 2 attempts; nothing listening -> 502; no answer within
-  ``timeouts.first_byte`` -> 504 promptly; 500 then 200 -> 200 after 2 attempts; an OpenAI-shaped
+  ``timeouts.first_byte_s`` -> 504 promptly; 500 then 200 -> 200 after 2 attempts; an OpenAI-shaped
   or old-vLLM-shaped 400 -> the same 400 and message, the next candidate never tried; a 200 whose
   body is not JSON -> 502, not relayed.
 - streams: broken off after two chunks (connection dropped, or body ended without ``[DONE]``) or
-  stalled past ``timeouts.idle`` -> the client's stream ends with an error event (``APIError``),
+  stalled past ``timeouts.idle_s`` -> the client's stream ends with an error event (``APIError``),
   every event whole JSON; dying before the first chunk -> the next candidate serves it unseen;
   a client hanging up mid-stream -> the upstream connection is closed (generation cancelled),
   both with aiohttp's handler cancellation (tests) and without it (``web.run_app``).
@@ -47,7 +47,7 @@ from switchman.gateway.upstreams.config import ConfigWatcher
 Start = Callable[[Reply], Awaitable[FakeUpstream]]
 
 HELLO = [{"role": "user", "content": "hi"}]
-FAST = {"connect": 0.5, "first_byte": 0.3, "idle": 0.3, "total": 5}
+FAST = {"connect_s": 0.5, "first_byte_s": 0.3, "idle_s": 0.3, "total_s": 5}
 
 
 @pytest.fixture

@@ -521,7 +521,7 @@ spec:
       candidates: [qwen-small, gpt-4o-mini]
       strategy: weighted
       split: {qwen-small: 90, gpt-4o-mini: 10}
-  timeouts: {firstByte: 30}
+  timeouts: {firstByteSeconds: 30}
   circuitBreaker: {consecutiveFailures: 3}
   gateway:
     replicas: 3

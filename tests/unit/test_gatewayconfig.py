@@ -80,8 +80,8 @@ def test_minimal_yaml_parses_with_defaults_filled_in() -> None:
     assert str(up.base_url) == "http://vllm:8000/v1"
     assert up.api_key is None
     assert up.headers == {}
-    assert (up.timeouts.connect, up.timeouts.first_byte, up.timeouts.idle) == (5.0, 60.0, 30.0)
-    assert up.timeouts.total == 600.0
+    assert (up.timeouts.connect_s, up.timeouts.first_byte_s, up.timeouts.idle_s) == (5.0, 60.0, 30.0)
+    assert up.timeouts.total_s == 600.0
     assert up.max_connections == 256
     [model] = config.models
     assert model.target == "llama"  # upstream_model defaults to the client-facing name
@@ -319,7 +319,7 @@ def test_load_of_a_missing_file_says_it_cannot_read(tmp_path: Path) -> None:
 def test_dump_round_trips_through_parse() -> None:
     doc = minimal()
     doc["upstreams"] = [
-        upstream(api_key={"env": "VLLM_KEY"}, headers={"X-Org": "a"}, timeouts={"idle": 7}),
+        upstream(api_key={"env": "VLLM_KEY"}, headers={"X-Org": "a"}, timeouts={"idle_s": 7}),
         {
             "name": "azure",
             "kind": "azure-openai",
@@ -343,4 +343,4 @@ def test_dump_round_trips_through_parse() -> None:
     assert isinstance(config, GatewayConfig)
     assert parse(text) == config
     assert dump(parse(text)) == text  # stable output: no spurious ConfigMap diffs
-    assert json.loads(text)["upstreams"][0]["timeouts"]["first_byte"] == 60.0  # defaults written
+    assert json.loads(text)["upstreams"][0]["timeouts"]["first_byte_s"] == 60.0  # defaults written

@@ -130,7 +130,12 @@ def test_render_is_deterministic_and_does_not_modify_its_inputs() -> None:
 def test_vllm_model_becomes_a_discovered_scraped_health_checked_upstream() -> None:
     policy = _policy(
         "chat",
-        timeouts={"connect": 2, "firstByte": 20, "idle": 15, "total": 300},
+        timeouts={
+            "connectSeconds": 2,
+            "firstByteSeconds": 20,
+            "idleSeconds": 15,
+            "totalSeconds": 300,
+        },
         circuitBreaker={"consecutiveFailures": 3, "errorRatio": 0.4, "openSeconds": 15},
     )
     result = render_policy(policy, {"chat": _pool("chat", _vllm("qwen-small"))})
@@ -148,10 +153,10 @@ def test_vllm_model_becomes_a_discovered_scraped_health_checked_upstream() -> No
     assert upstream.continuation == "vllm"
     assert upstream.api_key is None
     assert upstream.timeouts.model_dump() == {
-        "connect": 2,
-        "first_byte": 20,
-        "idle": 15,
-        "total": 300,
+        "connect_s": 2,
+        "first_byte_s": 20,
+        "idle_s": 15,
+        "total_s": 300,
     }
     breaker = upstream.circuit_breaker
     assert (breaker.consecutive_failures, breaker.error_ratio, breaker.open_s) == (3, 0.4, 15)
@@ -400,7 +405,7 @@ def test_config_changes_do_not_touch_the_pod_template() -> None:
     before = render_policy(policy, pools)
     changed = copy.deepcopy(policy)
     changed["spec"]["routes"][0]["complexity"]["tiers"][1]["minComplexity"] = 0.7
-    changed["spec"]["timeouts"]["firstByte"] = 10
+    changed["spec"]["timeouts"]["firstByteSeconds"] = 10
     after = render_policy(changed, pools)
     assert _manifest(after, "ConfigMap")["data"] != _manifest(before, "ConfigMap")["data"]
     assert _manifest(after, "Deployment") == _manifest(before, "Deployment")
