@@ -116,7 +116,7 @@ class View:
         self.latency = Latency()
         self.latency.observe_stream(rng.uniform(0.05, 0.5), 2.0, 100)
 
-    def unusable(self) -> str | None:
+    def unusable(self, model: str | None = None) -> str | None:
         return None
 
     def load(self) -> float:

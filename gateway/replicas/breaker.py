@@ -1,9 +1,12 @@
-"""A circuit breaker for one upstream endpoint (replica), configured by ``CircuitBreaker``.
+"""A circuit breaker, configured by ``CircuitBreaker``: one per replica, one per (replica, model).
 
-The owner of an endpoint's live state keeps one ``Breaker`` per replica: routing asks
-``available()`` while choosing, the proxy calls ``acquire()`` before an attempt and exactly one of
-``success()``, ``failure()`` or ``release()`` after it. Metrics and logging subscribe with
-``on_change``. Pure and clock-injected: no asyncio, no I/O.
+``endpoints.Endpoint`` keeps one ``Breaker`` for the replica (connection errors, timeouts, broken
+streams) and one per model it served (429s and error statuses of that model), so one model's
+trouble never ejects the others. Routing asks ``available()`` while choosing, the failover loop
+admits an attempt with ``acquire()`` (or ``force()`` in panic mode) and reports exactly one of
+``success()``, ``failure()``, ``hold()`` or ``release()`` after it; the active health check calls
+``health_passed()``. Metrics and logging subscribe with ``on_change``. Pure and clock-injected: no
+asyncio, no I/O.
 
 States: *closed* lets everything through and counts outcomes; it opens on
 ``consecutive_failures`` failures in a row, or when the sliding window (``window_s``, ten
@@ -12,6 +15,12 @@ buckets) holds at least ``min_requests`` outcomes of which ``error_ratio`` or mo
 it reads *half_open* once that time has passed (reported to ``on_change`` when first observed).
 *half_open* admits up to ``half_open_requests`` acquired requests at a time: a success closes it
 (window, counts and open time reset), a failure re-opens it.
+
+Recovery is as fast as the backend's: a passing active health check turns an open breaker
+half-open at once (``health_passed``), so the next real request is the probe; ``force()`` (panic
+mode: every candidate is out) turns it half-open and admits the request whatever the limit.
+``hold(seconds)`` opens it for exactly that long (a 429's Retry-After): no doubling, no streak,
+and a health check does not end it (the replica is up, it is the quota that is spent).
 
 Outcomes reported while open are ignored (they belong to requests started before it opened).
 Such a late outcome reported while half-open is taken as the probe's: a success is evidence the
@@ -40,6 +49,7 @@ class Breaker:
         "_clock",
         "_consecutive",
         "_enabled",
+        "_held",
         "_max_consecutive",
         "_max_open_s",
         "_min_requests",
@@ -71,6 +81,7 @@ class Breaker:
         self._reopens = 0  # re-opens in a row since the last close: the open time's doubling
         self._until = 0.0  # when an open breaker turns half-open
         self._probes = 0  # acquired, unfinished requests while half-open
+        self._held = False  # open by hold(): ends only when its time is up
         self._callback: StateCallback | None = None
         self.opened = 0
 
@@ -83,6 +94,11 @@ class Breaker:
         if self._state == OPEN:
             self._expire()
         return self._state
+
+    @property
+    def held(self) -> bool:
+        """Open by ``hold`` (a 429) and not yet past its time."""
+        return self.state == OPEN and self._held
 
     def available(self) -> bool:
         """Whether a request could be admitted now; reserves nothing."""
@@ -104,6 +120,32 @@ class Breaker:
             return False
         self._probes += 1
         return True
+
+    def force(self) -> None:
+        """Admit a request whatever the state (panic mode); an open breaker turns half-open."""
+        if self._state == OPEN:
+            self._until = 0.0
+            self._expire()
+        if self._state == HALF_OPEN:
+            self._probes += 1
+
+    def hold(self, seconds: float) -> None:
+        """Refuse requests for ``seconds`` (rate limited), then probe; no doubling, no streak."""
+        until = self._clock() + seconds
+        if self._state == OPEN and self._until >= until:
+            return
+        self._until = until
+        self._probes = 0
+        self._held = True
+        if self._state != OPEN:
+            self.opened += 1
+            self._set(OPEN)
+
+    def health_passed(self) -> None:
+        """An active health check passed: an open breaker (not a hold) turns half-open now."""
+        if self._state == OPEN and not self._held:
+            self._until = 0.0
+            self._expire()
 
     def success(self) -> None:
         state = self._state
@@ -140,6 +182,7 @@ class Breaker:
         if self._clock() < self._until:
             return False
         self._probes = 0
+        self._held = False
         self._set(HALF_OPEN)
         return True
 
@@ -147,6 +190,7 @@ class Breaker:
         duration = min(self._open_s * 2.0 ** min(self._reopens, 62), self._max_open_s)
         self._until = self._clock() + duration
         self._probes = 0
+        self._held = False
         self.opened += 1
         self._set(OPEN)
 

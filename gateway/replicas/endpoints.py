@@ -1,9 +1,12 @@
 """The replicas of one upstream: discovery, per-replica live state, and picking one per attempt.
 
 ``upstreams.UpstreamClient`` owns one ``EndpointSet`` per upstream and starts its background
-tasks with the upstream's pooled session; ``proxy`` calls ``pick`` before each attempt (then
-``breaker.acquire`` and ``inflight`` itself), ``served`` once a replica accepted a request, and
-routing reads ``load``/``queue_depth``; ``/readyz`` and ``/debug/decisions`` read ``snapshot``.
+tasks with the upstream's pooled session; the failover loop calls ``pick`` before each attempt
+(then ``Endpoint.admit`` and ``inflight`` itself), reports the attempt with ``Endpoint.succeeded``,
+``failed`` or ``release``, and ``served`` once a replica accepted a request; routing reads
+``available``/``load``/``queue_depth``; ``/readyz`` and ``/debug/decisions`` read ``snapshot``.
+Each replica's live state (health, load, the breakers scoped by failure class) is its
+``replica.Endpoint``.
 
 Replicas come from DNS (all A/AAAA records of ``discovery.dns``, re-resolved every
 ``refresh_s``), a static list, or base_url's own host:port. ``Endpoint`` objects live as long as
@@ -20,7 +23,6 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,8 +32,9 @@ from switchman.api.gatewayconfig import Upstream
 from switchman.gateway.replicas import balancer
 from switchman.gateway.replicas.affinity import AffinityKey
 from switchman.gateway.replicas.breaker import Breaker
-from switchman.gateway.replicas.healthcheck import HealthStreak, check_forever
+from switchman.gateway.replicas.healthcheck import check_forever
 from switchman.gateway.replicas.loadscrape import scrape_forever
+from switchman.gateway.replicas.replica import Endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -39,97 +42,6 @@ Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 PREFIX_INDEX_SIZE = 16384  # block hashes remembered per upstream (~1.5 MB at most)
 DNS_TIMEOUT_S = 5.0
-# load_value weights: a queued request counts twice (it waits, then takes a slot), and KV-cache
-# use past the knee adds up to KV_WEIGHT requests (vLLM starts preempting as it fills).
-QUEUE_WEIGHT = 1.0
-KV_KNEE = 0.8
-KV_WEIGHT = 4.0
-
-
-@dataclass(slots=True)
-class ReplicaLoad:
-    """One scrape of a replica's vLLM scheduler gauges, taken at ``at`` (the set's clock)."""
-
-    running: float
-    waiting: float
-    kv_usage: float
-    at: float
-
-
-class Endpoint:
-    """One replica: its address and URL, the gateway's view of its health, load and breaker."""
-
-    __slots__ = (
-        "_clock",
-        "_inflight_at_scrape",
-        "_load",
-        "_stale_after",
-        "address",
-        "base",
-        "breaker",
-        "healthy",
-        "inflight",
-        "streak",
-    )
-
-    def __init__(
-        self,
-        address: str,
-        base: str,
-        breaker: Breaker,
-        *,
-        stale_after_s: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.address = address
-        self.base = base
-        self.breaker = breaker
-        self.inflight = 0  # the proxy's own requests to this replica, counted by the proxy
-        self.healthy = True
-        self.streak = HealthStreak()
-        self._load: ReplicaLoad | None = None
-        self._inflight_at_scrape = 0
-        self._stale_after = stale_after_s
-        self._clock = clock
-
-    def __repr__(self) -> str:
-        return f"<Endpoint {self.address} inflight={self.inflight} healthy={self.healthy}>"
-
-    @property
-    def load(self) -> ReplicaLoad | None:
-        """The latest scrape, or None when there is none younger than ``stale_after_s``."""
-        load = self._load
-        if load is None or self._clock() - load.at > self._stale_after:
-            return None
-        return load
-
-    def record_load(self, running: float, waiting: float, kv_usage: float) -> None:
-        self._load = ReplicaLoad(running, waiting, kv_usage, self._clock())
-        self._inflight_at_scrape = self.inflight
-
-    def available(self) -> bool:
-        return self.healthy and self.breaker.available()
-
-    def load_value(self) -> float:
-        """Estimated requests on the replica, plus penalties for queueing and a full KV cache.
-
-        Without a fresh scrape: the gateway's own in-flight count. With one: the scraped
-        ``running + waiting`` (which already includes this gateway's requests of that moment)
-        moved by how much our own in-flight count changed since, never below our own count; plus
-        ``QUEUE_WEIGHT * waiting`` and ``KV_WEIGHT * (kv - KV_KNEE) / (1 - KV_KNEE)`` above the
-        knee.
-        """
-        own = self.inflight
-        load = self.load
-        if load is None:
-            return float(own)
-        busy = load.running + load.waiting + (own - self._inflight_at_scrape)
-        if busy < own:
-            busy = own
-        value = busy + QUEUE_WEIGHT * load.waiting
-        if load.kv_usage > KV_KNEE:
-            value += KV_WEIGHT * (load.kv_usage - KV_KNEE) / (1.0 - KV_KNEE)
-        return value
 
 
 async def getaddrinfo(host: str, port: int) -> list[str]:
@@ -183,8 +95,11 @@ class EndpointSet:
         base = self._origin_base if address == self._origin else self._scheme + "://" + address
         if address != self._origin:
             base += self._path
-        breaker = Breaker(self.spec.circuit_breaker, clock=self._clock)
-        return Endpoint(address, base, breaker, stale_after_s=self._stale_after, clock=self._clock)
+        spec = self.spec.circuit_breaker
+        breaker = Breaker(spec, clock=self._clock)
+        return Endpoint(
+            address, base, breaker, stale_after_s=self._stale_after, clock=self._clock, spec=spec
+        )
 
     def _apply(self, addresses: list[str]) -> None:
         if [e.address for e in self.endpoints] == addresses:
@@ -258,16 +173,33 @@ class EndpointSet:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def pick(self, key: AffinityKey | None, exclude: Collection[Endpoint] = ()) -> Endpoint | None:
+    def pick(
+        self,
+        key: AffinityKey | None,
+        exclude: Collection[Endpoint] = (),
+        *,
+        model: str | None = None,
+        panic: bool = False,
+    ) -> Endpoint | None:
         """An available replica not in ``exclude`` by the balance policy; None when none is.
 
+        With ``model`` (an upstream model id), replicas whose breaker for that model is open
+        are passed over too. With ``panic`` and no replica available, any replica not in
+        ``exclude`` (in turn): every candidate is out, so trying one beats failing outright.
         least-loaded with a key: the session's ring position, else the replica holding the
         longest prefix, else the first block's ring position, each only within the load bound;
-        then the least loaded (ties rotate). Reserves nothing: the proxy acquires the breaker.
+        then the least loaded (ties rotate). Reserves nothing: the caller admits the attempt.
         """
+        tried = exclude
+        if model is not None:
+            blocked = [e for e in self.endpoints if not e.serves(model)]
+            if blocked:
+                exclude = [*exclude, *blocked]
         candidates = balancer.eligible(self.endpoints, exclude)
         if len(candidates) <= 1:
-            return candidates[0] if candidates else None
+            if candidates:
+                return candidates[0]
+            return self._any(tried) if panic else None
         self._turn += 1
         policy = self._balance.policy
         if policy == "round-robin":
@@ -301,13 +233,33 @@ class EndpointSet:
                 return endpoint
         return self._ring.pick(key.blocks[0], bound, exclude)
 
+    def _any(self, exclude: Collection[Endpoint]) -> Endpoint | None:
+        """Panic mode: the next replica not in ``exclude``, whatever its state."""
+        left = [e for e in self.endpoints if e not in exclude]
+        if not left:
+            return None
+        self._turn += 1
+        return balancer.round_robin(left, self._turn)
+
     def served(self, endpoint: Endpoint, key: AffinityKey | None) -> None:
         """Remember that ``endpoint`` now holds the key's prompt prefix in its cache."""
         if key is not None and key.blocks and self._prefix:
             self._index.record(key.blocks, endpoint.address)
 
-    def available(self) -> bool:
-        return any(e.available() for e in self.endpoints)
+    def available(self, model: str | None = None) -> bool:
+        """Whether some replica takes requests (for ``model``, when given) now."""
+        if model is None:
+            return any(e.available() for e in self.endpoints)
+        return any(e.serves(model) for e in self.endpoints)
+
+    def refusal(self, model: str | None = None) -> str | None:
+        """Why no replica takes ``model`` now (unavailable, rate_limited, model_failing)."""
+        up = [e for e in self.endpoints if e.available()]
+        if not up:
+            return "unavailable"
+        if model is None or any(e.serves(model) for e in up):
+            return None
+        return "rate_limited" if any(e.model_breaker(model).held for e in up) else "model_failing"
 
     def load(self) -> float:
         """Mean ``load_value`` over the available replicas; 0 when none is available."""
@@ -334,6 +286,7 @@ class EndpointSet:
                     "address": e.address,
                     "healthy": e.healthy,
                     "breaker": e.breaker.state,
+                    "model_breakers": e.breakers(),
                     "inflight": e.inflight,
                     "load_value": round(e.load_value(), 3),
                     "scraped": None

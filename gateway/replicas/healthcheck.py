@@ -5,6 +5,9 @@ upstream configures ``health_check``. A 2xx answer passes; a timeout, a connecti
 other status fails. ``unhealthy_after`` failures in a row take a healthy replica out of picking;
 ``healthy_after`` passes in a row bring it back. Until the first verdict a replica counts as
 healthy, so a gateway starting next to a working model does not refuse traffic while it checks.
+A pass with a healthy verdict also turns the replica's open breakers half-open at once
+(``health_passed``): the next real request probes it, instead of waiting out the open time while
+the backend is already back.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Checked(Protocol):
     healthy: bool
     streak: HealthStreak
 
+    def health_passed(self) -> None: ...
+
 
 async def probe(session: aiohttp.ClientSession, url: str, timeout_s: float) -> bool:
     """One check: True on a 2xx answer within ``timeout_s``."""
@@ -74,6 +79,8 @@ async def check_round(
                 "replica %s is now %s", endpoint.address, "healthy" if verdict else "unhealthy"
             )
             endpoint.healthy = verdict
+        if passed and verdict:
+            endpoint.health_passed()
 
 
 async def check_forever(

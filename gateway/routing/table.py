@@ -25,7 +25,8 @@ from switchman.gateway.routing.features import Features
 class UpstreamView(Protocol):
     """What routing reads from an upstream's live state."""
 
-    def unusable(self) -> str | None: ...  # why it cannot take requests now, or None
+    # Why it cannot take requests for the model (its upstream model id) now, or None.
+    def unusable(self, model: str | None = None) -> str | None: ...
 
     def load(self) -> float: ...
 
@@ -59,6 +60,9 @@ class Plan:
     rows: list[Row]
     spec: Route | None  # None when the client named a model directly
     complexity: float | None = None
+    # Every candidate is out (breakers open, unhealthy, rate limited): the failover loop tries
+    # them anyway, replicas whatever their state, rather than fail without an attempt.
+    panic: bool = False
 
 
 class CompiledRoute:
@@ -125,7 +129,10 @@ class RoutingTable:
                 return None
             rows = [Row(model.name, score=1.0)]
             _filter_needs((model,), rows, feats, supports, name, op)  # raises when it cannot
-            return Plan(name, "direct", [model], "direct", rows, None)
+            view = views.get(model.upstream)
+            panic = view is not None and view.unusable(model.target) is not None
+            why = "direct (panic: unhealthy)" if panic else "direct"
+            return Plan(name, "direct", [model], why, rows, None, panic=panic)
         return self._plan(
             compiled, op, body, feats, views, supports, classifier, rng or random.Random()
         )
@@ -148,7 +155,8 @@ class RoutingTable:
         panic = False
         healthy = []
         for i in kept:
-            problem = views[route.candidates[i].upstream].unusable()
+            candidate = route.candidates[i]
+            problem = views[candidate.upstream].unusable(candidate.target)
             if problem is None:
                 healthy.append(i)
             else:
@@ -174,7 +182,7 @@ class RoutingTable:
         if panic:
             why += " (panic: all candidates unhealthy)"
         models = [route.candidates[i] for i in order]
-        return Plan(spec.name, spec.strategy, models, why, rows, spec, complexity)
+        return Plan(spec.name, spec.strategy, models, why, rows, spec, complexity, panic)
 
     def _rank(
         self,

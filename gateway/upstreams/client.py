@@ -113,15 +113,13 @@ class UpstreamClient:
         """Rate limited: keep it out of routing for ``seconds``."""
         self.cool_until = max(self.cool_until, self._clock() + seconds)
 
-    def unusable(self) -> str | None:
-        """Why routing should pass it over now, or None."""
+    def unusable(self, model: str | None = None) -> str | None:
+        """Why routing should pass it over now (for ``model``, an upstream model id), or None."""
         if self.problem:
             return "unconfigured"
         if self.cool_until and self._clock() < self.cool_until:
             return "rate_limited"
-        if not self.endpoints.available():
-            return "unavailable"
-        return None
+        return self.endpoints.refusal(model)
 
     def load(self) -> float:
         return self.endpoints.load()

@@ -24,7 +24,7 @@ class View:
         self.load_value = load
         self.latency = latency
 
-    def unusable(self) -> str | None:
+    def unusable(self, model: str | None = None) -> str | None:
         return self.problem
 
     def load(self) -> float:
