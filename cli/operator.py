@@ -4,12 +4,14 @@ Cluster-wide by default, or one namespace with ``--namespace``. Credentials come
 in-cluster service account or the current kubeconfig context. ``--peering NAME`` joins kopf
 peering (the chart's KopfPeering / ClusterKopfPeering object) so that only one replica acts;
 ``--liveness URL`` serves kopf's health endpoint for a livenessProbe (off by default, so that
-several operators, one per namespace, can share a host in tests).
+several operators, one per namespace, can share a host in tests). Without any credentials it
+prints one line saying what to set and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from switchman.operator import run as operator
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
-    operator.run(
-        args.namespace, peering=args.peering, priority=args.priority, liveness=args.liveness
-    )
+    try:
+        operator.run(
+            args.namespace, peering=args.peering, priority=args.priority, liveness=args.liveness
+        )
+    except operator.NoCredentials as exc:  # one line, exit 2: never kopf's retry tracebacks
+        print(f"switchman operator: {exc}", file=sys.stderr)
+        return 2
     return 0

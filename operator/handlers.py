@@ -29,7 +29,8 @@ from switchman.operator.conditions import Event
 from switchman.operator.kube import Kube
 from switchman.operator.reconcile import Outcome, Reconciler
 from switchman.operator.render.meta import MANAGED_BY
-from switchman.operator.status import Child, Rollout, controller
+from switchman.operator.rollout import Rollout
+from switchman.operator.status import Child, controller
 from switchman.operator.world import World
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -127,7 +128,8 @@ def _watch_children(
             return None
         rollout = Rollout.of(body) if plural == "deployments" else None
         meta = body.get("metadata", {})
-        child = Child(api_version, str(body.get("kind")), meta["name"], owner[2], rollout)
+        kind, uid = str(body.get("kind")), str(meta.get("uid", ""))
+        child = Child(api_version, kind, meta["name"], owner[2], uid, rollout)
         return {(namespace, owner[0], owner[1]): child}
 
     @kopf.on.event(

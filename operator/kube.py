@@ -7,16 +7,23 @@ a custom resource's status subresource). Reading happens through kopf's watches 
 
 Credentials are the ones kopf logs in with: the ``@kopf.on.login`` handler hands the same
 ``kopf.ConnectionInfo`` to ``Kube.login`` (kopf logs in again on a 401, which refreshes it).
+``missing_credentials`` is the start-up check ``run`` makes first: without any credentials kopf
+would log a traceback every minute forever, so the operator says why once and exits instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kopf
+
+logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = "switchman-operator"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
@@ -33,6 +40,38 @@ PLURALS: dict[tuple[str, str], str] = {
     ("switchman.dev/v1alpha1", "ModelPool"): "modelpools",
     ("switchman.dev/v1alpha1", "RoutingPolicy"): "routingpolicies",
 }
+
+
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def missing_credentials(token: Path = SERVICE_ACCOUNT_TOKEN) -> str | None:
+    """Why no cluster can be logged in to, or None when credentials exist.
+
+    The same two sources, in the same order, as kopf's ``login_via_client``: the Pod's service
+    account (``KUBERNETES_SERVICE_HOST`` and its token), else the kubeconfig (``$KUBECONFIG``, or
+    ``~/.kube/config``) and its current context. Whether the server answers is not checked here:
+    kopf reports that, and retries, as it does for any outage.
+    """
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and token.is_file():
+        return None
+    from kubernetes import client, config  # the operator's extra; imported only to start
+
+    where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            client_configuration=client.Configuration(), persist_config=False
+        )
+    except (config.ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return (
+            "no Kubernetes credentials: not in a Pod with a service account "
+            f"(KUBERNETES_SERVICE_HOST unset or no token), and kubeconfig {where} cannot be "
+            f"used ({reason}). Set KUBECONFIG to a kubeconfig whose current context reaches "
+            "the cluster (kubectl config current-context), or run the operator in the cluster "
+            "(charts/switchman)."
+        )
+    return None
 
 
 class KubeError(Exception):
@@ -94,13 +133,18 @@ class Kube:
     async def delete(
         self, api_version: str, kind: str, namespace: str, name: str, *, uid: str
     ) -> None:
-        """Delete one object if it is still the one seen (uid precondition); gone is fine."""
+        """Delete one object if it is still the one seen: ``uid`` is the object's own uid (the
+        API server checks it as a precondition). Gone is fine; a 409 means the object of that
+        name now has another uid (it was replaced since it was seen): it is left alone, logged,
+        and pruned by a later pass if it is still not rendered then."""
         path = object_path(api_version, kind, namespace, name)
         body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
         try:
             await self._request("DELETE", path, body, "application/json", {})
         except KubeError as exc:
-            if exc.status not in (404, 409):  # 409: a newer object of that name; not ours
+            if exc.status == 409:
+                logger.info("%s %s/%s not deleted: %s", kind, namespace, name, exc.message)
+            elif exc.status != 404:
                 raise
 
     async def patch_status(

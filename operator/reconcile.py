@@ -159,8 +159,9 @@ class Reconciler:
                 await self._cluster.apply(manifest)
             for child in world.children_of(owner):
                 if (child.api_version, child.kind, child.name) not in rendered:
+                    # The child's own uid: a newer object of that name is not deleted.
                     await self._cluster.delete(
-                        child.api_version, child.kind, namespace, child.name, uid=child.owner_uid
+                        child.api_version, child.kind, namespace, child.name, uid=child.uid
                     )
         except KubeError as exc:
             problem = Problem("ApplyFailed", str(exc))

@@ -24,12 +24,16 @@ import socket
 import kopf
 
 from switchman.operator.handlers import CHILD_RESOURCES, MANAGED_BY_LABEL, register
-from switchman.operator.kube import FIELD_MANAGER, Kube
+from switchman.operator.kube import FIELD_MANAGER, Kube, missing_credentials
 from switchman.operator.render.meta import MANAGED_BY
 
 ANNOTATION_PREFIX = "switchman.dev"
 PEERING_LIFETIME_S = 60
 LIVENESS = "http://0.0.0.0:8081/healthz"  # what the chart passes as --liveness
+
+
+class NoCredentials(Exception):
+    """Neither in-cluster credentials nor a usable kubeconfig: nothing to run against."""
 
 
 def priority_of(identity: str) -> int:
@@ -72,7 +76,13 @@ def run(
     priority: int | None = None,
     liveness: str | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM: cluster-wide, or in ``namespace`` only."""
+    """Run until SIGINT/SIGTERM: cluster-wide, or in ``namespace`` only.
+
+    ``NoCredentials`` when there is no cluster to log in to (checked once, before kopf starts).
+    """
+    problem = missing_credentials()
+    if problem is not None:
+        raise NoCredentials(problem)
     registry = kopf.OperatorRegistry()
     register(registry, Kube())
     kopf.run(

@@ -1,10 +1,11 @@
 """What the operator observed, as the status of a ModelPool or a RoutingPolicy (pure).
 
 Called by ``reconcile`` after it applied (or failed to apply) a custom resource's children, and
-whenever a child Deployment reports progress. ``Rollout`` and ``Child`` are the compact views of
-children that ``handlers`` keeps in kopf indexes; ``pool_status`` and ``policy_status`` turn
-them, the missing references and any spec problem into ``status`` (conditions via
-``conditions``); ``drifted`` tells whether a live child still carries everything rendered.
+whenever a child Deployment reports progress. ``Child`` (with its Deployment's ``rollout.Rollout``)
+is the compact view of a child that ``handlers`` keeps in kopf indexes; ``pool_status`` and
+``policy_status`` turn them, the missing references and any spec problem into ``status``
+(conditions via ``conditions``); both judge a Deployment by ``Rollout.complete`` alone.
+``drifted`` tells whether a live child still carries everything rendered.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from switchman.api.v1alpha1.modelpool import ModelPoolSpec
 from switchman.operator import conditions as cond
 from switchman.operator.conditions import Condition
 from switchman.operator.render.meta import VLLM_PORT, model_child, service_host
+from switchman.operator.rollout import Rollout
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,44 +31,14 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
-class Rollout:
-    """What a Deployment reports about its rollout."""
-
-    desired: int
-    ready: int
-    updated: int
-    current: bool  # the controller has seen the latest spec
-    stalled: bool  # progress deadline exceeded
-
-    @classmethod
-    def of(cls, deployment: Mapping[str, Any]) -> Rollout:
-        spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-        generation = deployment.get("metadata", {}).get("generation", 0) or 0
-        stalled = any(
-            c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-            for c in status.get("conditions") or []
-        )
-        return cls(
-            desired=int(spec.get("replicas", 1)),
-            ready=int(status.get("readyReplicas", 0) or 0),
-            updated=int(status.get("updatedReplicas", 0) or 0),
-            current=int(status.get("observedGeneration", 0) or 0) >= int(generation),
-            stalled=stalled,
-        )
-
-    @property
-    def complete(self) -> bool:
-        return self.current and self.ready >= self.desired and self.updated >= self.desired
-
-
-@dataclass(frozen=True, slots=True)
 class Child:
     """A child object as indexed: what to prune it by, and its rollout if it is a Deployment."""
 
     api_version: str
     kind: str
     name: str
-    owner_uid: str
+    owner_uid: str  # the controlling owner's uid (whose child it is)
+    uid: str  # its own uid: the precondition that prunes exactly this object
     rollout: Rollout | None = None
 
 
@@ -99,7 +71,11 @@ def pool_status(
     observed_generation: int | None,
     now: str,
 ) -> dict[str, Any]:
-    """A ModelPool's status; ``rollouts`` maps child Deployment names to their progress."""
+    """A ModelPool's status; ``rollouts`` maps child Deployment names to their progress.
+
+    A vLLM model is ready when its Deployment's rollout is complete (``rollout.Rollout``) with
+    at least the replicas the spec asks for; a stalled rollout degrades the pool.
+    """
     name, namespace = pool["metadata"]["name"], pool["metadata"]["namespace"]
     models: list[dict[str, Any]] = []
     waiting, stalled = [], []
@@ -121,10 +97,14 @@ def pool_status(
             desired = 1 if model.vllm.replicas is None else model.vllm.replicas
         endpoint = f"http://{service_host(child, namespace)}:{VLLM_PORT}/v1"
         models.append(_model(model.name, "vllm", ready, desired, endpoint))
-        if rollout is None or not rollout.complete or ready < desired:
-            waiting.append(f"{model.name}: {ready}/{desired} replicas ready")
         if rollout is not None and rollout.stalled:
-            stalled.append(model.name)
+            stalled.append(f"{model.name}: {rollout.waiting}")
+        elif rollout is None:
+            waiting.append(f"{model.name}: 0/{desired} replicas ready")
+        elif rollout.waiting is not None:
+            waiting.append(f"{model.name}: {rollout.waiting}")
+        elif rollout.desired < desired:  # the watch has not seen the new replicas yet
+            waiting.append(f"{model.name}: {ready}/{desired} replicas ready")
     if problem is not None:
         current = _failed(problem)
     else:
@@ -133,8 +113,7 @@ def pool_status(
             names = ", ".join(missing_secrets)
             issue = Problem("SecretNotFound", f"Secret {names} not found in {namespace}")
         elif stalled:
-            names = ", ".join(stalled)
-            issue = Problem("RolloutStalled", f"{names}: rollout exceeded its progress deadline")
+            issue = Problem("RolloutStalled", "; ".join(stalled))
         current = _verdict(issue, waiting, "ModelsNotReady", _ready_message(len(models)))
     return {
         "observedGeneration": observed_generation,
@@ -154,8 +133,13 @@ def policy_status(
     problem: Problem | None = None,
     observed_generation: int | None,
     now: str,
+    applied: bool = True,
 ) -> dict[str, Any]:
-    """A RoutingPolicy's status: its resolved routes, what is missing, the gateway's rollout."""
+    """A RoutingPolicy's status: its resolved routes, what is missing, the gateway's rollout.
+
+    ``applied`` False: this generation could not be rendered (a pool is missing), so nothing was
+    applied; ``routes`` are then the ones the gateway still serves from the last applied config.
+    """
     if problem is not None:
         current = _failed(problem)
     else:
@@ -169,12 +153,18 @@ def policy_status(
                 if missing_secrets
                 else "UnresolvedReferences"
             )
-            issue = Problem(reason, "; ".join(unresolved))
+            message = "; ".join(unresolved)
+            if not applied and gateway is not None:
+                message += "; the gateway keeps serving its last applied configuration"
+            issue = Problem(reason, message)
         waiting = []
-        if gateway is None:
+        if gateway is not None and gateway.stalled:
+            stall = Problem("RolloutStalled", f"gateway: {gateway.waiting}")
+            issue = issue if issue is not None else stall
+        elif gateway is not None and gateway.waiting is not None:
+            waiting.append(f"gateway: {gateway.waiting}")
+        elif gateway is None and applied:
             waiting.append("gateway: its Deployment is not observed yet")
-        elif not gateway.complete:
-            waiting.append(f"gateway: {gateway.ready}/{gateway.desired} replicas ready")
         message = f"gateway ready, {len(routes)} route{'s' if len(routes) != 1 else ''}"
         current = _verdict(issue, waiting, "GatewayNotReady", message)
     return {
@@ -234,11 +224,12 @@ def _verdict(
         ready = Condition(cond.READY, False, not_ready, rolling)
     else:
         ready = Condition(cond.READY, True, "Ready", ready_message)
-    progressing = (
-        Condition(cond.PROGRESSING, True, "RollingOut", rolling)
-        if waiting
-        else Condition(cond.PROGRESSING, False, "RolloutComplete", "")
-    )
+    if waiting:
+        progressing = Condition(cond.PROGRESSING, True, "RollingOut", rolling)
+    elif issue is not None:  # nothing moves until the problem is fixed
+        progressing = Condition(cond.PROGRESSING, False, issue.reason, issue.message)
+    else:
+        progressing = Condition(cond.PROGRESSING, False, "RolloutComplete", "")
     degraded = (
         Condition(cond.DEGRADED, True, issue.reason, issue.message)
         if issue is not None

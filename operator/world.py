@@ -16,14 +16,8 @@ from pydantic import ValidationError
 
 from switchman.api.v1alpha1.modelpool import ModelPoolSpec
 from switchman.operator.render import InvalidSpec, UnresolvedReferences, render_policy, render_pool
-from switchman.operator.status import (
-    Child,
-    Problem,
-    Rollout,
-    policy_status,
-    pool_secrets,
-    pool_status,
-)
+from switchman.operator.rollout import Rollout
+from switchman.operator.status import Child, Problem, policy_status, pool_secrets, pool_status
 
 POOL, POLICY = "ModelPool", "RoutingPolicy"
 Key = tuple[str, ...]
@@ -94,10 +88,11 @@ def status_of(
     if problem is None:
         try:
             render = render_policy(obj, pools, versions)
-        except UnresolvedReferences as exc:
+        except UnresolvedReferences as exc:  # nothing applied: the gateway serves the last config
+            served = (obj.get("status") or {}).get("routes") or []
             return policy_status(
-                obj, routes=[], unresolved=exc.unresolved, missing_pools=missing_pools,
-                gateway=None, **common,
+                obj, routes=served, unresolved=exc.unresolved, missing_pools=missing_pools,
+                gateway=gateway(obj, world), applied=False, **common,
             )  # fmt: skip
         except InvalidSpec as exc:
             problem = Problem("InvalidSpec", str(exc))

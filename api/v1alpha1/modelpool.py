@@ -287,7 +287,17 @@ class ModelPoolSpec(Spec):
         min_length=1,
         max_length=64,
         description="Models, unique by name.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        # Atomic with a CEL uniqueness rule, not a list-map: server-side apply of a list-map
+        # with a duplicate key fails before validation, as an API-server 500.
+        json_schema_extra={
+            "x-kubernetes-list-type": "atomic",
+            **cel(
+                (
+                    "self.all(a, self.exists_one(b, b.name == a.name))",
+                    "model names must be unique within a pool",
+                )
+            ),
+        },
     )
 
     @model_validator(mode="after")

@@ -167,7 +167,10 @@ class Route(Spec):
         min_length=1,
         max_length=MAX_CANDIDATES,
         description="Model names from the pools, most preferred first; the fallback chain.",
-        json_schema_extra={"x-kubernetes-list-type": "set"},
+        json_schema_extra={
+            "x-kubernetes-list-type": "atomic",  # a set's duplicate is a 500 on server-side apply
+            **cel(("self.all(a, self.exists_one(b, b == a))", "candidates must be unique")),
+        },
     )
     strategy: Strategy = Field(default="priority", description="Preset of scorer weights.")
     scorers: Scorers | None = Field(default=None, description="Override preset weights.")
@@ -232,6 +235,11 @@ class Gateway(Spec):
     )
 
 
+def _unique_names(noun: str) -> dict[str, Any]:
+    rule = "self.all(a, self.exists_one(b, b.name == a.name))"
+    return cel((rule, f"{noun} names must be unique"))
+
+
 class RoutingPolicySpec(Spec):
     """Routes over the models of the referenced pools."""
 
@@ -239,13 +247,15 @@ class RoutingPolicySpec(Spec):
         min_length=1,
         max_length=32,
         description="ModelPools in this namespace whose models the routes may use.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        # Atomic lists with CEL uniqueness rules, not list-maps: server-side apply of a list-map
+        # with a duplicate key fails before validation, as an API-server 500 instead of a 422.
+        json_schema_extra={"x-kubernetes-list-type": "atomic", **_unique_names("pool")},
     )
     routes: list[Route] = Field(
-        default_factory=list,
+        min_length=1,
         max_length=128,
-        description="Routes, unique by name.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Routes, unique by name; a policy without one would serve nothing.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic", **_unique_names("route")},
     )
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Upstream time limits.")
     circuit_breaker: CircuitBreaker = Field(

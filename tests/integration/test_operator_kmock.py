@@ -4,9 +4,13 @@ The operator runs in the test's event loop (``kopf.operator`` with the registry 
 ``handlers.register`` fills and the settings of ``run.build_settings``), logged in to a kmock
 Kubernetes emulator. kmock keeps objects and serves list/watch; ``Cluster`` adds what a real API
 server does and the operator relies on: server-side apply creates a missing object, and every
-write bumps ``resourceVersion`` (kopf's consistency checks). It does no garbage collection,
-label selection or schema validation (the e2e suite covers those). Every test's requests are
-also checked against ``operator.rbac``.
+write bumps ``resourceVersion`` (kopf's consistency checks), and a DELETE's preconditions
+(``uid``, ``resourceVersion``) are checked against the object's own metadata, answering 409
+like the API server (kmock alone ignores them: that hid a prune that never deleted anything).
+It does no garbage collection, label selection or schema validation (the e2e suite covers
+those), and no Deployment controller: tests write a Deployment's status the way the controller
+does at each step of a rollout. Every test's requests are also checked against
+``operator.rbac``.
 
     scenario             | drive                             | expect
     ---------------------|-----------------------------------|-------------------------------
@@ -14,17 +18,24 @@ also checked against ``operator.rbac``.
                          |                                   | fieldManager, force, rendered
                          |                                   | body), status, Applied event
     pool updated         | replicas 1 -> 3                   | re-applied, desired 3
-    child ready          | Deployment status readyReplicas   | Ready True, Ready event
+    child ready          | Deployment status: complete       | Ready True, Ready event
+    mid-rollout          | 2 of 3 updated, 1 unavailable,    | Ready False, Progressing
+                         | then complete                     | True; then Ready True
+    stalled rollout      | ProgressDeadlineExceeded          | Degraded RolloutStalled
     child deleted/edited | DELETE / hand-edit the Deployment | applied again
-    model removed        | drop a model from the pool        | its children deleted
-    autoscaling          | autoscaling instead of replicas   | HPA, no Deployment replicas
+    model removed        | drop a model from the pool        | its children deleted, each
+                         |                                   | by its own uid (no 409)
+    autoscaling          | autoscaling instead of replicas,  | HPA, no Deployment replicas;
+                         | then back to replicas             | the HPA deleted
     policy before pool   | policy first, its pool later      | PoolNotFound + Warning, then
                          |                                   | ConfigMap, gateway applied
     invalid spec         | bad pool spec, then fixed         | InvalidSpec + Warning, nothing
                          |                                   | applied; applied once fixed
     pool deleted         | DELETE a pool a policy uses       | gone at once (no finalizer),
                          |                                   | children left to GC, policy
-                         |                                   | PoolNotFound, gateway kept
+                         |                                   | PoolNotFound, gateway kept,
+                         |                                   | its routes and rollout shown
+    gateway stalls       | gateway ProgressDeadlineExceeded  | policy Degraded RolloutStalled
     credentials Secret   | missing, created, then changed    | SecretNotFound, Ready, the
                          |                                   | gateway's checksum changes
     settings, rbac       | build_settings; rules vs the code | peering, priorities; every
@@ -71,8 +82,12 @@ class Cluster(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.version = 100
         self.created_by_apply: set[int] = set()
+        self.refused: list[str] = []  # the messages of DELETEs refused by their preconditions
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
+        refused = self._precondition_failed(request)
+        if refused is not None:
+            return refused
         apply = "apply-patch" in request.headers.get("Content-Type", "")
         if apply and request.name and not request.subresource:
             key = (request.resource, request.namespace, request.name)
@@ -88,6 +103,33 @@ class Cluster(kmock.KubernetesEmulator):
                 meta["name"] = f"{meta['generateName']}{self.version}"  # kopf's Events
         response: aiohttp.web.StreamResponse = await super()._handle(request)
         return response
+
+    def _precondition_failed(self, request: Any) -> aiohttp.web.Response | None:
+        """The API server's 409 for a DELETE whose preconditions do not match the object."""
+        body = request.data if isinstance(request.data, dict) else {}
+        wanted = body.get("preconditions") or {}
+        if request.method.value != "DELETE" or not request.name or not wanted:
+            return None
+        try:
+            live = self.objects[request.resource, request.namespace, request.name]
+        except KeyError:
+            return None  # kmock answers 404
+        if live.deleted:
+            return None
+        meta = live.raw.get("metadata") or {}
+        for field, name in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            if field in wanted and wanted[field] != meta.get(field):
+                message = (
+                    f'Operation cannot be fulfilled on {request.resource.plural} "{request.name}": '
+                    f"Precondition failed: {name} in precondition: {wanted[field]}, "
+                    f"{name} in object meta: {meta.get(field)}"
+                )
+                self.refused.append(message)
+                status = {"kind": "Status", "status": "Failure", "reason": "Conflict"}
+                return aiohttp.web.json_response(
+                    {**status, "message": message, "code": 409}, status=409
+                )
+        return None
 
     async def _create(self, request: Any, key: tuple[Any, str, str]) -> aiohttp.web.Response:
         self.version += 1
@@ -121,6 +163,7 @@ async def cluster() -> AsyncIterator[Cluster]:
         yield emulator
         denied = [request for request in emulator if not _allowed(emulator, request)]
         assert denied == [], "requests that operator.rbac does not allow"
+        assert emulator.refused == [], "DELETEs whose preconditions did not match the object"
 
 
 @pytest.fixture
@@ -217,6 +260,41 @@ def _applies(cluster: Cluster, plural: str, name: str) -> list[Any]:
         and "apply-patch" in r.headers.get("Content-Type", "")
         and r.url.path.endswith(f"/{plural}/{name}")
     ]
+
+
+def _rollout_status(
+    replicas: int, updated: int, available: int, reason: str, *, total: int | None = None
+) -> dict[str, Any]:
+    """A Deployment's status as the Deployment controller writes it at one step of a rollout."""
+    progressing = {
+        "type": "Progressing",
+        "status": "False" if reason == "ProgressDeadlineExceeded" else "True",
+        "reason": reason,
+        "message": f"{reason} (written by the test as the controller would)",
+    }
+    return {
+        "observedGeneration": 1,
+        "replicas": replicas if total is None else total,
+        "updatedReplicas": updated,
+        "readyReplicas": available,
+        "availableReplicas": available,
+        "unavailableReplicas": max((replicas if total is None else total) - available, 0),
+        "conditions": [progressing],
+    }
+
+
+async def _deployment_status(cluster: Cluster, name: str, status: dict[str, Any]) -> None:
+    path = _url("apps/v1", "deployments", name) + "/status"
+    await _send(cluster, "PATCH", path, {"status": status})
+
+
+def _ready_message(cluster: Cluster, pool: str) -> str:
+    found = [
+        c
+        for c in _status(cluster, "modelpools", pool).get("conditions", [])
+        if c["type"] == "Ready"
+    ]
+    return str(found[0]["message"]) if found else ""
 
 
 def _events(cluster: Cluster, reason: str) -> list[dict[str, Any]]:
@@ -319,9 +397,9 @@ async def test_ready_deployment_makes_the_pool_ready(cluster: Cluster, operator:
     await _create(cluster, "modelpools", _pool("chat", _vllm("qwen")))
     await _eventually(lambda: _get(cluster, "apps/v1", "deployments", "chat-qwen"), "Deployment")
 
-    ready = {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}
-    path = _url("apps/v1", "deployments", "chat-qwen") + "/status"
-    await _send(cluster, "PATCH", path, {"status": ready})
+    await _deployment_status(
+        cluster, "chat-qwen", _rollout_status(1, 1, 1, "NewReplicaSetAvailable")
+    )
 
     def is_ready() -> dict[str, Any] | None:
         status = _status(cluster, "modelpools", "chat")
@@ -362,9 +440,16 @@ async def test_hand_edited_deployment_is_repaired(cluster: Cluster, operator: No
     await _eventually(repaired, "replicas back to 1")
 
 
+PRUNED = (("apps/v1", "deployments"), ("v1", "services"), ("policy/v1", "poddisruptionbudgets"))
+
+
 async def test_removed_model_is_pruned(cluster: Cluster, operator: None) -> None:
     await _create(cluster, "modelpools", _pool("chat", _vllm("small"), _vllm("large")))
     await _eventually(lambda: _get(cluster, "policy/v1", "poddisruptionbudgets", "chat-large"), "")
+    uids = {
+        plural: (_get(cluster, api_version, plural, "chat-large") or {})["metadata"]["uid"]
+        for api_version, plural in PRUNED
+    }
 
     spec = _pool("chat", _vllm("small"))["spec"]
     await _send(
@@ -372,14 +457,16 @@ async def test_removed_model_is_pruned(cluster: Cluster, operator: None) -> None
         {"spec": spec, "metadata": {"generation": 2}},
     )  # fmt: skip
 
-    for api_version, plural in (
-        ("apps/v1", "deployments"),
-        ("v1", "services"),
-        ("policy/v1", "poddisruptionbudgets"),
-    ):
+    for api_version, plural in PRUNED:
         await _eventually(lambda: _get(cluster, api_version, plural, "chat-large") is None, plural)  # noqa: B023
-        deletes = [r for r in cluster if r.method.value == "DELETE" and r.name == "chat-large"]
-        assert all(r.data["preconditions"]["uid"] == "uid-chat" for r in deletes)
+        deletes = [
+            r
+            for r in cluster
+            if r.method.value == "DELETE" and r.name == "chat-large" and r.resource.plural == plural
+        ]
+        # The child's own uid, never its owner's (the API server answers 409 to that).
+        assert [r.data["preconditions"]["uid"] for r in deletes] == [uids[plural]]
+    assert cluster.refused == []
     assert _get(cluster, "apps/v1", "deployments", "chat-small") is not None
 
 
@@ -393,6 +480,81 @@ async def test_autoscaled_model_gets_an_hpa(cluster: Cluster, operator: None) ->
     assert hpa["spec"]["minReplicas"] == 2
     deployment = _applies(cluster, "deployments", "chat-qwen")[0].data
     assert "replicas" not in deployment["spec"]  # the HPA owns it
+
+
+async def test_autoscaling_turned_off_deletes_the_hpa(cluster: Cluster, operator: None) -> None:
+    scaled = _vllm("qwen", autoscaling={"minReplicas": 2, "maxReplicas": 4})
+    await _create(cluster, "modelpools", _pool("chat", scaled))
+    hpa = await _eventually(
+        lambda: _get(cluster, "autoscaling/v2", "horizontalpodautoscalers", "chat-qwen"), "HPA"
+    )
+
+    spec = _pool("chat", _vllm("qwen", replicas=2))["spec"]
+    await _send(
+        cluster, "PATCH", _url(GROUP_VERSION, "modelpools", "chat"),
+        {"spec": spec, "metadata": {"generation": 2}},
+    )  # fmt: skip
+
+    def gone() -> bool:
+        return _get(cluster, "autoscaling/v2", "horizontalpodautoscalers", "chat-qwen") is None
+
+    await _eventually(gone, "the HPA deleted")
+    (delete,) = [
+        r for r in cluster if r.method.value == "DELETE" and r.url.path.endswith("/chat-qwen")
+    ]
+    assert delete.data["preconditions"]["uid"] == hpa["metadata"]["uid"]
+    assert _applies(cluster, "deployments", "chat-qwen")[-1].data["spec"]["replicas"] == 2
+    assert _get(cluster, "apps/v1", "deployments", "chat-qwen") is not None
+
+
+async def test_a_pool_mid_rollout_is_not_ready_until_it_completes(
+    cluster: Cluster, operator: None
+) -> None:
+    await _create(cluster, "modelpools", _pool("chat", _vllm("qwen", replicas=3)))
+    await _eventually(lambda: _get(cluster, "apps/v1", "deployments", "chat-qwen"), "Deployment")
+
+    def conditions() -> dict[str, tuple[str, str]]:
+        status = _status(cluster, "modelpools", "chat")
+        return {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions", [])}
+
+    # What a real cluster showed: 3 replicas, 2 updated and ready, 1 unavailable.
+    await _deployment_status(cluster, "chat-qwen", _rollout_status(3, 2, 2, "ReplicaSetUpdated"))
+    await _eventually(
+        lambda: "updated" in _ready_message(cluster, "chat"), "the mid-rollout status"
+    )
+    assert conditions() == {
+        "Ready": ("False", "ModelsNotReady"),
+        "Progressing": ("True", "RollingOut"),
+        "Degraded": ("False", "AsExpected"),
+    }
+    # All updated and ready, but an old pod still terminating: not complete either.
+    await _deployment_status(
+        cluster, "chat-qwen", _rollout_status(3, 3, 3, "ReplicaSetUpdated", total=4)
+    )
+    await _eventually(lambda: "old replica" in _ready_message(cluster, "chat"), "old pods status")
+    assert conditions()["Ready"] == ("False", "ModelsNotReady")
+
+    await _deployment_status(
+        cluster, "chat-qwen", _rollout_status(3, 3, 3, "NewReplicaSetAvailable")
+    )
+    await _eventually(lambda: conditions()["Ready"] == ("True", "Ready"), "Ready True")
+    assert conditions()["Progressing"] == ("False", "RolloutComplete")
+
+
+async def test_a_stalled_rollout_degrades_the_pool(cluster: Cluster, operator: None) -> None:
+    await _create(cluster, "modelpools", _pool("chat", _vllm("qwen")))
+    await _eventually(lambda: _get(cluster, "apps/v1", "deployments", "chat-qwen"), "Deployment")
+
+    stalled = _rollout_status(1, 1, 0, "ProgressDeadlineExceeded")
+    await _deployment_status(cluster, "chat-qwen", stalled)
+
+    def degraded() -> bool:
+        status = _status(cluster, "modelpools", "chat")
+        return _condition(status, "Degraded") == ("True", "RolloutStalled")
+
+    await _eventually(degraded, "Degraded RolloutStalled")
+    warning = (await _eventually(lambda: _events(cluster, "RolloutStalled"), "a Warning"))[0]
+    assert "progress deadline" in warning["message"]
 
 
 async def test_invalid_spec_is_reported_and_waits_for_a_fix(
@@ -445,6 +607,12 @@ async def test_deleting_a_pool_is_not_blocked_and_leaves_children_to_gc(
         return _condition(status, "Degraded") == ("True", "PoolNotFound")
 
     await _eventually(pool_gone, "the policy to lose its pool")
+    status = _status(cluster, "routingpolicies", "front")
+    # The gateway still serves the last applied config: its routes, and its rollout's state.
+    assert status["routes"] == [{"name": "auto", "strategy": "priority", "candidates": ["qwen"]}]
+    messages = " ".join(c["message"] for c in status["conditions"])
+    assert "not observed" not in messages
+    assert "keeps serving its last applied configuration" in messages
     assert [r for r in cluster if r.method.value == "DELETE" and r.name == "chat-qwen"] == []
     assert _get(cluster, "apps/v1", "deployments", "chat-qwen") is not None  # GC's job
     assert _get(cluster, "v1", "configmaps", "front-gateway-config") is not None  # last good
@@ -490,6 +658,30 @@ async def test_policy_waits_for_its_pool_then_renders_the_gateway(
     for plural, name in (("deployments", "front-gateway"), ("services", "front-gateway")):
         assert _applies(cluster, plural, name), plural
     assert _applies(cluster, "networkpolicies", "front-gateway-to-models")
+
+
+async def test_a_stalled_gateway_degrades_the_policy(cluster: Cluster, operator: None) -> None:
+    await _create(cluster, "modelpools", _pool("chat", _vllm("qwen")))
+    await _create(cluster, "routingpolicies", _policy("front", "chat", ["qwen"]))
+    await _eventually(lambda: _get(cluster, "apps/v1", "deployments", "front-gateway"), "gateway")
+
+    def reasons() -> tuple[Any, ...]:
+        status = _status(cluster, "routingpolicies", "front")
+        return tuple(_condition(status, t) for t in ("Ready", "Progressing", "Degraded"))
+
+    await _deployment_status(
+        cluster, "front-gateway", _rollout_status(2, 1, 1, "ReplicaSetUpdated")
+    )
+    rolling = (("False", "GatewayNotReady"), ("True", "RollingOut"), ("False", "AsExpected"))
+    await _eventually(lambda: reasons() == rolling, "the gateway rolling out")
+
+    await _deployment_status(
+        cluster, "front-gateway", _rollout_status(2, 1, 1, "ProgressDeadlineExceeded")
+    )
+    stalled = (("False", "RolloutStalled"), ("False", "RolloutStalled"), ("True", "RolloutStalled"))
+    await _eventually(lambda: reasons() == stalled, "the policy Degraded")
+    warning = (await _eventually(lambda: _events(cluster, "RolloutStalled"), "a Warning"))[0]
+    assert warning["message"].startswith("gateway: rollout exceeded its progress deadline")
 
 
 async def test_credentials_secret_missing_created_and_changed(

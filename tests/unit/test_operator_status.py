@@ -5,20 +5,19 @@ indexes imply) and ``reconcile.Reconciler`` against a fake ``Cluster`` and a fix
 
     scenario                     | input                                   | expect
     -----------------------------|-----------------------------------------|---------------------
-    rollout                      | Deployment spec/status variants         | desired/ready/current,
-                                 |                                         | stalled, complete
     owner                        | ownerReferences variants                | only our controller
     pool status                  | ready, rolling, missing Secret, stalled | Ready/Progressing/
                                  | invalid spec, external models           | Degraded + models
     policy status                | missing pool/Secret/model, gateway      | reason precedence,
-                                 |                                         | routes, unresolved
+                                 | rolling, stalled; pool gone after apply | routes, unresolved,
+                                 |                                         | last served routes
     drift                        | API defaults, edits, lists, quantities  | only real edits drift
     reconcile a pool             | twice                                   | applies twice, writes
                                  |                                         | status once, 1 Applied
     apply fails                  | the API refuses                         | ApplyFailed, retry
     invalid spec                 | bad pool                                | permanent, no apply
-    prune                        | indexed children not rendered           | deleted by uid, only
-                                 |                                         | this owner's
+    prune                        | indexed children not rendered           | deleted by their own
+                                 |                                         | uid, only this owner's
     missing pool / Secret        | policy before pool; Secret missing      | retry, no apply;
                                  |                                         | SecretNotFound
     dependents, Secrets          | a pool or Secret changes                | only its users
@@ -38,10 +37,10 @@ from switchman.operator.conditions import Event
 from switchman.operator.kube import KubeError
 from switchman.operator.reconcile import Outcome, Reconciler
 from switchman.operator.render import render_pool
+from switchman.operator.rollout import Rollout
 from switchman.operator.status import (
     Child,
     Problem,
-    Rollout,
     controller,
     drifted,
     policy_status,
@@ -91,48 +90,39 @@ def _spec(pool: Mapping[str, Any]) -> ModelPoolSpec:
 
 
 def _deployment(
-    replicas: int = 1, ready: int = 0, generation: int = 1, seen: int = 1, **status: Any
+    desired: int = 1, ready: int = 0, generation: int = 1, seen: int = 1, **status: Any
 ) -> dict[str, Any]:
+    """A Deployment whose ``ready`` pods are new, ready and available (none old)."""
     return {
         "metadata": {"generation": generation},
-        "spec": {"replicas": replicas},
+        "spec": {"replicas": desired},
         "status": {
             "observedGeneration": seen,
+            "replicas": desired,
             "readyReplicas": ready,
-            "updatedReplicas": ready,
+            "updatedReplicas": desired,
+            "availableReplicas": ready,
+            "unavailableReplicas": desired - ready,
             **status,
         },
     }
+
+
+STALLED = [
+    {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "x-1" has timed out progressing.',
+    }
+]
 
 
 def _conditions(status: Mapping[str, Any]) -> dict[str, tuple[str, str, str]]:
     return {c["type"]: (c["status"], c["reason"], c["message"]) for c in status["conditions"]}
 
 
-# ----- Rollout, owners, Secrets -----
-
-
-def test_rollout_reads_a_deployment() -> None:
-    assert Rollout.of(_deployment(3, 2)) == Rollout(3, 2, 2, current=True, stalled=False)
-    assert Rollout.of({"metadata": {}}) == Rollout(1, 0, 0, current=True, stalled=False)
-    assert Rollout.of(_deployment(generation=2, seen=1)).current is False
-    stuck = _deployment(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}])
-    assert Rollout.of(stuck).stalled is True
-
-
-@pytest.mark.parametrize(
-    ("deployment", "complete"),
-    [
-        (_deployment(2, 2), True),
-        (_deployment(0, 0), True),
-        (_deployment(2, 1), False),
-        (_deployment(1, 1, generation=2, seen=1), False),
-    ],
-)
-def test_rollout_completes_when_every_replica_is_updated_and_ready(
-    deployment: dict[str, Any], complete: bool
-) -> None:
-    assert Rollout.of(deployment).complete is complete
+# ----- owners, Secrets -----
 
 
 def test_controller_is_our_controlling_owner_only() -> None:
@@ -194,7 +184,7 @@ def test_a_rolling_pool_counts_from_the_spec_until_its_deployment_is_seen() -> N
     pool = _pool("chat", _vllm("a", replicas=3), _vllm("b", autoscaling={"maxReplicas": 4}))
     rollouts = {"chat-b": Rollout.of(_deployment(2, 1))}
     status = pool_status(pool, _spec(pool), rollouts=rollouts, observed_generation=1, now=NOW)
-    message = "a: 0/3 replicas ready; b: 1/2 replicas ready"
+    message = "a: 0/3 replicas ready; b: 1 of 2 updated replicas available"
     assert _conditions(status) == {
         "Ready": ("False", "ModelsNotReady", message),
         "Progressing": ("True", "RollingOut", message),
@@ -215,12 +205,41 @@ def test_a_missing_secret_degrades_the_pool() -> None:
 
 def test_a_stalled_rollout_degrades_the_pool() -> None:
     pool = _pool("chat", _vllm("a"))
-    stuck = _deployment(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}])
+    stuck = _deployment(conditions=STALLED)
     status = pool_status(
         pool, _spec(pool), rollouts={"chat-a": Rollout.of(stuck)}, observed_generation=1, now=NOW
     )
-    assert _conditions(status)["Degraded"][:2] == ("True", "RolloutStalled")
-    assert _conditions(status)["Progressing"][:2] == ("True", "RollingOut")
+    message = (
+        'a: rollout exceeded its progress deadline: ReplicaSet "x-1" has timed out progressing.'
+    )
+    assert _conditions(status) == {
+        "Ready": ("False", "RolloutStalled", message),
+        "Progressing": ("False", "RolloutStalled", message),
+        "Degraded": ("True", "RolloutStalled", message),
+    }
+
+
+def test_a_pool_mid_rollout_is_not_ready() -> None:
+    """What a real cluster showed: 3 replicas, 2 updated and ready, 1 old one unavailable."""
+    pool = _pool("chat", _vllm("a", replicas=3))
+    mid = _deployment(
+        3,
+        2,
+        replicas=3,
+        updatedReplicas=2,
+        availableReplicas=2,
+        unavailableReplicas=1,
+        conditions=[{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}],
+    )
+    status = pool_status(
+        pool, _spec(pool), rollouts={"chat-a": Rollout.of(mid)}, observed_generation=1, now=NOW
+    )
+    message = "a: 2 of 3 replicas updated"
+    assert _conditions(status) == {
+        "Ready": ("False", "ModelsNotReady", message),
+        "Progressing": ("True", "RollingOut", message),
+        "Degraded": ("False", "AsExpected", ""),
+    }
 
 
 def test_an_invalid_pool_reports_its_problem_and_no_models() -> None:
@@ -275,15 +294,46 @@ def test_a_ready_policy_lists_its_routes() -> None:
 def test_policy_problems_name_the_missing_reference(missing: dict[str, Any], reason: str) -> None:
     status = _policy_status(unresolved=["pool p not found", "secret s not found"], **missing)
     message = "pool p not found; secret s not found"
-    assert _conditions(status)["Degraded"] == ("True", reason, message)
-    assert _conditions(status)["Ready"] == ("False", reason, message)
+    assert _conditions(status) == {
+        "Ready": ("False", reason, message),
+        "Progressing": ("False", reason, message),
+        "Degraded": ("True", reason, message),
+    }
+
+
+def test_a_pool_gone_after_apply_keeps_the_served_routes_and_the_gateway_rollout() -> None:
+    """What a real cluster showed: no 'not observed yet' and no empty routes while the gateway
+    Deployment exists and serves the last good config."""
+    routes = [{"name": "auto", "strategy": "priority", "candidates": ["a"]}]
+    status = _policy_status(
+        routes=routes, unresolved=["pool p not found"], missing_pools=["p"], applied=False
+    )
+    message = "pool p not found; the gateway keeps serving its last applied configuration"
+    assert _conditions(status)["Degraded"] == ("True", "PoolNotFound", message)
+    assert _conditions(status)["Progressing"] == ("False", "PoolNotFound", message)
+    assert status["routes"] == routes
+
+
+def test_a_policy_never_applied_does_not_wait_for_a_gateway() -> None:
+    status = _policy_status(
+        unresolved=["pool p not found"], missing_pools=["p"], gateway=None, applied=False
+    )
+    assert _conditions(status)["Progressing"] == ("False", "PoolNotFound", "pool p not found")
 
 
 @pytest.mark.parametrize(
     ("gateway", "message"),
     [
         (None, "gateway: its Deployment is not observed yet"),
-        (Rollout.of(_deployment(2, 1)), "gateway: 1/2 replicas ready"),
+        (Rollout.of(_deployment(2, 1)), "gateway: 1 of 2 updated replicas available"),
+        (
+            Rollout.of(_deployment(2, 2, replicas=3)),
+            "gateway: 1 old replica pending termination",
+        ),
+        (
+            Rollout.of(_deployment(2, 2, generation=3, seen=2)),
+            "gateway: waiting for the Deployment controller to observe generation 3",
+        ),
     ],
 )
 def test_a_gateway_rolling_out_keeps_the_policy_not_ready(
@@ -293,6 +343,20 @@ def test_a_gateway_rolling_out_keeps_the_policy_not_ready(
     assert _conditions(status)["Ready"] == ("False", "GatewayNotReady", message)
     assert _conditions(status)["Progressing"] == ("True", "RollingOut", message)
     assert _conditions(status)["Degraded"][:2] == ("False", "AsExpected")
+
+
+def test_a_stalled_gateway_degrades_the_policy() -> None:
+    """What a real cluster showed: the policy stayed Progressing, never Degraded."""
+    status = _policy_status(gateway=Rollout.of(_deployment(2, 1, conditions=STALLED)))
+    message = (
+        'gateway: rollout exceeded its progress deadline: ReplicaSet "x-1" has timed out '
+        "progressing."
+    )
+    assert _conditions(status) == {
+        "Ready": ("False", "RolloutStalled", message),
+        "Progressing": ("False", "RolloutStalled", message),
+        "Degraded": ("True", "RolloutStalled", message),
+    }
 
 
 # ----- drift -----
@@ -439,19 +503,19 @@ async def test_an_invalid_spec_is_permanent_and_applies_nothing() -> None:
     assert [(e.type, e.reason) for _, e in h.events] == [("Warning", "InvalidSpec")]
 
 
-async def test_children_no_longer_rendered_are_pruned_by_uid() -> None:
+async def test_children_no_longer_rendered_are_pruned_by_their_own_uid() -> None:
     h = Harness()
     pool = h.add(_pool("chat", _vllm("a")))
-    h.child(pool, Child("apps/v1", "Deployment", "chat-a", "uid-chat"))
-    h.child(pool, Child("apps/v1", "Deployment", "chat-old", "uid-chat"))
-    h.child(pool, Child("autoscaling/v2", "HorizontalPodAutoscaler", "chat-a", "uid-chat"))
-    h.child(pool, Child("apps/v1", "Deployment", "chat-older", "uid-previous-chat"))
+    h.child(pool, Child("apps/v1", "Deployment", "chat-a", "uid-chat", "uid-1"))
+    h.child(pool, Child("apps/v1", "Deployment", "chat-old", "uid-chat", "uid-2"))
+    h.child(pool, Child("autoscaling/v2", "HorizontalPodAutoscaler", "chat-a", "uid-chat", "uid-3"))
+    h.child(pool, Child("apps/v1", "Deployment", "chat-older", "uid-previous-chat", "uid-4"))
 
     await h.reconciler.reconcile(pool, h.world)
 
     assert h.cluster.deleted == [
-        ("Deployment", "chat-old", "uid-chat"),
-        ("HorizontalPodAutoscaler", "chat-a", "uid-chat"),
+        ("Deployment", "chat-old", "uid-2"),
+        ("HorizontalPodAutoscaler", "chat-a", "uid-3"),
     ]
 
 
@@ -522,7 +586,9 @@ async def test_a_progressing_deployment_updates_its_pool_status_only() -> None:
     await h.reconciler.reconcile(pool, h.world)
     applied = len(h.cluster.applied)
     deployment = render_pool(pool)[0] | {"status": _deployment(1, 1)["status"]}
-    h.child(pool, Child("apps/v1", "Deployment", "chat-a", "uid-chat", Rollout.of(deployment)))
+    h.child(
+        pool, Child("apps/v1", "Deployment", "chat-a", "uid-chat", "uid-a", Rollout.of(deployment))
+    )
 
     await h.reconciler.child_changed("MODIFIED", deployment, h.world)
 
@@ -537,7 +603,9 @@ async def test_progress_is_not_reported_over_a_failed_pass() -> None:
     await h.reconciler.reconcile(pool, h.world)
     writes = len(h.cluster.statuses)
     deployment = render_pool(pool)[0] | {"status": _deployment(1, 1)["status"]}
-    h.child(pool, Child("apps/v1", "Deployment", "chat-a", "uid-chat", Rollout.of(deployment)))
+    h.child(
+        pool, Child("apps/v1", "Deployment", "chat-a", "uid-chat", "uid-a", Rollout.of(deployment))
+    )
 
     await h.reconciler.child_changed("MODIFIED", deployment, h.world)
 
