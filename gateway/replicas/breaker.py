@@ -19,8 +19,9 @@ it reads *half_open* once that time has passed (reported to ``on_change`` when f
 Recovery is as fast as the backend's: a passing active health check turns an open breaker
 half-open at once (``health_passed``), so the next real request is the probe; ``force()`` (panic
 mode: every candidate is out) turns it half-open and admits the request whatever the limit.
-``hold(seconds)`` opens it for exactly that long (a 429's Retry-After): no doubling, no streak,
-and a health check does not end it (the replica is up, it is the quota that is spent).
+``hold(seconds)`` opens it for exactly that long (a 429's Retry-After) and closes it after: no
+doubling, no streak, no probe, and a health check does not end it early (the replica is up, it
+is the quota that is spent).
 
 Outcomes reported while open are ignored (they belong to requests started before it opened).
 Such a late outcome reported while half-open is taken as the probe's: a success is evidence the
@@ -116,6 +117,8 @@ class Breaker:
             return True
         if state == OPEN and not self._expire():
             return False
+        if self._state == CLOSED:
+            return True
         if self._probes >= self._probe_limit:
             return False
         self._probes += 1
@@ -125,6 +128,7 @@ class Breaker:
         """Admit a request whatever the state (panic mode); an open breaker turns half-open."""
         if self._state == OPEN:
             self._until = 0.0
+            self._held = False
             self._expire()
         if self._state == HALF_OPEN:
             self._probes += 1
@@ -178,11 +182,14 @@ class Breaker:
             self._probes -= 1
 
     def _expire(self) -> bool:
-        """Turn an open breaker half-open once its time is up; whether it is half-open now."""
+        """Once an open breaker's time is up, turn it half-open (closed after a hold: the wait
+        a 429 asked for is over); whether it admits requests now."""
         if self._clock() < self._until:
             return False
+        if self._held:
+            self._close()
+            return True
         self._probes = 0
-        self._held = False
         self._set(HALF_OPEN)
         return True
 

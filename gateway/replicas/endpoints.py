@@ -275,6 +275,14 @@ class EndpointSet:
                 depth = (depth or 0.0) + load.waiting
         return depth
 
+    def circuits(self) -> dict[str, int]:
+        """How many replicas' circuits are closed, half-open and open (``Endpoint.circuit_state``:
+        a model failing on a replica counts; a 429 hold does not)."""
+        counts = {"closed": 0, "half_open": 0, "open": 0}
+        for endpoint in self.endpoints:
+            counts[endpoint.circuit_state()] += 1
+        return counts
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Per replica: address, verdicts, in-flight count and the last scrape with its age."""
         now = self._clock()
@@ -287,6 +295,7 @@ class EndpointSet:
                     "healthy": e.healthy,
                     "breaker": e.breaker.state,
                     "model_breakers": e.breakers(),
+                    "circuit": e.circuit_state(),
                     "inflight": e.inflight,
                     "load_value": round(e.load_value(), 3),
                     "scraped": None

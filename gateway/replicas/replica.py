@@ -148,10 +148,12 @@ class Endpoint:
             self.breaker.failure()
             per_model.release()
             return
+        if blame == "none":  # the request's own fault says nothing about either
+            self.breaker.release()
+            per_model.release()
+            return
         self.breaker.success()
-        if blame == "none":
-            per_model.success()
-        elif hold_s is not None:
+        if hold_s is not None:
             per_model.hold(hold_s)
         else:
             per_model.failure()
@@ -166,6 +168,18 @@ class Endpoint:
         self.breaker.health_passed()
         for breaker in self._models.values():
             breaker.health_passed()
+
+    def circuit_state(self) -> str:
+        """The worst of the replica's breaker and its models' (429 holds aside): the
+        ``switchman_circuit_state`` of the replica, so a model failing on it shows there."""
+        worst = self.breaker.state
+        for breaker in self._models.values():
+            state = breaker.state
+            if state == "open" and not breaker.held:
+                return "open"
+            if state == "half_open":
+                worst = "half_open" if worst == "closed" else worst
+        return worst
 
     def breakers(self) -> dict[str, str]:
         """State of each model's breaker that is not closed (for /readyz)."""

@@ -8,8 +8,16 @@ label; its ``scope`` says where to go next:
 - ``model``: the model cannot serve this request now (429, no credential, no replica): skip it.
 - ``context``: the prompt is too long for it: only models with a larger window may follow.
 - ``content``: a content filter refused it: the next model, if the route allows.
+- ``continuation``: asked to continue a committed stream, the model refused (a 4xx): its next
+  continuation mechanism, else the next model; never the client's answer, never a cool-down.
 
 Any other upstream 4xx is ``UpstreamRejected`` and goes back to the client unchanged.
+
+Separately, ``blame`` says which circuit breaker the failure counts against (breakers are scoped
+by failure class, ``replicas.replica``): ``replica`` for what says the replica is in trouble
+(unreachable, timeouts, stalls, broken streams), ``model`` for what one model on it answered (an
+error status, an unparseable answer, an in-band error; a 429 is held for ``hold_s``), ``none``
+for what the request itself caused (context length, content filter).
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from switchman.gateway.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from switchman.gateway.replicas.replica import Blame
 from switchman.gateway.serve.backoff import retry_after_seconds
 
-Scope = Literal["endpoint", "model", "context", "content"]
+Scope = Literal["endpoint", "model", "context", "content", "continuation"]
 
 _CONTEXT_CUES = (
     "context length",
@@ -39,6 +48,11 @@ _CONTEXT_CUES = (
     "reduce the length",
 )
 _CONTENT_CODES = {"content_filter", "content_policy_violation", "responsible_ai_policy_violation"}
+# Answers the replica gave that are wrong for this model: its breaker, not the replica's.
+_MODEL_REASONS = {"rate_limited", "bad_response", "upstream_error", "malformed_chunk"}
+# A non-streamed answer ran past timeouts.total_s: sent again only Retry.regenerations times.
+GENERATION_TIMEOUT = "generation_timeout"
+DEFAULT_HOLD_S = 1.0  # a 429 without Retry-After keeps the model off that replica this long
 
 
 class Failure(Exception):
@@ -61,6 +75,22 @@ class Failure(Exception):
         self.error = error
         self.scope = scope
         self.retry_after = retry_after
+
+    @property
+    def blame(self) -> Blame:
+        """Which breaker it counts against: the replica's, the (replica, model)'s, or none."""
+        if self.scope in ("context", "content"):
+            return "none"
+        if self.reason in _MODEL_REASONS or self.reason.startswith("status_"):
+            return "model"
+        return "replica" if self.scope == "endpoint" else "none"
+
+    @property
+    def hold_s(self) -> float | None:
+        """How long a 429 keeps the model off that replica; None for other failures."""
+        if self.reason != "rate_limited":
+            return None
+        return self.retry_after if self.retry_after is not None else DEFAULT_HOLD_S
 
 
 def status_failure(

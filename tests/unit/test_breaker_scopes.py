@@ -12,6 +12,9 @@ Scenario matrix:
   ``exclude``); ``admit(force=True)`` admits it as the breakers' probe, so its success closes them
 - defaults: max_open_s <= 30 s, so a replica without health checks is probed within 30 s
 - ``/readyz`` rows carry each model breaker that is not closed
+- failure classes: 429s and error statuses blame the (replica, model) pair (a 429 held for its
+  Retry-After, 1 s without one, then closed with no probe gate); unreachable, timeouts, stalls
+  and cut streams the replica; context length, content filter and an unsent continuation neither
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import pytest
 
 from switchman.api.gatewayconfig import Upstream
 from switchman.api.resilience import CircuitBreaker, HealthCheck
+from switchman.gateway.errors import UpstreamUnavailable
 from switchman.gateway.replicas.breaker import Breaker
 from switchman.gateway.replicas.endpoints import EndpointSet
 from switchman.gateway.replicas.healthcheck import HealthStreak, check_round
+from switchman.gateway.serve.failures import Failure, status_failure
 
 
 class Clock:
@@ -251,3 +256,60 @@ def test_snapshot_rows_carry_the_model_breakers() -> None:
     (row,) = endpoints.snapshot()
     assert row["breaker"] == "closed"
     assert row["model_breakers"] == {"m": "open"}
+
+
+def test_a_hold_closes_when_its_time_is_up_so_every_waiting_request_goes() -> None:
+    clock = Clock()
+    breaker = Breaker(CircuitBreaker(half_open_requests=1), clock=clock)
+    breaker.hold(2.0)
+    assert breaker.held
+    assert not breaker.acquire()
+    clock.now += 2.0
+    assert breaker.state == "closed"
+    assert all(breaker.acquire() for _ in range(5))  # no one-probe gate after a Retry-After
+
+
+@pytest.mark.parametrize(
+    ("status", "blame", "hold"),
+    [
+        (429, "model", 1.0),  # no Retry-After: the default hold
+        (500, "model", None),
+        (503, "model", None),
+        (408, "model", None),
+    ],
+)
+def test_error_statuses_blame_the_model_on_that_replica(
+    status: int, blame: str, hold: float | None
+) -> None:
+    failure = status_failure("u", status, {"error": {"message": "no"}}, {})
+    assert isinstance(failure, Failure)
+    assert (failure.blame, failure.hold_s) == (blame, hold)
+
+
+def test_a_429_holds_for_its_retry_after() -> None:
+    failure = status_failure("u", 429, {}, {"Retry-After": "7"})
+    assert isinstance(failure, Failure)
+    assert failure.hold_s == 7.0
+
+
+@pytest.mark.parametrize(
+    ("reason", "scope", "blame"),
+    [
+        ("unreachable", "endpoint", "replica"),
+        ("timeout", "endpoint", "replica"),
+        ("stalled", "endpoint", "replica"),
+        ("stream_broken", "endpoint", "replica"),
+        ("generation_timeout", "endpoint", "replica"),
+        ("bad_response", "endpoint", "model"),
+        ("upstream_error", "endpoint", "model"),
+        ("context_length", "context", "none"),
+        ("content_filter", "content", "none"),
+        ("not_continuable", "model", "none"),
+    ],
+)
+def test_failure_classes_blame_the_replica_the_model_or_neither(
+    reason: str, scope: Any, blame: str
+) -> None:
+    failure = Failure(reason, UpstreamUnavailable("x"), scope=scope)
+    assert failure.blame == blame
+    assert failure.hold_s is None
