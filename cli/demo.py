@@ -3,7 +3,10 @@
 Starts ``small`` (fast, cheap) and ``large`` (slower, pricier) simulators on free ports, writes
 the embedded GatewayConfig to a temporary file (edit it while the demo runs to watch a hot
 reload), serves the gateway, prints copy-pasteable curl and openai-SDK snippets, and stops
-everything cleanly on Ctrl-C.
+everything cleanly on Ctrl-C. The gateway is composed exactly as ``switchman gateway`` composes
+it (``switchman.gateway.app.compose``): the same metric series, tracing from the standard
+``OTEL_*`` variables (``OTEL_TRACES_EXPORTER=console switchman demo`` prints spans), and an
+access log when ``--access-log`` asks for one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -18,9 +22,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from switchman.gateway.app import create_app
-from switchman.gateway.telemetry.metrics import Metrics
-from switchman.gateway.upstreams.config import ConfigWatcher
+from switchman.api.gatewayconfig import ConfigError
+from switchman.gateway.app import compose
+from switchman.gateway.telemetry.tracing import TracingConfigError
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 
@@ -74,6 +78,12 @@ LARGE = SimSettings(model="large", ttft_s=0.12, itl_s=0.03, max_model_len=32768)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    parser.add_argument(
+        "--access-log",
+        choices=("json", "text", "off"),
+        default="off",
+        help="one line per request on stdout (default off: the demo prints its guide there)",
+    )
 
 
 def snippets(gateway: str, small: str, config: Path) -> str:
@@ -130,10 +140,12 @@ async def _serve(args: argparse.Namespace) -> int:
         sims.append(large)
         config = Path(tempfile.mkdtemp(prefix="switchman-demo-")) / "gateway.yaml"
         config.write_text(EMBEDDED_CONFIG.format(small_port=small.port, large_port=large.port))
-        metrics = Metrics()
-        watcher = ConfigWatcher(config, metrics)
-        watcher.load_initial()
-        runner = web.AppRunner(create_app(watcher, metrics), access_log=None, shutdown_timeout=5)
+        try:
+            app = compose(config, os.environ, access_log=args.access_log)
+        except (ConfigError, TracingConfigError) as exc:
+            print(f"switchman demo: {exc}", file=sys.stderr)
+            return 2
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
         await runner.setup()
         try:
             await web.TCPSite(runner, args.host, args.port).start()

@@ -15,15 +15,11 @@ import logging
 import os
 import sys
 
-import prometheus_client
 from aiohttp import web
 
 from switchman.api.gatewayconfig import ConfigError
-from switchman.gateway.app import create_app
-from switchman.gateway.telemetry.accesslog import AccessLog, Format
-from switchman.gateway.telemetry.metrics import Metrics
-from switchman.gateway.telemetry.tracing import Tracing, TracingConfigError
-from switchman.gateway.upstreams.config import ConfigWatcher
+from switchman.gateway.app import compose
+from switchman.gateway.telemetry.tracing import TracingConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,36 +44,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _access_log(fmt: Format) -> AccessLog:
-    logger = logging.getLogger("switchman.access")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    return AccessLog(fmt, logger)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        tracing = Tracing.from_env(os.environ)
+        app = compose(
+            args.config, os.environ, access_log=args.access_log, watch_interval=args.watch_interval
+        )
     except TracingConfigError as exc:
         print(f"switchman gateway: tracing: {exc}", file=sys.stderr)
         return 2
-    # One *_created series per counter doubles what Prometheus stores, for no use here.
-    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    metrics = Metrics()
-    watcher = ConfigWatcher(args.config, metrics, interval=args.watch_interval)
-    try:
-        watcher.load_initial()
     except ConfigError as exc:
         print(f"switchman gateway: invalid config: {exc}", file=sys.stderr)
         print("Fix the file (see docs/gatewayconfig.md) and start again.", file=sys.stderr)
         return 2
-    app = create_app(watcher, metrics, tracing=tracing, access_log=_access_log(args.access_log))
     print(f"switchman gateway listening on http://{args.host}:{args.port} (config {args.config})")
     web.run_app(
         app,

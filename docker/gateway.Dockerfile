@@ -19,7 +19,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY . .
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Every dependency's wheel is built; only the gateway extra's are installed below.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+    && python docker/extra_requirements.py gateway > /wheels/requirements.txt
 
 # --- runtime: a virtualenv holding only the wheels, no compilers, no pip ------------------------
 FROM python:3.11.14-slim-bookworm AS runtime
@@ -39,7 +41,11 @@ LABEL org.opencontainers.image.title="switchman-gateway" \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/switchman \
     && pip --python /opt/switchman/bin/python install --no-cache-dir --no-index \
-        --disable-pip-version-check --root-user-action=ignore --find-links /wheels switchman \
+        --disable-pip-version-check --root-user-action=ignore --find-links /wheels \
+        --no-deps switchman \
+    && pip --python /opt/switchman/bin/python install --no-cache-dir --no-index \
+        --disable-pip-version-check --root-user-action=ignore --find-links /wheels \
+        -r /wheels/requirements.txt \
     && groupadd --system --gid 10001 switchman \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin switchman

@@ -1,9 +1,12 @@
-"""The gateway's aiohttp application: factory, error middleware and lifecycle.
+"""The gateway's aiohttp application: composition, factory, error middleware and lifecycle.
 
-``create_app`` wires a loaded ``ConfigWatcher`` into the handlers; ``switchman gateway`` (the CLI)
-and the tests call it. The middleware is the one place that turns errors into OpenAI-shaped JSON
-responses: ``GatewayError`` by its own status, aiohttp's 404/405, and anything unexpected as a
-500 that names the request id (the traceback goes to the log, never to the client).
+``compose`` is the one composition of a serving gateway (config watcher, metrics, tracing from
+the standard ``OTEL_*`` variables, access log, application): ``switchman gateway`` and
+``switchman demo`` both call it, so the demo exports what production exports. ``create_app``
+wires an already loaded ``ConfigWatcher`` into the handlers; the tests call it directly. The
+middleware is the one place that turns errors into OpenAI-shaped JSON responses: ``GatewayError``
+by its own status, aiohttp's 404/405, and anything unexpected as a 500 that names the request id
+(the traceback goes to the log, never to the client).
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
+import prometheus_client
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from switchman.api.gatewayconfig import Server
+from switchman.gateway import admin
 from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
 from switchman.gateway.routing.classifier import Classifier
@@ -25,9 +32,11 @@ from switchman.gateway.routing.table import ComplexityScorer
 from switchman.gateway.serve.observe import Telemetry
 from switchman.gateway.serve.proxy import Proxy
 from switchman.gateway.serve.request import REQUEST_ID, STARTED
-from switchman.gateway.telemetry.accesslog import AccessLog
+from switchman.gateway.telemetry.accesslog import AccessLog, Format
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.telemetry.tracing import Tracing
+from switchman.gateway.tenancy import gate
+from switchman.gateway.tenancy.admission import Tenancy
 from switchman.gateway.upstreams.config import ConfigWatcher
 
 log = logging.getLogger("switchman.gateway")
@@ -92,6 +101,12 @@ async def _add_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers["x-request-id"] = request_id
 
 
+async def _edge_headers(request: web.Request, response: web.StreamResponse) -> None:
+    watcher = request.app[GATEWAY].watcher
+    server = watcher.current.config.server if watcher.current is not None else Server()
+    admin.exposed_headers(request, response, server.edge, server.admin_token, watcher.environ)
+
+
 def create_app(
     watcher: ConfigWatcher,
     metrics: Metrics,
@@ -104,16 +119,24 @@ def create_app(
 
     Without ``tracing`` no spans are made; without ``access_log`` no access lines are written.
     """
+    tenancy = Tenancy(metrics, watcher.environ)
+    authenticate = gate.middleware(
+        tenancy, lambda: watcher.current.config.tenancy if watcher.current else None
+    )
     # Bodies are read by the proxy with the config's own (hot-reloadable) limit.
-    app = web.Application(middlewares=[errors_middleware], client_max_size=2**40)
+    app = web.Application(middlewares=[errors_middleware, authenticate], client_max_size=2**40)
     telemetry = Telemetry(
         metrics=metrics, tracing=tracing or Tracing(None), access_log=access_log or AccessLog("off")
     )
     proxy = Proxy(
-        telemetry, classifier=classifier if classifier is not None else Classifier.load_default()
+        telemetry,
+        classifier=classifier if classifier is not None else Classifier.load_default(),
+        tenancy=tenancy,
     )
     app[GATEWAY] = Gateway(watcher=watcher, proxy=proxy, metrics=metrics)
     app.on_response_prepare.append(_add_request_id)
+    app.on_response_prepare.append(gate.response_headers)
+    app.on_response_prepare.append(_edge_headers)
     add_routes(app)
 
     async def watch(app: web.Application) -> AsyncIterator[None]:
@@ -125,8 +148,30 @@ def create_app(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await proxy.close()
+        await tenancy.close()
         await watcher.close()
         await telemetry.tracing.shutdown()
 
     app.cleanup_ctx.append(watch)
     return app
+
+
+def compose(
+    config: str | Path,
+    environ: Mapping[str, str],
+    *,
+    access_log: Format = "json",
+    watch_interval: float = 1.0,
+) -> web.Application:
+    """The serving gateway for a GatewayConfig file, as production runs it.
+
+    Raises ``ConfigError`` for an invalid file and ``TracingConfigError`` for invalid ``OTEL_*``
+    settings, both before anything starts.
+    """
+    tracing = Tracing.from_env(environ)
+    # One *_created series per counter doubles what Prometheus stores, for no use here.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    metrics = Metrics()
+    watcher = ConfigWatcher(config, metrics, interval=watch_interval)
+    watcher.load_initial()
+    return create_app(watcher, metrics, tracing=tracing, access_log=AccessLog.to_stdout(access_log))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any, Literal
 
 Format = Literal["json", "text", "off"]
@@ -21,6 +22,19 @@ class AccessLog:
     def __init__(self, fmt: Format = "json", logger: logging.Logger | None = None) -> None:
         self.format = fmt
         self.logger = logger or logging.getLogger("switchman.access")
+
+    @classmethod
+    def to_stdout(cls, fmt: Format) -> AccessLog:
+        """Lines on stdout, bare (the gateway's own log goes to stderr)."""
+        logger = logging.getLogger("switchman.access")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        if not any(getattr(h, "switchman_stdout", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler.switchman_stdout = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        return cls(fmt, logger)
 
     @property
     def enabled(self) -> bool:

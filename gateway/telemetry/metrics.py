@@ -9,6 +9,7 @@ only from the event loop); the exposition is prometheus_client's.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -31,133 +32,288 @@ ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One metric family: the ``Metrics`` attribute that holds it and how it is exported."""
+
+    attr: str
+    kind: type[Counter] | type[Gauge] | type[Histogram]
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+    def build(self) -> Counter | Gauge | Histogram:
+        if self.kind is Histogram:
+            return Histogram(self.name, self.help, self.labels, self.buckets)
+        return self.kind(self.name, self.help, self.labels)
+
+
+FAMILIES: tuple[Spec, ...] = (
+    Spec(
+        "requests",
+        Counter,
+        "switchman_requests",
+        "Client requests by route, serving model and upstream, and outcome.",
+        ("route", "model", "upstream", "outcome"),
+    ),
+    Spec(
+        "request_duration",
+        Histogram,
+        "switchman_request_duration_seconds",
+        "Time from request received to last byte sent.",
+        ("route", "model"),
+        buckets=LATENCY_BUCKETS,
+    ),
+    Spec(
+        "time_to_first_token",
+        Histogram,
+        "switchman_time_to_first_token_seconds",
+        "Streaming: time from request received to the first chunk sent to the client.",
+        ("route", "model"),
+        buckets=TTFT_BUCKETS,
+    ),
+    Spec(
+        "inter_token_latency",
+        Histogram,
+        "switchman_inter_token_latency_seconds",
+        "Streaming: mean time between chunks sent to the client, one sample per request.",
+        ("route", "model"),
+        buckets=ITL_BUCKETS,
+    ),
+    Spec(
+        "cost",
+        Counter,
+        "switchman_cost_usd",
+        "Spend in USD from the models' configured prices and the usage of each response.",
+        ("route", "model"),
+    ),
+    Spec(
+        "routing_decisions",
+        Counter,
+        "switchman_routing_decisions",
+        "Routing decisions by route and reason (the strategy that ordered the candidates).",
+        ("route", "reason"),
+    ),
+    Spec(
+        "fallbacks",
+        Counter,
+        "switchman_fallbacks",
+        "Requests moved on to another candidate, by route and the failure that moved them.",
+        ("route", "reason"),
+    ),
+    Spec(
+        "tokens",
+        Counter,
+        "switchman_tokens",
+        "Tokens by model and direction (input, output).",
+        ("model", "direction"),
+    ),
+    Spec(
+        "upstream_attempts",
+        Counter,
+        "switchman_upstream_attempts",
+        "Upstream attempts by upstream, model and outcome (ok, rejected, or the failure "
+        "reason, including how a stream ended after its first chunk).",
+        ("upstream", "model", "outcome"),
+    ),
+    Spec(
+        "upstream_in_flight",
+        Gauge,
+        "switchman_upstream_in_flight_requests",
+        "Requests currently sent to each upstream.",
+        ("upstream",),
+    ),
+    Spec(
+        "config_reloads",
+        Counter,
+        "switchman_config_reloads",
+        "Config (re)loads by result (success, invalid).",
+        ("result",),
+    ),
+    Spec(
+        "config_generation",
+        Gauge,
+        "switchman_config_generation",
+        "Generation number of the config being served (increments per successful load).",
+        (),
+    ),
+    Spec(
+        "config_last_reload_success",
+        Gauge,
+        "switchman_config_last_reload_successful",
+        "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
+        (),
+    ),
+    Spec(
+        "config_file_missing",
+        Gauge,
+        "switchman_config_file_missing",
+        "1 while the config file cannot be found (the last good config keeps serving).",
+        (),
+    ),
+    Spec(
+        "connections_refused",
+        Counter,
+        "switchman_connections_refused",
+        "Client connections refused at the edge, by reason (connection_limit, header_timeout).",
+        ("reason",),
+    ),
+    Spec(
+        "retries",
+        Counter,
+        "switchman_retries",
+        "Attempts after a request's first, by route and the failure that caused them.",
+        ("route", "reason"),
+    ),
+    Spec(
+        "retries_exhausted",
+        Counter,
+        "switchman_retries_exhausted",
+        "Requests that stopped retrying early, by route and why (deadline, retry_budget).",
+        ("route", "reason"),
+    ),
+    Spec(
+        "midstream",
+        Counter,
+        "switchman_midstream_failovers",
+        "Streams cut after the client saw tokens, by route and how the upstream broke off "
+        "(continued on another attempt when the route allows).",
+        ("route", "reason"),
+    ),
+    Spec(
+        "complexity",
+        Histogram,
+        "switchman_complexity_score",
+        "Prompt complexity scores of requests on routes that use the classifier.",
+        ("route",),
+        buckets=tuple(i / 10 for i in range(1, 11)),
+    ),
+    Spec(
+        "shadow_requests",
+        Counter,
+        "switchman_shadow_requests",
+        "Mirrored (shadow) requests by route, shadow model and outcome.",
+        ("route", "model", "outcome"),
+    ),
+    Spec(
+        "shadow_duration",
+        Histogram,
+        "switchman_shadow_duration_seconds",
+        "Time a shadow model took to answer a mirrored request in full.",
+        ("route", "model"),
+        buckets=LATENCY_BUCKETS,
+    ),
+    Spec(
+        "shadow_tokens",
+        Counter,
+        "switchman_shadow_tokens",
+        "Tokens of mirrored requests by route, shadow model and direction.",
+        ("route", "model", "direction"),
+    ),
+    Spec(
+        "endpoint_up",
+        Gauge,
+        "switchman_endpoint_up",
+        "1 when a replica can take requests (healthy, circuit not open), else 0.",
+        ("upstream", "endpoint"),
+    ),
+    Spec(
+        "circuit_state",
+        Gauge,
+        "switchman_circuit_state",
+        "Circuit breaker per replica: 0 closed, 1 half-open, 2 open.",
+        ("upstream", "endpoint"),
+    ),
+    Spec(
+        "endpoint_load",
+        Gauge,
+        "switchman_endpoint_load",
+        "The load value replica picking compares (in-flight, queue and KV-cache use).",
+        ("upstream", "endpoint"),
+    ),
+    Spec(
+        "tenant_spend",
+        Counter,
+        "switchman_tenant_spend_usd",
+        "Spend billed to each tenant (actual usage; never retries, failed attempts or "
+        "shadows), by tenant, route and serving model.",
+        ("tenant", "route", "model"),
+    ),
+    Spec(
+        "tenant_rejections",
+        Counter,
+        "switchman_tenant_rejections",
+        "Requests refused by tenancy, by tenant (none: no or unknown key) and reason "
+        "(unauthenticated, forbidden, rpm, tpm, daily, monthly, store_down).",
+        ("tenant", "reason"),
+    ),
+    Spec(
+        "tenancy_store_errors",
+        Counter,
+        "switchman_tenancy_store_errors",
+        "Redis commands of the limits store that failed, by operation (admit, settle).",
+        ("operation",),
+    ),
+    Spec(
+        "tenancy_store_up",
+        Gauge,
+        "switchman_tenancy_store_up",
+        "1 while the shared limits store (Redis) answers, 0 while it does not.",
+        (),
+    ),
+    Spec(
+        "shadow_cost",
+        Counter,
+        "switchman_shadow_cost_usd",
+        "Cost of mirrored (shadow) requests by route and shadow model; billed to no tenant.",
+        ("route", "model"),
+    ),
+)
+
+
 class Metrics:
-    """The gateway's metric families."""
+    """The gateway's metric families: one attribute per row of ``FAMILIES``."""
+
+    requests: Counter
+    request_duration: Histogram
+    time_to_first_token: Histogram
+    inter_token_latency: Histogram
+    cost: Counter
+    routing_decisions: Counter
+    fallbacks: Counter
+    tokens: Counter
+    upstream_attempts: Counter
+    upstream_in_flight: Gauge
+    config_reloads: Counter
+    config_generation: Gauge
+    config_last_reload_success: Gauge
+    config_file_missing: Gauge
+    connections_refused: Counter
+    retries: Counter
+    retries_exhausted: Counter
+    midstream: Counter
+    complexity: Histogram
+    shadow_requests: Counter
+    shadow_duration: Histogram
+    shadow_tokens: Counter
+    endpoint_up: Gauge
+    circuit_state: Gauge
+    endpoint_load: Gauge
+    tenant_spend: Counter
+    tenant_rejections: Counter
+    tenancy_store_errors: Counter
+    tenancy_store_up: Gauge
+    shadow_cost: Counter
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "switchman_requests",
-            "Client requests by route, serving model and upstream, and outcome.",
-            ["route", "model", "upstream", "outcome"],
-        )
-        self.request_duration = Histogram(
-            "switchman_request_duration_seconds",
-            "Time from request received to last byte sent.",
-            ["route", "model"],
-            LATENCY_BUCKETS,
-        )
-        self.time_to_first_token = Histogram(
-            "switchman_time_to_first_token_seconds",
-            "Streaming: time from request received to the first chunk sent to the client.",
-            ["route", "model"],
-            TTFT_BUCKETS,
-        )
-        self.inter_token_latency = Histogram(
-            "switchman_inter_token_latency_seconds",
-            "Streaming: mean time between chunks sent to the client, one sample per request.",
-            ["route", "model"],
-            ITL_BUCKETS,
-        )
-        self.cost = Counter(
-            "switchman_cost_usd",
-            "Spend in USD from the models' configured prices and the usage of each response.",
-            ["route", "model"],
-        )
-        self.routing_decisions = Counter(
-            "switchman_routing_decisions",
-            "Routing decisions by route and reason (the strategy that ordered the candidates).",
-            ["route", "reason"],
-        )
-        self.fallbacks = Counter(
-            "switchman_fallbacks",
-            "Requests moved on to another candidate, by route and the failure that moved them.",
-            ["route", "reason"],
-        )
-        self.tokens = Counter(
-            "switchman_tokens",
-            "Tokens by model and direction (input, output).",
-            ["model", "direction"],
-        )
-        self.upstream_attempts = Counter(
-            "switchman_upstream_attempts",
-            "Upstream attempts by upstream, model and outcome (ok, rejected, or the failure "
-            "reason, including how a stream ended after its first chunk).",
-            ["upstream", "model", "outcome"],
-        )
-        self.upstream_in_flight = Gauge(
-            "switchman_upstream_in_flight_requests",
-            "Requests currently sent to each upstream.",
-            ["upstream"],
-        )
-        self.config_reloads = Counter(
-            "switchman_config_reloads",
-            "Config (re)loads by result (success, invalid).",
-            ["result"],
-        )
-        self.config_generation = Gauge(
-            "switchman_config_generation",
-            "Generation number of the config being served (increments per successful load).",
-        )
-        self.config_last_reload_success = Gauge(
-            "switchman_config_last_reload_successful",
-            "1 if the last config (re)load attempt succeeded, 0 if the last good one is kept.",
-        )
-        self.retries = Counter(
-            "switchman_retries",
-            "Attempts after a request's first, by route and the failure that caused them.",
-            ["route", "reason"],
-        )
-        self.retries_exhausted = Counter(
-            "switchman_retries_exhausted",
-            "Requests that stopped retrying early, by route and why (deadline, retry_budget).",
-            ["route", "reason"],
-        )
-        self.midstream = Counter(
-            "switchman_midstream_failovers",
-            "Streams cut after the client saw tokens, by route and how the upstream broke off "
-            "(continued on another attempt when the route allows).",
-            ["route", "reason"],
-        )
-        self.complexity = Histogram(
-            "switchman_complexity_score",
-            "Prompt complexity scores of requests on routes that use the classifier.",
-            ["route"],
-            tuple(i / 10 for i in range(1, 11)),
-        )
-        self.shadow_requests = Counter(
-            "switchman_shadow_requests",
-            "Mirrored (shadow) requests by route, shadow model and outcome.",
-            ["route", "model", "outcome"],
-        )
-        self.shadow_duration = Histogram(
-            "switchman_shadow_duration_seconds",
-            "Time a shadow model took to answer a mirrored request in full.",
-            ["route", "model"],
-            LATENCY_BUCKETS,
-        )
-        self.shadow_tokens = Counter(
-            "switchman_shadow_tokens",
-            "Tokens of mirrored requests by route, shadow model and direction.",
-            ["route", "model", "direction"],
-        )
-        self.endpoint_up = Gauge(
-            "switchman_endpoint_up",
-            "1 when a replica can take requests (healthy, circuit not open), else 0.",
-            ["upstream", "endpoint"],
-        )
-        self.circuit_state = Gauge(
-            "switchman_circuit_state",
-            "Circuit breaker per replica: 0 closed, 1 half-open, 2 open.",
-            ["upstream", "endpoint"],
-        )
-        self.endpoint_load = Gauge(
-            "switchman_endpoint_load",
-            "The load value replica picking compares (in-flight, queue and KV-cache use).",
-            ["upstream", "endpoint"],
-        )
+        for spec in FAMILIES:
+            setattr(self, spec.attr, spec.build())
         for result in ("success", "invalid"):
             self.config_reloads.labels(result)
+        for reason in ("connection_limit", "header_timeout"):
+            self.connections_refused.labels(reason)
         self.registry.register(
             SeriesCollector([value for value in vars(self).values() if hasattr(value, "metric")])
         )

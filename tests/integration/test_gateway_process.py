@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -148,3 +149,29 @@ async def test_demo_serves_auto_and_stops_cleanly_on_ctrl_c() -> None:
     assert 'OpenAI(base_url="http://127.0.0.1:' in out
     assert "/admin/faults" in out
     assert "Traceback" not in stderr.decode()
+
+
+async def test_demo_is_composed_like_the_gateway_otel_env_and_series() -> None:
+    """``switchman demo`` honours the standard OTEL_* variables and exports production's series
+    (no ``*_created`` samples), because both commands go through ``app.compose``."""
+    port = processes.free_port()
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "always_on"}
+    async with processes.switchman(
+        "demo", "--port", str(port), env=env, stdout=processes.PIPE, stderr=processes.PIPE
+    ) as proc:
+        await processes.wait_http(f"http://127.0.0.1:{port}/readyz")
+        async with aiohttp.ClientSession() as http:
+            body = {"model": "small", "messages": [{"role": "user", "content": "Hi"}]}
+            async with http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as r:
+                assert r.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                metrics = await r.text()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, stderr.decode()
+    assert "switchman_requests_total" in metrics
+    assert "_created" not in metrics
+    out = stdout.decode()
+    # The console exporter prints each finished span as JSON, the server span among them.
+    assert '"gen_ai.request.model": "small"' in out
+    assert '"kind": "SpanKind.SERVER"' in out

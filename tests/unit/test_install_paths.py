@@ -757,3 +757,31 @@ def test_no_image_reference_names_a_registry_host() -> None:
     found = {reference for _, reference in references}
     assert {"switchman/operator:0.1.0", "switchman/gateway:0.1.0", "switchman/operator"} <= found
     assert "python:3.11.14-slim-bookworm" in found
+
+
+@pytest.mark.parametrize("plane", ["gateway", "operator"])
+def test_each_image_installs_only_its_planes_extra(plane: str) -> None:
+    """The wheel goes in without dependencies, then exactly the plane's extra: no kopf or
+    Kubernetes client in the gateway image."""
+    stages = parse_dockerfile(IMAGES[plane].read_text())
+    builder, runtime = stages[0], stages[-1]
+    assert any(
+        f"python docker/extra_requirements.py {plane} > /wheels/requirements.txt" in run.args
+        for run in builder.all("RUN")
+    )
+    (install,) = [i for i in runtime.all("RUN") if "pip" in i.args and "install" in i.args]
+    assert "--no-deps switchman" in install.args
+    assert "-r /wheels/requirements.txt" in install.args
+    assert in_context("docker/extra_requirements.py", dockerignore_patterns())
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "extra_requirements.py"), plane],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    names = {re.split(r"[<>=!~]", req)[0] for req in script}
+    assert "aiohttp" in names
+    if plane == "gateway":
+        assert not {"kopf", "kubernetes"} & names
+    else:
+        assert {"kopf", "kubernetes"} <= names
