@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from switchman.api.gatewayconfig import AnthropicSettings
@@ -98,6 +99,22 @@ class Anthropic:
         )
         translated["stream"] = stream
         return UpstreamCall(path="/v1/messages", body=_dumps(translated), headers=self._headers)
+
+    def native_messages(
+        self, body: dict[str, Any], model_id: str, stream: bool, headers: Mapping[str, str]
+    ) -> UpstreamCall:
+        """A client's own Messages body, untouched but for ``model`` and ``stream``.
+
+        Used by ``inbound.edge`` for ``POST /v1/messages``: the client's ``anthropic-version``
+        and ``anthropic-beta`` (in ``headers``) replace the configured version, since the body is
+        written against them. The answer is decoded as for chat.
+        """
+        native = dict(body)
+        native["model"] = model_id
+        native["stream"] = stream
+        return UpstreamCall(
+            path="/v1/messages", body=_dumps(native), headers={**self._headers, **headers}
+        )
 
     def decode(self, op: Operation, payload: bytes) -> tuple[bytes, ResponseInfo]:
         message = json.loads(payload)
