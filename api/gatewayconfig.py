@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from switchman.api.edge import Edge, UpstreamTLS, header_problems, value_problem
 from switchman.api.resilience import (
     Balance,
     CircuitBreaker,
@@ -77,11 +78,25 @@ class AzureSettings(Strict):
     deployment: str = Field(min_length=1, description="Deployment name in the Azure resource.")
     api_version: str = Field(default="2024-10-21", description="The `api-version` query value.")
 
+    @field_validator("deployment", "api_version")
+    @classmethod
+    def _url_safe(cls, value: str) -> str:
+        if (problem := value_problem(value)) is not None:
+            raise ValueError(f"the value {problem}")
+        return value
+
 
 class AnthropicSettings(Strict):
     """Anthropic Messages API specifics."""
 
     version: str = Field(default="2023-06-01", description="The `anthropic-version` header.")
+
+    @field_validator("version")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        if (problem := value_problem(value)) is not None:
+            raise ValueError(f"the value {problem}")
+        return value
     default_max_tokens: int = Field(
         default=4096,
         gt=0,
@@ -120,6 +135,7 @@ class Upstream(Strict):
         default_factory=dict, description="Extra non-secret headers sent on every request."
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    tls: UpstreamTLS = Field(default_factory=UpstreamTLS)
     max_connections: int = Field(default=256, gt=0, description="Connection pool size.")
     azure: AzureSettings | None = None
     anthropic: AnthropicSettings | None = None
@@ -173,11 +189,10 @@ class Upstream(Strict):
 
     @field_validator("headers")
     @classmethod
-    def _no_auth_headers(cls, value: dict[str, str]) -> dict[str, str]:
-        secret_like = {"authorization", "api-key", "x-api-key"}
-        bad = sorted(k for k in value if k.lower() in secret_like)
-        if bad:
-            raise ValueError(f"credentials go in 'api_key' (a reference), not headers: {bad}")
+    def _sendable_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        found = header_problems(value)
+        if found:
+            raise ValueError("; ".join(found))
         return value
 
 
@@ -193,7 +208,11 @@ class Capabilities(Strict):
     json_schema: bool | None = Field(
         default=None, description="Honours response_format json_schema."
     )
-    context_window: int = Field(default=8192, gt=0, description="Prompt + completion tokens.")
+    context_window: int | None = Field(
+        default=None,
+        gt=0,
+        description="Prompt + completion tokens; unset: unknown (never filtered on it).",
+    )
 
 
 class Price(Strict):
@@ -218,7 +237,10 @@ class Model(Strict):
         default=None, description="Model id sent upstream; defaults to `name`."
     )
     capabilities: Capabilities = Field(default_factory=Capabilities)
-    price: Price = Field(default_factory=Price)
+    price: Price | None = Field(
+        default=None,
+        description="Unset: unknown, not free (see docs/routing.md for how strategies treat it).",
+    )
     tier: str = Field(default="default", description="Quality tier, e.g. small or large.")
 
     @property
@@ -230,6 +252,9 @@ class Server(Strict):
     """Gateway-wide settings."""
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    edge: Edge = Field(
+        default_factory=Edge, description="Edge limits and what clients are shown."
+    )
     retry: Retry = Field(
         default_factory=Retry, description="Retries for requests naming a model directly."
     )

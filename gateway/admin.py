@@ -1,9 +1,11 @@
-"""Admin rights for the debugging endpoints (``GET /debug/decisions``).
+"""Admin rights for the debugging endpoints (``GET /debug/decisions``), and what only admins see.
 
-Called by ``handlers``. The decision log (``decisions``) shows, per recent request, the
-candidates, their scores and the filters that removed them, the attempts and the outcome. Admin
-only: with ``server.admin_token`` set a matching bearer token is required; without it only
-loopback clients are answered (``kubectl port-forward`` arrives on loopback inside the pod).
+Called by ``handlers`` and, for response headers, by ``app`` (``exposed_headers``: the replica
+address in ``x-switchman-upstream`` and the version in ``Server``, per ``server.edge``). The
+decision log (``decisions``) shows, per recent request, the candidates, their scores and the
+filters that removed them, the attempts and the outcome. Admin only: with ``server.admin_token``
+set a matching bearer token is required; without it only loopback clients are answered
+(``kubectl port-forward`` arrives on loopback inside the pod).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from switchman.api.edge import Edge
 from switchman.api.gatewayconfig import CredentialRef
 from switchman.gateway.errors import GatewayError, NotReady
 from switchman.gateway.upstreams import credentials
@@ -27,16 +31,59 @@ class Forbidden(GatewayError):
     code = "forbidden"
 
 
+def _loopback(request: web.BaseRequest) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _server_version() -> str:
+    try:
+        return f"switchman/{version('switchman')}"
+    except PackageNotFoundError:
+        return "switchman"
+
+
+SERVER_VERSION = _server_version()
+
+
+def exposed_headers(
+    request: web.BaseRequest,
+    response: web.StreamResponse,
+    edge: Edge,
+    token: CredentialRef | None,
+    environ: Mapping[str, str],
+) -> None:
+    """Set ``Server`` and cut the replica address from ``x-switchman-upstream`` unless allowed:
+    ``upstream_address: local`` shows it to loopback clients and admin-token holders only."""
+    response.headers["Server"] = SERVER_VERSION if edge.server_version else "switchman"
+    upstream = response.headers.get("x-switchman-upstream")
+    if upstream is None or edge.upstream_address == "always":
+        return
+    if edge.upstream_address == "local" and (
+        _loopback(request) or _holds_token(request, token, environ)
+    ):
+        return
+    response.headers["x-switchman-upstream"] = upstream.partition(" ")[0]
+
+
+def _holds_token(
+    request: web.BaseRequest, token: CredentialRef | None, environ: Mapping[str, str]
+) -> bool:
+    secret = credentials.resolve(token, environ)[0] if token is not None else None
+    supplied = request.headers.get("Authorization", "")
+    return secret is not None and hmac.compare_digest(
+        supplied.encode(), f"Bearer {secret}".encode()
+    )
+
+
 def check_admin(
     request: web.Request, token: CredentialRef | None, environ: Mapping[str, str]
 ) -> None:
     """Raise Forbidden unless the caller may use admin endpoints."""
     if token is None:
-        try:
-            loopback = ipaddress.ip_address(request.remote or "").is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
+        if not _loopback(request):
             raise Forbidden(
                 "/debug is served to loopback clients only; set server.admin_token to allow "
                 "remote callers with a bearer token"

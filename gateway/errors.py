@@ -86,6 +86,22 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class ExpectationFailed(GatewayError):
+    """An ``Expect`` header other than ``100-continue``."""
+
+    status = 417
+    type = "invalid_request_error"
+    code = "expectation_failed"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its request body in time (a slow or stalled upload)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class RateLimited(GatewayError):
     """Every candidate answered 429; ``Retry-After`` is passed on when upstream gave one."""
 
@@ -116,6 +132,38 @@ class NotReady(GatewayError):
     status = 503
     type = "api_error"
     code = "not_ready"
+
+
+class Unauthenticated(GatewayError):
+    """Tenancy is on and the request carries no key, or one the gateway does not know."""
+
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    """The key's tenant may not use the route or model the request names."""
+
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class LimitExceeded(GatewayError):
+    """A tenant's request or token rate, or its USD budget, is used up (``Retry-After`` set)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class LimitsUnavailable(GatewayError):
+    """The shared limits store is unreachable and the config says to refuse meanwhile."""
+
+    status = 503
+    type = "api_error"
+    code = "limits_unavailable"
 
 
 class UpstreamRejected(GatewayError):

@@ -11,14 +11,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from switchman.gateway import admin as debug
 from switchman.gateway import openapi
-from switchman.gateway.errors import InvalidRequest, NotReady
+from switchman.gateway.errors import (
+    ExpectationFailed,
+    GatewayError,
+    InvalidRequest,
+    NotReady,
+    PayloadTooLarge,
+)
 from switchman.gateway.providers.exchange import Operation
 from switchman.gateway.serve.proxy import Proxy
+from switchman.gateway.serve.request import check_length
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.config import ConfigWatcher
 from switchman.gateway.upstreams.runtime import Runtime
@@ -46,6 +53,32 @@ def _runtime(request: web.Request) -> Runtime:
 async def _proxied(request: web.Request, op: Operation) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     return await gateway.proxy.handle(request, op, lambda: gateway.watcher.current)
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: refuse a declared body over the limit *before* inviting it.
+
+    aiohttp runs this ahead of the middleware, so a refusal is shaped here; the connection is
+    closed after it because the body the client may still send is never read.
+    """
+    error: GatewayError | None = None
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        error = ExpectationFailed("only 'Expect: 100-continue' is supported", param="Expect")
+    elif (runtime := request.app[GATEWAY].watcher.current) is not None:
+        try:
+            check_length(request.content_length, runtime.config.server.max_body_bytes)
+        except PayloadTooLarge as exc:
+            error = exc
+    if error is not None:
+        response = web.Response(
+            status=error.status, body=error.payload(), content_type="application/json"
+        )
+        response.force_close()
+        return response
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim response is not part of the answer
+    return None
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -88,7 +121,7 @@ async def list_models(request: web.Request) -> web.Response:
                 "upstream": model.upstream,
                 "tier": model.tier,
                 "capabilities": model.capabilities.model_dump(),
-                "price": model.price.model_dump(),
+                "price": model.price.model_dump() if model.price is not None else None,
             },
         }
         for model in runtime.table.models.values()
@@ -101,11 +134,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _servable(runtime: Runtime) -> bool:
+    """Whether some model (named directly or a route's candidate) has a usable upstream now."""
+    usable = {name for name, client in runtime.upstreams.items() if client.unusable() is None}
+    return any(model.upstream in usable for model in runtime.table.models.values())
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: a config is loaded; details show the last reload error and each upstream."""
+    """Readiness: a config is loaded and some model can be served (no route is left without a
+    usable candidate); details show the last reload error, the config file and each upstream."""
     watcher = request.app[GATEWAY].watcher
     runtime = watcher.current
-    config: dict[str, Any] = {"path": str(watcher.path), "last_reload_error": watcher.last_error}
+    config: dict[str, Any] = {
+        "path": str(watcher.path),
+        "file_present": not watcher.file_missing,
+        "last_reload_error": watcher.last_error,
+    }
     if runtime is None:
         return web.json_response({"status": "not_ready", "config": config}, status=503)
     config["generation"] = runtime.generation
@@ -118,11 +162,20 @@ async def readyz(request: web.Request) -> web.Response:
             "problem": client.problem,
             "routable": client.unusable() is None,
             "in_flight": client.inflight,
+            "circuit": client.endpoints.circuits(),
             "endpoints": client.endpoints.snapshot(),
         }
         for client in runtime.upstreams.values()
     }
-    return web.json_response({"status": "ready", "config": config, "upstreams": upstreams})
+    if not _servable(runtime):
+        body = {"status": "not_ready", "reason": "no_usable_candidate", "config": config}
+        return web.json_response({**body, "upstreams": upstreams}, status=503)
+    ready: dict[str, Any] = {"status": "ready", "config": config, "upstreams": upstreams}
+    tenancy = request.app[GATEWAY].proxy.tenancy
+    if tenancy is not None:
+        tenancy.configure(runtime.config.tenancy)
+        ready["tenancy"] = tenancy.status()  # keys, and whether the shared limits store answers
+    return web.json_response(ready)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -130,7 +183,7 @@ async def metrics(request: web.Request) -> web.Response:
     runtime = gateway.watcher.current
     if runtime is not None:
         gateway.metrics.endpoints(
-            (client.name, e.address, e.available(), e.breaker.state, e.load_value())
+            (client.name, e.address, e.available(), e.circuit_state(), e.load_value())
             for client in runtime.upstreams.values()
             for e in client.endpoints.endpoints
         )
@@ -157,9 +210,12 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/completions", completions)
-    app.router.add_post("/v1/embeddings", embeddings)
+    for path, handler in (
+        ("/v1/chat/completions", chat_completions),
+        ("/v1/completions", completions),
+        ("/v1/embeddings", embeddings),
+    ):
+        app.router.add_post(path, handler, expect_handler=expect_continue)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

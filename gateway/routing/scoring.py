@@ -46,6 +46,17 @@ def relative_low(values: list[float | None]) -> list[float]:
     return [1.0 if v is None else (best + eps) / (v + eps) for v in values]
 
 
+def relative_cost(values: list[float | None]) -> list[float]:
+    """Lower is better, like ``relative_low``, but an unknown price scores 0, never 1: a model
+    without a price is not free, so ``cheapest`` prefers every priced candidate to it."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return [0.0] * len(values)
+    best = min(known)
+    eps = 1e-12
+    return [0.0 if v is None else (best + eps) / (v + eps) for v in values]
+
+
 def relative_load(loads: list[float]) -> list[float]:
     """In-flight style loads: (min + 1) / (load + 1), so an idle candidate beats a busy one."""
     best = min(loads) if loads else 0.0

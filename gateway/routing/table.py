@@ -199,7 +199,7 @@ class RoutingTable:
         parts: dict[str, list[float]] = {}
         for name, _ in route.weights:
             if name == "cost":
-                parts[name] = scoring.relative_low([_cost(m, feats) for m in models])
+                parts[name] = scoring.relative_cost([_cost(m, feats) for m in models])
             elif name == "latency":
                 parts[name] = scoring.relative_low(
                     [views[m.upstream].latency_estimate(feats.output_tokens) for m in models]
@@ -241,8 +241,10 @@ def _split(spec: Route, order: list[int], rng: random.Random) -> tuple[list[int]
     return [first, *order[:pick], *order[pick + 1 :]], f"weighted {share:g}% -> {names[first]}"
 
 
-def _cost(model: Model, feats: Features) -> float:
+def _cost(model: Model, feats: Features) -> float | None:
     price = model.price
+    if price is None:
+        return None  # unknown, not free
     return (
         price.input_per_mtok * feats.prompt_tokens + price.output_per_mtok * feats.output_tokens
     ) / 1e6
@@ -294,18 +296,19 @@ def _filter_context(
 ) -> list[int]:
     """Models whose context window holds the estimated prompt plus max_tokens.
 
-    The estimate is approximate, so when no model passes, the largest window stays and the
-    upstream has the last word.
+    An unknown window (unset) is never filtered: the upstream has the last word. The estimate
+    is approximate, so when no model passes, the largest window stays and the upstream decides.
     """
     need = feats.total_tokens
-    fits = [i for i in kept if candidates[i].capabilities.context_window >= need]
+    windows = {i: candidates[i].capabilities.context_window for i in kept}
+    fits = [i for i in kept if (windows[i] or need) >= need]
     if fits:
         for i in kept:
             if i not in fits:
                 rows[i].removed = "context window"
         return fits
-    largest = max(candidates[i].capabilities.context_window for i in kept)
+    largest = max(w for w in windows.values() if w is not None)
     for i in kept:
-        if candidates[i].capabilities.context_window < largest:
+        if (windows[i] or 0) < largest:
             rows[i].removed = "context window"
-    return [i for i in kept if candidates[i].capabilities.context_window == largest]
+    return [i for i in kept if windows[i] == largest]

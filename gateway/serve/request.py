@@ -1,24 +1,37 @@
 """Reads and validates a client's request body: only the fields routing and proxying need.
 
 Called by ``handlers`` for each proxied endpoint. Everything else in the body is kept as-is and
-passed through to the upstream. Errors are ``InvalidRequest`` / ``PayloadTooLarge`` with a
-``param`` pointing at the offending field.
+passed through to the upstream. Errors are ``InvalidRequest`` / ``PayloadTooLarge`` /
+``RequestTimeout`` with a ``param`` pointing at the offending field where there is one.
+
+The body must be strict JSON (RFC 8259) in UTF-8: no ``NaN``/``Infinity`` (nor numbers that
+overflow to them), no lone surrogate escapes (``"\\ud800"``: they cannot be re-encoded for the
+upstream), integers of at most ``MAX_INT_DIGITS`` digits and nesting of at most ``MAX_DEPTH``
+arrays/objects. The checks that need a walk of the parsed body run only when a cheap scan of
+the raw bytes says they might fail, so ordinary requests pay next to nothing for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from switchman.gateway.errors import InvalidRequest, PayloadTooLarge
+from switchman.gateway.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from switchman.gateway.providers.exchange import Operation
 
 # Per-request values set by the error middleware, read by the proxy.
 REQUEST_ID = web.RequestKey("request_id", str)
 STARTED = web.RequestKey("started", float)
+
+MAX_DEPTH = 100  # nested arrays/objects; tool schemas rarely pass 30
+MAX_INT_DIGITS = 64  # a JSON integer longer than this is no count, id or seed anybody sends
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 _REQUIRED: dict[Operation, str] = {
     "chat": "messages",
@@ -39,22 +52,32 @@ class ClientRequest:
     size: int = 0  # bytes of the raw body
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing more than ``limit`` bytes without reading them all."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(
-            f"request body is {request.content_length} bytes; the limit is {limit}"
-        )
+def check_length(content_length: int | None, limit: int) -> None:
+    """Refuse a declared length over ``limit`` (also before ``100 Continue`` is sent)."""
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"request body is {content_length} bytes; the limit is {limit}")
+
+
+async def read_body(request: web.Request, limit: int, within_s: float | None = None) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without reading them all, and a body
+    that takes longer than ``within_s`` seconds to arrive (a slow or stalled upload)."""
+    check_length(request.content_length, limit)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within_s):
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {within_s:g}s; send it at once"
+        ) from None
     return b"".join(chunks)
 
 
@@ -62,10 +85,7 @@ def parse(op: Operation, raw: bytes) -> ClientRequest:
     """Validate the fields the gateway relies on; raise InvalidRequest naming the field."""
     if not raw:
         raise InvalidRequest("request body is empty; send a JSON object")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+    body = loads(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     model = body.get("model")
@@ -102,3 +122,81 @@ def _check_messages(messages: Any) -> None:
             raise InvalidRequest(
                 "each message needs a string 'role'", param=f"messages[{index}].role"
             )
+
+
+def loads(raw: bytes) -> Any:
+    """Strict JSON from UTF-8 bytes (see the module docstring); InvalidRequest otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid UTF-8 (at byte {exc.start}); send UTF-8 JSON"
+        ) from None
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_int=_integer, parse_float=_float)
+    except RecursionError:
+        raise _too_deep(None) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    # Cheap scans decide whether the walk is needed: depth cannot pass MAX_DEPTH with fewer
+    # brackets, and a lone surrogate can only come from a \\uD800-\\uDFFF escape.
+    deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+    if deep or _SURROGATE_ESCAPE.search(raw):
+        _walk(value)
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise InvalidRequest(f"{name} is not a JSON number; send a finite number or null")
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidRequest(f"an integer in the request body has over {MAX_INT_DIGITS} digits")
+    return int(digits)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidRequest("a number in the request body is too large to be a finite double")
+    return value
+
+
+def _too_deep(param: str | None) -> InvalidRequest:
+    return InvalidRequest(
+        f"request body nests arrays/objects over {MAX_DEPTH} levels deep",
+        param=param[:200] if param else None,
+    )
+
+
+def _walk(value: Any) -> None:
+    """Check nesting depth and that every string (keys too) can be encoded as UTF-8."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_DEPTH:
+                raise _too_deep(path or None)
+            for key, item in node.items():
+                _encodable(key, path)  # named by its parent: the key itself cannot be shown
+                child = f"{path}.{key}" if path else str(key)
+                stack.append((item, child, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_DEPTH:
+                raise _too_deep(path or None)
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            _encodable(node, path)
+
+
+def _encodable(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            "request body holds a lone UTF-16 surrogate escape (\\uD800-\\uDFFF without its pair)",
+            param=path[:200] or None,
+        ) from None

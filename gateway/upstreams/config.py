@@ -3,7 +3,10 @@
 Used by ``app`` (start-up and a background watch task) and by handlers (``current``). Change
 detection polls the file's identity (inode, mtime, size, resolved path), which also catches a
 Kubernetes ConfigMap update: the kubelet swaps a ``..data`` symlink atomically. An invalid new file
-is logged and counted, and the last good config keeps serving; ``/readyz`` shows the error.
+is logged and counted, and the last good config keeps serving; ``/readyz`` shows the error. A file
+that disappears (a deleted ConfigMap, an unmounted volume) is logged once, shown in ``/readyz``
+(``config.file_present``) and in ``switchman_config_file_missing``; the last good config keeps
+serving, and the file's return is loaded like any change.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class ConfigWatcher:
         self.interval = interval
         self.current: runtime.Runtime | None = None
         self.last_error: str | None = None
+        self.file_missing = False
         self._metrics = metrics
         self.environ = os.environ if environ is None else environ
         self._signature: Signature | None = None
@@ -63,6 +67,7 @@ class ConfigWatcher:
     async def check(self) -> bool:
         """Reload if the file changed; True when a new config was swapped in."""
         signature = _signature(self.path)
+        self._note_presence(signature is not None)
         if signature is None or signature == self._signature:
             return False
         try:
@@ -85,6 +90,18 @@ class ConfigWatcher:
         self._install(config, signature, digest)
         log.info("config reloaded: generation %d", self._generation)
         return True
+
+    def _note_presence(self, present: bool) -> None:
+        if present == (not self.file_missing):
+            return
+        self.file_missing = not present
+        self._metrics.config_file_missing.set(0 if present else 1)
+        if present:
+            log.info("config file %s is back", self.path)
+        else:
+            log.warning(
+                "config file %s is gone; generation %d keeps serving", self.path, self._generation
+            )
 
     def _install(
         self, config: gatewayconfig.GatewayConfig, signature: Signature | None, digest: bytes

@@ -4,8 +4,11 @@ Scenario matrix (``resolve``):
 
 - no ref: (None, None)
 - env: set (surrounding whitespace stripped); unset; blank -> problem naming ``env:NAME``
-- file: present (trailing newline stripped); missing; empty / whitespace only; a directory;
-  not UTF-8 text -> problem naming ``file:PATH``
+- file: present (one trailing newline stripped); missing; empty; a directory; not UTF-8 text;
+  an inner newline, CRLF, two newlines, surrounding spaces, a control character -> problem naming
+  ``file:PATH`` (never the value)
+- env: a newline or control character inside the value -> problem
+- Redactor: masks every secret (bytes and text), longest first; ignores values under 8 chars
 - every problem: names the reference (``env:NAME`` / ``file:PATH``), never a secret value
 """
 
@@ -16,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from switchman.api.gatewayconfig import CredentialRef
-from switchman.gateway.upstreams.credentials import resolve
+from switchman.gateway.upstreams.credentials import MASK, Redactor, resolve
 
 SECRET = "sk-live-0123456789abcdef"
 
@@ -64,7 +67,7 @@ def test_missing_file_is_a_problem_naming_the_reference(tmp_path: Path) -> None:
     assert problem == f"credential file:{path} cannot be read: No such file or directory"
 
 
-@pytest.mark.parametrize("content", ["", "\n", "  \n\t"], ids=["empty", "newline", "blank"])
+@pytest.mark.parametrize("content", ["", "\n"], ids=["empty", "newline"])
 def test_empty_file_is_a_problem(tmp_path: Path, content: str) -> None:
     path = tmp_path / "api-key"
     path.write_text(content)
@@ -111,3 +114,47 @@ def test_every_problem_names_its_reference(tmp_path: Path) -> None:
         assert problem is not None
         assert ref.describe() in problem
         assert SECRET not in problem
+
+
+@pytest.mark.parametrize(
+    "content",
+    [SECRET + "\nsecond", SECRET + "\r\n", SECRET + "\n\n", " " + SECRET, SECRET + "\x00", "\t\n"],
+    ids=["inner-newline", "crlf", "two-newlines", "leading-space", "nul", "blank"],
+)
+def test_file_with_anything_but_one_trailing_newline_is_refused(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "api-key"
+    path.write_text(content)
+
+    secret, problem = resolve(CredentialRef(file=str(path)), {})
+
+    assert secret is None
+    assert problem == (
+        f"credential file:{path} holds whitespace or a control character (only one trailing "
+        "newline is allowed)"
+    )
+
+
+def test_env_value_with_an_inner_newline_is_refused() -> None:
+    secret, problem = resolve(CredentialRef(env="KEY"), {"KEY": SECRET + "\nX-Evil: 1"})
+
+    assert secret is None
+    assert problem == "credential env:KEY holds a newline or control character"
+
+
+def test_redactor_masks_every_secret_in_bytes_and_text() -> None:
+    other = "sk-ant-9876543210"
+    redactor = Redactor([SECRET, other, None, "short"])
+    leaked = f"bad key Bearer {SECRET}; also {other}; short stays"
+
+    assert redactor.text(leaked) == f"bad key Bearer {MASK}; also {MASK}; short stays"
+    assert redactor.data(leaked.encode()) == redactor.text(leaked).encode()
+    assert redactor
+    assert not Redactor([None, "tiny"])
+
+
+def test_redactor_masks_the_longer_of_overlapping_secrets_whole() -> None:
+    redactor = Redactor([SECRET, SECRET + "-extended"])
+
+    assert redactor.text(f"k={SECRET}-extended") == f"k={MASK}"

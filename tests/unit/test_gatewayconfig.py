@@ -9,6 +9,11 @@ Scenario matrix:
 - upstream kinds: azure-openai without ``azure``; ``azure`` / ``anthropic`` on another kind
 - credentials: a ref with both env and file, or neither; secret headers in ``headers``;
   user or password in ``base_url``; no error message echoes an input value (it may be a secret)
+- headers: CR/LF, NUL or another control character in a value, a non-token name, surrounding
+  whitespace, every hop-by-hop and credential-bearing header (Cookie, Proxy-Authorization, ...)
+  -> ConfigError with ``upstreams.N.headers`` and the header's name, never its value; the same
+  for settings that become headers or URL parts (anthropic.version, azure.deployment)
+- unknowns: no ``price`` is None (unknown, not free); no ``context_window`` is None (not 8192)
 - shape: unknown field at top level and nested (extra=forbid); non-mapping YAML; invalid YAML;
   empty text
 - ``load``: reads a file; a missing file says it cannot read it
@@ -80,13 +85,20 @@ def test_minimal_yaml_parses_with_defaults_filled_in() -> None:
     assert str(up.base_url) == "http://vllm:8000/v1"
     assert up.api_key is None
     assert up.headers == {}
-    assert (up.timeouts.connect_s, up.timeouts.first_byte_s, up.timeouts.idle_s) == (5.0, 60.0, 30.0)
+    assert (up.timeouts.connect_s, up.timeouts.first_byte_s, up.timeouts.idle_s) == (
+        5.0,
+        60.0,
+        30.0,
+    )
     assert up.timeouts.total_s == 600.0
     assert up.max_connections == 256
     [model] = config.models
     assert model.target == "llama"  # upstream_model defaults to the client-facing name
     assert model.tier == "default"
-    assert model.capabilities.context_window == 8192
+    assert model.capabilities.context_window is None  # unknown, not 8192
+    assert model.price is None  # unknown, not free
+    assert up.tls.ca_file is None  # verified against the system trust store
+    assert config.server.edge.upstream_address == "local"
     assert config.routes == []
     assert config.server.retry.max_attempts == 3
     assert config.server.max_body_bytes == 10 * 1024 * 1024
@@ -344,3 +356,62 @@ def test_dump_round_trips_through_parse() -> None:
     assert parse(text) == config
     assert dump(parse(text)) == text  # stable output: no spurious ConfigMap diffs
     assert json.loads(text)["upstreams"][0]["timeouts"]["first_byte_s"] == 60.0  # defaults written
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "cue"),
+    [
+        ("X-Org", "a\r\nX-Injected: 1", "control character"),
+        ("X-Org", "a\nb", "control character"),
+        ("X-Org", "a\x00b", "control character"),
+        ("X-Org", " padded", "whitespace"),
+        ("X Org", "v-secret-1", "not a token"),
+        ("X-Org:", "v-secret-2", "not a token"),
+        ("Cookie", "session=sk-hunter2", "may not be configured"),
+        ("Proxy-Authorization", "Basic sk-hunter2", "may not be configured"),
+        ("Set-Cookie", "a=b", "may not be configured"),
+        ("Connection", "close", "may not be configured"),
+        ("Transfer-Encoding", "chunked", "may not be configured"),
+        ("Host", "evil.example", "may not be configured"),
+        ("x-goog-api-key", "sk-hunter2", "may not be configured"),
+    ],
+)
+def test_unsendable_or_denied_headers_are_refused_with_their_path(
+    name: str, value: str, cue: str
+) -> None:
+    message = rejected(with_changes(upstreams=[upstream(headers={name: value})]))
+
+    assert "upstreams.0.headers" in message
+    assert cue in message
+    assert value.strip() not in message
+
+
+def test_header_valued_settings_refuse_control_characters() -> None:
+    doc = with_changes(
+        upstreams=[
+            upstream(kind="anthropic", anthropic={"version": "2023-06-01\r\nX-A: 1"}),
+        ]
+    )
+
+    message = rejected(doc)
+
+    assert "upstreams.0.anthropic.version" in message
+    assert "control character" in message
+
+
+def test_explicit_price_and_window_are_kept() -> None:
+    doc = with_changes(
+        models=[
+            {
+                "name": "llama",
+                "upstream": "vllm",
+                "price": {"input_per_mtok": 0.0, "output_per_mtok": 0.0},
+                "capabilities": {"context_window": 4096},
+            }
+        ]
+    )
+
+    [model] = parse(json.dumps(doc)).models
+    assert model.price is not None
+    assert model.price.input_per_mtok == 0.0  # explicitly free is free
+    assert model.capabilities.context_window == 4096

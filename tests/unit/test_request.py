@@ -10,6 +10,12 @@ Scenario matrix (``parse``), for chat, completions and embeddings:
   role (``messages[i].role``)
 - stream: non-bool rejected; null means false; streamed embeddings rejected
 - stream_options: non-object rejected; ``include_usage`` drives wants_usage
+- hostile input, each a 400 naming the problem (never Python internals) and the field where one
+  exists: invalid UTF-8 (incl. a UTF-16 body); a lone surrogate escape in a value (param = its
+  path) or a key; nesting over MAX_DEPTH in objects (param = the path) and arrays (the parser's
+  own recursion limit too); NaN / Infinity / -Infinity; a float overflowing to infinity; an
+  integer over MAX_INT_DIGITS digits. Accepted: a surrogate *pair* escape, nesting of exactly
+  MAX_DEPTH, many siblings (brackets over MAX_DEPTH but shallow), a MAX_INT_DIGITS integer.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import pytest
 
 from switchman.gateway.errors import InvalidRequest
 from switchman.gateway.providers.exchange import Operation
-from switchman.gateway.serve.request import ClientRequest, parse
+from switchman.gateway.serve.request import MAX_DEPTH, MAX_INT_DIGITS, ClientRequest, parse
 
 HELLO = [{"role": "user", "content": "hi"}]
 VALID: dict[Operation, dict[str, Any]] = {
@@ -73,7 +79,7 @@ def test_empty_body_is_rejected(op: Operation) -> None:
     assert "empty" in invalid(op, b"").message
 
 
-@pytest.mark.parametrize("data", [b"{not json", b'{"model": "a",}', b"\xff\xfe"])
+@pytest.mark.parametrize("data", [b"{not json", b'{"model": "a",}'])
 def test_invalid_json_is_rejected(data: bytes) -> None:
     error = invalid("chat", data)
 
@@ -187,3 +193,91 @@ def test_wants_usage_follows_stream_options_include_usage(
 
     assert creq.wants_usage is wants
     assert creq.body == body
+
+
+def chat(content: str) -> bytes:
+    """A chat body whose message content is ``content`` (raw JSON text, escapes kept)."""
+    return b'{"model": "m", "messages": [{"role": "user", "content": ' + content.encode() + b"}]}"
+
+
+@pytest.mark.parametrize(
+    "data", [b'{"model": "\xff"}', "{}".encode("utf-16")], ids=["bad-byte", "utf-16"]
+)
+def test_body_that_is_not_utf8_is_rejected(data: bytes) -> None:
+    error = invalid("chat", data)
+
+    assert error.message.startswith("request body is not valid UTF-8")
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDFFF", "a\\udc00b", "\\ude00\\ud83d"])
+def test_lone_surrogate_in_a_value_names_the_field(escape: str) -> None:
+    error = invalid("chat", chat(f'"{escape}"'))
+
+    assert "lone UTF-16 surrogate" in error.message
+    assert error.param == "messages[0].content"
+
+
+def test_lone_surrogate_in_a_key_names_the_object() -> None:
+    error = invalid("chat", b'{"model": "m", "messages": [{"role": "user", "\\ud800": 1}]}')
+
+    assert error.param == "messages[0]"
+
+
+def test_surrogate_pair_escape_is_accepted() -> None:
+    creq = parse("chat", chat('"smile \\ud83d\\ude00"'))
+
+    assert creq.body["messages"][0]["content"] == "smile \U0001f600"
+
+
+def nested_object(depth: int) -> str:
+    return '{"a": ' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+def test_nesting_over_the_limit_is_rejected_with_its_path() -> None:
+    # content is at depth 4 (body, messages, message, content): content adds the rest.
+    error = invalid("chat", chat(nested_object(MAX_DEPTH - 2)))
+
+    assert error.message == f"request body nests arrays/objects over {MAX_DEPTH} levels deep"
+    assert error.param is not None
+    assert error.param.startswith("messages[0].content.a.a")
+
+
+def test_nesting_at_the_limit_is_accepted() -> None:
+    parse("chat", chat(nested_object(MAX_DEPTH - 3)))
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5000, 100_000])
+def test_deep_arrays_are_rejected_not_a_recursion_error(depth: int) -> None:
+    error = invalid("chat", chat("[" * depth + "]" * depth))
+
+    assert "levels deep" in error.message
+
+
+def test_many_shallow_siblings_are_accepted() -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": "x"}]}] * (MAX_DEPTH * 3)
+
+    assert len(parse("chat", raw({"model": "m", "messages": messages})).body["messages"]) == 300
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_constants_are_rejected(constant: str) -> None:
+    error = invalid("chat", b'{"model": "m", "temperature": ' + constant.encode() + b"}")
+
+    assert error.message.startswith(f"{constant} is not a JSON number")
+
+
+def test_float_overflowing_to_infinity_is_rejected() -> None:
+    assert "finite" in invalid("chat", b'{"model": "m", "temperature": 1e999}').message
+
+
+def test_huge_integer_is_rejected_without_python_internals() -> None:
+    error = invalid("chat", b'{"model": "m", "seed": ' + b"9" * 5000 + b"}")
+
+    assert error.message == f"an integer in the request body has over {MAX_INT_DIGITS} digits"
+    assert "sys." not in error.message
+
+
+def test_integer_of_the_largest_allowed_length_is_accepted() -> None:
+    body = b'{"model": "m", "messages": [{"role": "u"}], "seed": -' + b"9" * MAX_INT_DIGITS + b"}"
+
+    assert parse("chat", body).body["seed"] == -int("9" * MAX_INT_DIGITS)

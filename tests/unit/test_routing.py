@@ -1,4 +1,9 @@
-"""Routing plans: filters, scorers, strategies, canary splits and the reasons they give."""
+"""Routing plans: filters, scorers, strategies, canary splits and the reasons they give.
+
+Unknowns (a model without ``price`` or ``context_window``): ``cheapest`` ranks an unpriced model
+after every priced one (cost score 0, never 1) and among unpriced ones keeps candidate order; an
+unknown window is never filtered out (so when no known window fits, only unknown ones stay).
+"""
 
 from __future__ import annotations
 
@@ -50,11 +55,11 @@ MODELS = [
 ]
 
 
-def config(route: dict[str, Any]) -> GatewayConfig:
+def config(route: dict[str, Any], models: list[Any] = MODELS) -> GatewayConfig:
     doc = {
         "version": 1,
         "upstreams": [
-            {"name": f"u-{name}", "base_url": f"http://{name}:8000/v1"} for name, *_ in MODELS
+            {"name": f"u-{name}", "base_url": f"http://{name}:8000/v1"} for name, *_ in models
         ],
         "models": [
             {
@@ -62,9 +67,9 @@ def config(route: dict[str, Any]) -> GatewayConfig:
                 "upstream": f"u-{name}",
                 "tier": tier,
                 "capabilities": {"vision": vision, "tools": tools, "context_window": ctx},
-                "price": {"input_per_mtok": pin, "output_per_mtok": pout},
+                "price": None if pin is None else {"input_per_mtok": pin, "output_per_mtok": pout},
             }
-            for name, tier, vision, tools, ctx, pin, pout in MODELS
+            for name, tier, vision, tools, ctx, pin, pout in models
         ],
         "routes": [{"name": "auto", **route}],
     }
@@ -77,10 +82,11 @@ def plan(
     views: dict[str, View] | None = None,
     complexity: float | None = None,
     rng: random.Random | None = None,
+    models: list[Any] = MODELS,
 ) -> Plan:
-    table = RoutingTable(config(route))
+    table = RoutingTable(config(route, models))
     body = body or {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
-    live = {f"u-{name}": View() for name, *_ in MODELS}
+    live = {f"u-{name}": View() for name, *_ in models}
     live.update(views or {})
     result = table.plan(
         "auto",
@@ -180,6 +186,42 @@ def test_cheapest_orders_by_estimated_cost() -> None:
     scores = {r.model: r.parts["cost"] for r in result.rows}
     assert scores["small"] == pytest.approx(1.0)
     assert 0 < scores["large"] < scores["vision"] < 1
+
+
+UNKNOWNS = [
+    *MODELS,
+    ("mystery", "small", None, None, None, None, None),  # no price, no window
+    ("enigma", "small", None, None, None, None, None),
+]
+
+
+def test_cheapest_ranks_unpriced_models_after_every_priced_one() -> None:
+    route = {"candidates": ["mystery", "large", "enigma", "small"], "strategy": "cheapest"}
+
+    result = plan(route, models=UNKNOWNS)
+
+    assert names(result) == ["small", "large", "mystery", "enigma"]
+    assert {r.model: r.parts["cost"] for r in result.rows}["mystery"] == 0.0
+
+
+def test_cheapest_with_no_price_at_all_keeps_candidate_order() -> None:
+    route = {"candidates": ["enigma", "mystery"], "strategy": "cheapest"}
+
+    assert names(plan(route, models=UNKNOWNS)) == ["enigma", "mystery"]
+
+
+def test_unknown_context_window_is_never_filtered() -> None:
+    body = {"model": "auto", "messages": [{"role": "user", "content": "word " * 8000}]}
+    route = {"candidates": ["small", "mystery", "large"]}
+
+    assert names(plan(route, body=body, models=UNKNOWNS)) == ["mystery", "large"]
+
+
+def test_unknown_window_is_the_one_kept_when_no_known_window_fits() -> None:
+    body = {"model": "auto", "messages": [{"role": "user", "content": "w" * 400_000}]}
+    route = {"candidates": ["small", "mystery", "large"]}
+
+    assert names(plan(route, body=body, models=UNKNOWNS)) == ["mystery"]
 
 
 def test_fastest_orders_by_latency_estimate_and_explores_unknown() -> None:
