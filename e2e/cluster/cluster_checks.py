@@ -86,9 +86,38 @@ def flag(args: list[str], name: str) -> str | None:
     return None
 
 
-def is_ready(deployment: Mapping[str, Any]) -> bool:
-    want = deployment["spec"].get("replicas", 1)
-    return bool((deployment.get("status") or {}).get("readyReplicas", 0) >= want)
+def rollout_incomplete(deployment: Mapping[str, Any]) -> str | None:
+    """Why the Deployment's rollout is not complete, or None when it is, by the Deployment
+    controller's own definition (``DeploymentComplete``; ``kubectl rollout status``): the latest
+    generation observed, every desired replica updated and available, no old replica left, no
+    unavailable one, and ``Progressing`` (when present) True with ``NewReplicaSetAvailable``.
+
+    Written here from that definition, not imported from the operator: it is the oracle the
+    operator's conditions are checked against.
+    """
+    name = deployment["metadata"]["name"]
+    desired = deployment["spec"].get("replicas", 1)
+    status = deployment.get("status") or {}
+    generation = deployment["metadata"].get("generation", 0)
+    if status.get("observedGeneration", 0) < generation:
+        return f"{name}: generation {generation} not observed yet"
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    progressing = conditions.get("Progressing")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return f"{name}: progress deadline exceeded"
+    counts = {
+        key: status.get(key, 0) or 0 for key in ("updatedReplicas", "replicas", "availableReplicas")
+    }
+    if any(value != desired for value in counts.values()):
+        return f"{name}: {counts} for {desired} desired"
+    if status.get("unavailableReplicas", 0):
+        return f"{name}: {status['unavailableReplicas']} unavailable"
+    if progressing is not None and (
+        progressing.get("status"),
+        progressing.get("reason"),
+    ) != ("True", "NewReplicaSetAvailable"):
+        return f"{name}: Progressing {progressing.get('status')} {progressing.get('reason')}"
+    return None
 
 
 def check_pool_children(kube: Kube, pool: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -142,7 +171,8 @@ def check_pool_children(kube: Kube, pool: Mapping[str, Any]) -> list[dict[str, A
 
 def check_status(obj: Mapping[str, Any], deployments: list[dict[str, Any]]) -> dict[str, Any]:
     """Conditions observed for this generation, and honest: Ready True only when every
-    Deployment is ready, otherwise Progressing or Degraded True with a reason."""
+    Deployment's rollout is complete (``rollout_incomplete``), otherwise Progressing or Degraded
+    True with a reason."""
     name, generation = obj["metadata"]["name"], obj["metadata"]["generation"]
     status = obj.get("status") or {}
     assert status.get("observedGeneration") == generation, f"{name}: status {status}"
@@ -152,9 +182,9 @@ def check_status(obj: Mapping[str, Any], deployments: list[dict[str, Any]]) -> d
         assert condition["status"] in ("True", "False", "Unknown"), condition
         assert REASON.match(condition.get("reason") or ""), f"{name}: reason of {condition}"
         assert condition.get("observedGeneration") == generation, f"{name}: {condition}"
+    incomplete = [why for d in deployments if (why := rollout_incomplete(d)) is not None]
     if conditions["Ready"]["status"] == "True":
-        unready = [d["metadata"]["name"] for d in deployments if not is_ready(d)]
-        assert not unready, f"{name}: Ready True while {unready} are not ready"
+        assert not incomplete, f"{name}: Ready True while rollouts are incomplete: {incomplete}"
     else:
         why = [
             t for t in ("Progressing", "Degraded") if conditions.get(t, {}).get("status") == "True"

@@ -25,7 +25,8 @@ Degraded says why), never demanded. Each test gets a namespace and an operator o
     a RoutingPolicy naming a missing pool           | Degraded + reason, unresolved, Warning
                                                     |   Event; resolved once the pool appears
     vllm and external both set / weighted without   | 422 at apply time with the CEL rule's
-      split                                         |   message; nothing stored
+      split / duplicate models, candidates or pools |   (or the schema's) message; nothing
+      (server-side apply) / no routes               |   stored; never a 500
 """
 
 from __future__ import annotations
@@ -260,6 +261,28 @@ UNSPLIT = {"candidates": ["a", "b"], "strategy": "weighted"}
             routing_policy("unsplit", "-", ["any"], auto=UNSPLIT),
             "strategy weighted needs split",
             id="weighted-without-split",
+        ),
+        # Duplicates in a list-map or set fail server-side apply before validation (a 500):
+        # these lists are atomic with CEL uniqueness rules, so the answer is a 422.
+        pytest.param(
+            model_pool("twins", "-", vllm_model("same"), vllm_model("same")),
+            "model names must be unique within a pool",
+            id="duplicate-model-names",
+        ),
+        pytest.param(
+            routing_policy("twice", "-", ["any"], auto={"candidates": ["a", "a"]}),
+            "candidates must be unique",
+            id="duplicate-candidates",
+        ),
+        pytest.param(
+            routing_policy("dup", "-", ["any", "any"], auto={"candidates": ["a"]}),
+            "pool names must be unique",
+            id="duplicate-pools",
+        ),
+        pytest.param(
+            routing_policy("empty", "-", ["any"]),
+            "should have at least 1 items",
+            id="no-routes",
         ),
     ],
 )
