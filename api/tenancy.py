@@ -87,7 +87,6 @@ class Redis(Strict):
     prefix: str = Field(default="switchman", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     timeout_s: float = Field(default=0.25, gt=0, description="Per command; then it is down.")
 
-
     @model_validator(mode="after")
     def _one_password(self) -> Redis:
         if self.password_env is not None and self.password_file is not None:

@@ -30,6 +30,8 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the upstream's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens, spent reasoning
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
@@ -40,7 +42,23 @@ class Usage:
         completion = usage.get("completion_tokens", 0)
         if not isinstance(prompt, int) or not isinstance(completion, int):
             return None
-        return cls(prompt_tokens=prompt, completion_tokens=completion)
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens", prompt),
+            reasoning_tokens=_detail(
+                usage, "completion_tokens_details", "reasoning_tokens", completion
+            ),
+        )
+
+
+def _detail(usage: dict[str, Any], group: str, name: str, most: int) -> int:
+    """A count from one of usage's ``*_details`` objects, within ``[0, most]``; 0 when absent."""
+    details = usage.get(group)
+    value = details.get(name) if isinstance(details, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    return min(max(value, 0), most)
 
 
 @dataclass(slots=True)

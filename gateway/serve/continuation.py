@@ -179,6 +179,8 @@ class Continued:
         return Usage(
             prompt_tokens=max(usage.prompt_tokens - self._sent.tokens, 0),
             completion_tokens=usage.completion_tokens + self._sent.tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
         )
 
     def feed(self, event: Event) -> bytes:

@@ -3,8 +3,10 @@
 ``proxy`` opens an ``Observation`` per request and reports to it as the request moves (routed,
 attempt started, attempt failed, first chunk, finished). This is the single place a request is
 accounted: ``finish`` runs exactly once, so retries and fallbacks never double-count tokens or
-cost. Span attributes follow the OpenTelemetry GenAI conventions (``gen_ai.*``); metric labels
-stay bounded (route, model, upstream, outcome, reason).
+cost, and it bills the tenant's ``Ticket`` (``tenancy.admission``) once, from the usage of the
+response the client got (streams and continued streams included). Span attributes follow the
+OpenTelemetry GenAI conventions (``gen_ai.*``); metric labels stay bounded (route, model,
+upstream, outcome, reason).
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.trace import Span, SpanKind
 
 from switchman.api.gatewayconfig import Model
-from switchman.gateway.providers.exchange import Operation, ResponseInfo
+from switchman.gateway.providers.exchange import Operation, ResponseInfo, Usage
 from switchman.gateway.routing.table import Plan
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.telemetry import tracing
 from switchman.gateway.telemetry.accesslog import AccessLog
 from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.tenancy import pricing
 from switchman.gateway.upstreams.client import UpstreamClient
 
 
@@ -36,14 +39,13 @@ class Telemetry:
     access_log: AccessLog
 
 
-def _cost(model: Model | None, info: ResponseInfo | None) -> float:
-    if model is None or info is None or info.usage is None:
-        return 0.0
-    price = model.price
-    usage = info.usage
-    return (
-        usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok
-    ) / 1e6
+class Bill(Protocol):
+    """An admitted tenant request, billed once when it is accounted."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    def settle(self, route: str, model: Model | None, usage: Usage | None, cost: float) -> None: ...
 
 
 class Observation:
@@ -59,6 +61,7 @@ class Observation:
         "op",
         "request_id",
         "stream",
+        "ticket",
     )
 
     def __init__(
@@ -80,6 +83,7 @@ class Observation:
         self.stream = False
         self.first_chunk_s: float | None = None
         self.inter_chunk_s: float | None = None
+        self.ticket: Bill | None = None  # set by the proxy when a tenant's request is admitted
         span = self._server
         if span is not None and span.is_recording():
             span.set_attribute("http.request.method", method)
@@ -186,15 +190,18 @@ class Observation:
         self.first_chunk_s = time.perf_counter() - self._started
         self._t.metrics.time_to_first_token.labels(route, model).observe(self.first_chunk_s)
 
-    def finish(self, decision: Decision, info: ResponseInfo | None, status: int) -> None:
-        """Account the request once: metrics, access log, and the spans' closing attributes."""
+    def finish(self, decision: Decision, info: ResponseInfo | None, status: int) -> float:
+        """Account the request once: metrics, the tenant's bill, access log, and the spans'
+        closing attributes; returns the cost in USD."""
         seconds = time.perf_counter() - self._started
         metrics = self._t.metrics
         model = decision.model.name if decision.model else "none"
         upstream = decision.upstream.name if decision.upstream else "none"
         route = decision.route
         usage = info.usage if info else None
-        cost = _cost(decision.model, info)
+        cost = pricing.cost(decision.model, usage)
+        if self.ticket is not None:
+            self.ticket.settle(route, decision.model, usage, cost)
         metrics.requests.labels(route, model, upstream, decision.outcome).inc()
         metrics.request_duration.labels(route, model).observe(seconds)
         if self.inter_chunk_s is not None:
@@ -217,6 +224,12 @@ class Observation:
                 self._server.set_attribute("switchman.attempts", len(decision.attempts))
             # A 4xx is the client's doing: the SERVER span's status stays unset (HTTP semconv).
             tracing.end(self._server, None if decision.outcome == "client_error" else error)
+        self._log(decision, status, seconds, usage, cost)
+        return cost
+
+    def _log(
+        self, decision: Decision, status: int, seconds: float, usage: Usage | None, cost: float
+    ) -> None:
         access = self._t.access_log
         if access.enabled:
             access.write(
@@ -226,9 +239,10 @@ class Observation:
                     "trace_id": tracing.trace_id(self._server),
                     "operation": self.op,
                     "stream": self.stream,
-                    "route": route,
-                    "model": model,
-                    "upstream": upstream,
+                    "tenant": self.ticket.tenant if self.ticket is not None else None,
+                    "route": decision.route,
+                    "model": decision.model.name if decision.model else "none",
+                    "upstream": decision.upstream.name if decision.upstream else "none",
                     "attempts": len(decision.attempts),
                     "status": status,
                     "outcome": decision.outcome,

@@ -32,6 +32,8 @@ from switchman.gateway.serve.failover import Walk
 from switchman.gateway.serve.observe import Observation, Telemetry
 from switchman.gateway.serve.request import REQUEST_ID, STARTED, ClientRequest, parse, read_body
 from switchman.gateway.serve.shadow import Shadows
+from switchman.gateway.tenancy.admission import Tenancy, estimate
+from switchman.gateway.tenancy.gate import COST, TENANT, TICKET
 from switchman.gateway.upstreams.runtime import Runtime
 
 
@@ -44,8 +46,10 @@ class Proxy:
         *,
         classifier: ComplexityScorer | None = None,
         rng: random.Random | None = None,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.telemetry = telemetry
+        self.tenancy = tenancy
         self.metrics = telemetry.metrics
         self.classifier = classifier
         self.rng = rng or random.Random()
@@ -81,7 +85,7 @@ class Proxy:
             obs.request(op, creq.body, creq.stream)
             runtime.acquire()
             try:
-                plan = self._plan(runtime, creq)
+                plan = await self._admitted(request, creq, self._plan(runtime, creq), obs)
                 decision = Decision(plan.route, plan.strategy, len(plan.order), plan.why)
                 obs.routed(decision, plan)
                 if plan.spec is not None and plan.spec.shadow is not None:
@@ -114,7 +118,7 @@ class Proxy:
             decision.outcome = "client_disconnected"
             raise
         finally:
-            obs.finish(decision, info, status)
+            request[COST] = obs.finish(decision, info, status)
             self.decisions.add(request[REQUEST_ID], plan, decision, status)
 
     def _plan(self, runtime: Runtime, creq: ClientRequest) -> Plan:
@@ -135,6 +139,22 @@ class Proxy:
                 "GET /v1/models lists the routes and models it serves",
                 param="model",
             )
+        return plan
+
+    async def _admitted(
+        self, request: web.Request, creq: ClientRequest, plan: Plan, obs: Observation
+    ) -> Plan:
+        """The plan the key's tenant may use, once its limits and budgets admit the request
+        (``tenancy``; the ticket is billed by ``obs.finish``). Keyless: the plan as it is."""
+        tenant = request.get(TENANT)
+        if tenant is None or self.tenancy is None or self.tenancy.settings is None:
+            return plan
+        generates = creq.op != "embeddings"
+        tokens = estimate(self.tenancy.settings, plan.route, creq.body, creq.size, generates)
+        ticket, plan.order = await self.tenancy.admit(
+            tenant, plan.route, plan.spec is None, plan.order, tokens
+        )
+        request[TICKET] = obs.ticket = ticket
         return plan
 
     def _budget(self, route: str, policy: Retry) -> RetryBudget:

@@ -22,6 +22,7 @@ from switchman.gateway.providers.sse import SSEParser
 from switchman.gateway.serve import attempt as forward
 from switchman.gateway.serve.request import ClientRequest
 from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.tenancy import pricing
 from switchman.gateway.upstreams.client import StreamDecoder
 from switchman.gateway.upstreams.runtime import Runtime
 
@@ -87,6 +88,9 @@ class Shadows:
                 self.metrics.shadow_tokens.labels(route, name, "output").inc(
                     usage.completion_tokens
                 )
+                # Reported on its own: a shadow is never billed to the tenant that asked.
+                price = runtime.table.models[name].price
+                self.metrics.shadow_cost.labels(route, name).inc(pricing.usage_cost(price, usage))
 
     async def _send(self, runtime: Runtime, name: str, creq: ClientRequest) -> Usage | None:
         model = runtime.table.models[name]

@@ -20,6 +20,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+import redisproc
+
 from switchman.gateway.app import create_app
 from switchman.gateway.telemetry.accesslog import AccessLog
 from switchman.gateway.telemetry.metrics import Metrics
@@ -131,3 +133,14 @@ async def launch(request: pytest.FixtureRequest) -> AsyncIterator[Launch]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[redisproc.RedisProcess]:
+    """A real redis-server on a free port (see ``redisproc``), killed after the test."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = redisproc.RedisProcess(workdir)
+    await server.start()
+    yield server
+    await server.stop()

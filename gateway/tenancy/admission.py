@@ -1,0 +1,216 @@
+"""Admission and billing of one tenant's request: the request path's two tenancy hooks.
+
+``Tenancy`` is the per-process state (the key ring, the store, the settle tasks), rebuilt from the
+current config's ``tenancy`` block when it changes. ``gate`` asks it who a key belongs to;
+``serve.proxy`` calls ``admit`` once a request is planned (the tenant may use the route and the
+models; its buckets and budgets take the request, all or nothing, else a 429 with
+``Retry-After``) and hands the returned ``Ticket`` to the request's ``Observation``, whose
+``finish`` (the one place a request is accounted) bills it once: ``Ticket.settle`` with the
+actual cost of the response that reached the client, streams and continued streams included.
+Failed attempts, retries and shadows never reach a ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from switchman.api.gatewayconfig import Model
+from switchman.api.tenancy import Tenancy as TenancySettings
+from switchman.api.tenancy import Tenant
+from switchman.gateway.errors import Forbidden
+from switchman.gateway.providers.exchange import Usage
+from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.tenancy import pricing
+from switchman.gateway.tenancy.keys import KeyRing
+from switchman.gateway.tenancy.ledger import Ask, Bill
+from switchman.gateway.tenancy.limits import grant_headers, periods, refusal
+from switchman.gateway.tenancy.store import Ledger, Store
+
+log = logging.getLogger("switchman.gateway.tenancy")
+
+
+@dataclass(slots=True)
+class Ticket:
+    """An admitted request: what it reserved, and how to bill it once."""
+
+    tenancy: Tenancy
+    ledger: Ledger
+    ask: Ask
+    prices: tuple[Model, ...]  # the route's candidates: the saving is against the priciest
+    headers: dict[str, str] = field(default_factory=dict)
+    settled: bool = False
+
+    @property
+    def tenant(self) -> str:
+        return self.ask.tenant
+
+    def settle(self, route: str, model: Model | None, usage: Usage | None, cost: float) -> None:
+        """Bill the response (once; later calls do nothing); the write runs in the background."""
+        if self.settled:
+            return
+        self.settled = True
+        actual = pricing.nanos(cost)
+        if model is not None and usage is None:
+            actual = self.ask.amount  # served, but no usage came back: bill the reservation
+        worst = max((pricing.usage_cost(m.price, usage) for m in self.prices), default=0.0)
+        bill = Bill(
+            ask=self.ask,
+            route=route,
+            model=model.name if model is not None else "none",
+            actual=actual,
+            tokens=usage.prompt_tokens + usage.completion_tokens if usage else 0,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            saving=max(pricing.nanos(worst) - actual, 0) if usage else 0,
+            day=datetime.now(UTC).strftime("%Y%m%d"),
+        )
+        if actual:
+            self.tenancy.metrics.tenant_spend.labels(self.tenant, route, bill.model).inc(
+                actual / pricing.NANOS_PER_USD
+            )
+        self.tenancy.bill(self.ledger, bill)
+
+
+def estimate(
+    settings: TenancySettings, route: str, body: Mapping[str, Any], size: int, generates: bool
+) -> tuple[int, int]:
+    """Prompt and completion tokens a request may use at most: the body's bytes / 4, and its
+    ``max_tokens`` (else the route's or the tenancy's default; 0 for embeddings)."""
+    if not generates:
+        return pricing.prompt_tokens(size), 0
+    default = settings.route_max_tokens.get(route, settings.default_max_tokens)
+    return pricing.prompt_tokens(size), pricing.max_tokens(body, default)
+
+
+class Tenancy:
+    """Per-process tenancy state for the config's current ``tenancy`` block."""
+
+    def __init__(self, metrics: Metrics, environ: Mapping[str, str]) -> None:
+        self.metrics = metrics
+        self.environ = environ
+        self.settings: TenancySettings | None = None
+        self.keys: KeyRing | None = None
+        self.store: Store | None = None
+        self.tenants: dict[str, Tenant] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retired: list[Store] = []
+
+    def configure(self, settings: TenancySettings | None) -> None:
+        """Follow the config: rebuilt only when the ``tenancy`` block changed."""
+        if settings is self.settings or settings == self.settings:
+            self.settings = settings
+            return
+        old = self.settings
+        self.settings = settings
+        if settings is None:
+            self.keys, self.tenants = None, {}
+            self._retire()
+            return
+        self.tenants = {t.name: t for t in settings.tenants}
+        if self.keys is None or old is None or old.keys_file != settings.keys_file:
+            self.keys = KeyRing(settings.keys_file)
+        if (
+            old is None
+            or old.redis != settings.redis
+            or old.on_redis_down != settings.on_redis_down
+        ):
+            previous = self.store
+            self.store = Store(settings.redis, settings.on_redis_down, self.metrics, self.environ)
+            if previous is not None:
+                # Reservations already made there are settled there: keep its local books.
+                self.store.local = previous.local
+                self._retired.append(previous)
+
+    def tenant_of(self, key: str) -> str | None:
+        assert self.keys is not None
+        tenant = self.keys.lookup(key)
+        return tenant if tenant in self.tenants else None
+
+    async def admit(
+        self,
+        tenant_name: str,
+        route: str,
+        direct: bool,
+        candidates: list[Model],
+        estimate: tuple[int, int],
+    ) -> tuple[Ticket, list[Model]]:
+        """Admit one request or raise ``Forbidden``/``LimitExceeded``; returns the ticket and the
+        candidates the tenant may be served by (``estimate``: prompt and completion tokens)."""
+        settings, store = self.settings, self.store
+        assert settings is not None
+        assert store is not None
+        tenant = self.tenants[tenant_name]
+        allowed = self._allowed(tenant, route, direct, candidates)
+        prompt, completion = estimate
+        now = datetime.now(UTC)
+        ask = Ask(
+            tenant=tenant.name,
+            rpm=tenant.limits.requests_per_minute or 0,
+            tpm=tenant.limits.tokens_per_minute or 0,
+            tokens=prompt + completion,
+            amount=pricing.nanos(pricing.worst_case(allowed, prompt, completion)),
+            periods=periods(tenant, now),
+            member=uuid.uuid4().hex,
+            ttl_ms=int(settings.reservation_ttl_s * 1000),
+        )
+        try:
+            grant, ledger = await store.admit(ask)
+        except Exception:
+            self.metrics.tenant_rejections.labels(tenant.name, "store_down").inc()
+            raise
+        if not grant.ok:
+            self.metrics.tenant_rejections.labels(tenant.name, grant.reason).inc()
+            raise refusal(tenant, ask, grant, now)
+        ticket = Ticket(self, ledger, ask, tuple(candidates), grant_headers(tenant, ask, grant))
+        return ticket, allowed
+
+    def bill(self, ledger: Ledger, bill: Bill) -> None:
+        assert self.store is not None
+        task = asyncio.create_task(self.store.settle(ledger, bill), name="tenancy-settle")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def status(self) -> dict[str, object] | None:
+        if self.settings is None or self.keys is None or self.store is None:
+            return None
+        return {
+            "tenants": len(self.tenants),
+            "keys": self.keys.count,
+            "keys_file": str(self.keys.path),
+            "keys_error": self.keys.last_error,
+            **self.store.status(),
+        }
+
+    async def close(self) -> None:
+        """Wait for bills still being written, then close the stores."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        for store in [*self._retired, *([self.store] if self.store else [])]:
+            await store.close()
+
+    def _allowed(
+        self, tenant: Tenant, route: str, direct: bool, candidates: list[Model]
+    ) -> list[Model]:
+        names = tenant.models if direct else tenant.routes
+        if names is not None and route not in names:
+            self.metrics.tenant_rejections.labels(tenant.name, "forbidden").inc()
+            kind = "model" if direct else "route"
+            raise Forbidden(f"tenant '{tenant.name}' may not use the {kind} '{route}'")
+        if tenant.models is None:
+            return candidates
+        allowed = [m for m in candidates if m.name in tenant.models]
+        if not allowed:
+            self.metrics.tenant_rejections.labels(tenant.name, "forbidden").inc()
+            raise Forbidden(f"tenant '{tenant.name}' may use none of the models behind '{route}'")
+        return allowed
+
+    def _retire(self) -> None:
+        if self.store is not None:
+            self._retired.append(self.store)
+            self.store = None

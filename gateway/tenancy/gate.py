@@ -1,0 +1,68 @@
+"""Authentication: the one middleware every ``/v1/*`` request passes, whatever its endpoint.
+
+Registered by ``app`` right after the error middleware, so a new endpoint under ``/v1/`` (any
+client format) needs a key without doing anything. When the current config has a ``tenancy``
+block the request must carry a known key (``Authorization: Bearer``, ``api-key`` or
+``x-api-key``), else a 401; the key's tenant is stored in the request (``TENANT``) for
+``serve.proxy`` to admit and bill. Without a ``tenancy`` block the gateway is keyless and this
+does nothing. Health, readiness, metrics and the OpenAPI document never need a key.
+
+``response_headers`` (an ``on_response_prepare`` hook, registered by ``app``) adds the admitted
+request's rate-limit and budget headers (``TICKET``, set by the proxy) to whatever response the
+request gets, streamed or not, and ``x-switchman-cost-usd`` to a whole response (``COST``: a
+stream's headers leave before its cost is known; its cost is in the access log and metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from switchman.api.tenancy import Tenancy as TenancySettings
+from switchman.gateway.errors import Unauthenticated
+from switchman.gateway.tenancy.admission import Tenancy, Ticket
+from switchman.gateway.tenancy.keys import presented_key
+
+TENANT = web.RequestKey("tenant", str)
+TICKET = web.RequestKey("tenancy_ticket", Ticket)
+COST = web.RequestKey("cost_usd", float)
+
+PROTECTED = "/v1/"
+
+
+def middleware(tenancy: Tenancy, settings: Callable[[], TenancySettings | None]) -> Middleware:
+    """The authentication middleware for ``tenancy``; ``settings()`` is the current block."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(PROTECTED):
+            return await handler(request)
+        tenancy.configure(settings())
+        if tenancy.settings is None:
+            return await handler(request)
+        key = presented_key(request.headers)
+        if key is None:
+            tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
+            raise Unauthenticated(
+                "this gateway needs an API key: send it as 'Authorization: Bearer KEY', "
+                "'api-key: KEY' or 'x-api-key: KEY'"
+            )
+        tenant = tenancy.tenant_of(key)
+        if tenant is None:
+            tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
+            raise Unauthenticated("the API key is not valid (unknown, revoked or rotated)")
+        request[TENANT] = tenant
+        return await handler(request)
+
+    return authenticate
+
+
+async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    ticket = request.get(TICKET)
+    if ticket is not None:
+        response.headers.update(ticket.headers)
+    cost = request.get(COST)
+    if cost is not None:
+        response.headers["x-switchman-cost-usd"] = f"{cost:.8f}"

@@ -1,0 +1,192 @@
+"""The ledger's vocabulary, and the ledger one process keeps on its own.
+
+A ledger answers two questions atomically: ``admit`` (take one request from the requests-per-
+minute bucket, the token estimate from the tokens-per-minute bucket, and reserve the worst-case
+cost against each budget period, all or nothing) and ``settle`` (release the reservation, add the
+actual cost and usage, return unused tokens to the bucket). ``LocalLedger`` does it in this
+process: the store without Redis, and the fallback when Redis is down and ``on_redis_down`` is
+``open``. ``redisledger.RedisLedger`` does the same in Redis for every replica. Both are used by
+``store``; their semantics are the same so the tests of one hold for the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MINUTE_MS = 60_000
+
+
+@dataclass(slots=True, frozen=True)
+class Period:
+    """A budget period: ``daily``/``monthly``, its UTC id (``20261206``/``202612``), the hard
+    limit in nano-dollars (0: none) and how long its record is kept."""
+
+    kind: str
+    id: str
+    hard: int
+    keep_s: int
+
+
+@dataclass(slots=True, frozen=True)
+class Ask:
+    """What admitting one request takes from its tenant."""
+
+    tenant: str
+    rpm: int  # 0: no request limit
+    tpm: int  # 0: no token limit
+    tokens: int  # the request's token estimate
+    amount: int  # worst-case cost, nano-dollars
+    periods: tuple[Period, ...]
+    member: str  # this reservation's unique id
+    ttl_ms: int  # released after this when never settled
+
+
+@dataclass(slots=True)
+class Grant:
+    """The answer to an ``Ask``: admitted or why not, and the state for the response headers."""
+
+    ok: bool
+    reason: str  # "", "rpm", "tpm", or a period kind ("daily", "monthly")
+    requests_left: int
+    requests_reset_ms: int
+    tokens_left: int
+    tokens_reset_ms: int
+    retry_ms: int
+    used: tuple[int, ...]  # per period: spent + reserved, nano-dollars
+
+
+@dataclass(slots=True, frozen=True)
+class Bill:
+    """What settling one admitted request adds to its tenant's books."""
+
+    ask: Ask
+    route: str
+    model: str
+    actual: int  # nano-dollars
+    tokens: int  # actual prompt + completion tokens
+    input_tokens: int
+    output_tokens: int
+    saving: int  # nano-dollars against the route's priciest candidate
+    day: str  # the usage record's UTC day
+    keep_s: int = 400 * 86400
+
+
+def refill(level: float, stamp_ms: int, now_ms: int, cap: int) -> float:
+    """A token bucket of ``cap`` per minute, ``now_ms - stamp_ms`` after it held ``level``."""
+    return min(float(cap), level + max(now_ms - stamp_ms, 0) * cap / MINUTE_MS)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    level: float
+    stamp: int
+
+
+@dataclass(slots=True)
+class _Books:
+    spent: int = 0
+    reserved: int = 0
+
+
+@dataclass(slots=True)
+class LocalLedger:
+    """The ledger in this process's memory (see the module docstring)."""
+
+    clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
+    buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
+    books: dict[tuple[str, str, str], _Books] = field(default_factory=dict)
+    reservations: dict[str, tuple[int, int, Ask]] = field(default_factory=dict)
+    usage: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
+
+    async def admit(self, ask: Ask) -> Grant:
+        now = self.clock_ms()
+        self._expire(now)
+        requests = self._level(ask.tenant, "rpm", ask.rpm, now)
+        tokens = self._level(ask.tenant, "tpm", ask.tpm, now)
+        need = min(ask.tokens, ask.tpm)
+        books = [self.books.setdefault((ask.tenant, p.kind, p.id), _Books()) for p in ask.periods]
+        used = [b.spent + b.reserved for b in books]
+        reason, retry = "", 0
+        if ask.rpm and requests < 1:
+            reason, retry = "rpm", _wait(1 - requests, ask.rpm)
+        elif ask.tpm and tokens < need:
+            reason, retry = "tpm", _wait(need - tokens, ask.tpm)
+        else:
+            for period, spent in zip(ask.periods, used, strict=True):
+                if period.hard and spent + ask.amount > period.hard:
+                    reason = period.kind
+                    break
+        if not reason:
+            if ask.rpm:
+                requests -= 1
+                self.buckets[(ask.tenant, "rpm")] = _Bucket(requests, now)
+            if ask.tpm:
+                tokens -= ask.tokens
+                self.buckets[(ask.tenant, "tpm")] = _Bucket(tokens, now)
+            if ask.amount:
+                for book in books:
+                    book.reserved += ask.amount
+                used = [u + ask.amount for u in used]
+                self.reservations[ask.member] = (now + ask.ttl_ms, ask.amount, ask)
+        return Grant(
+            ok=not reason,
+            reason=reason,
+            requests_left=max(int(requests), 0),
+            requests_reset_ms=_wait(ask.rpm - requests, ask.rpm) if ask.rpm else 0,
+            tokens_left=max(int(tokens), 0),
+            tokens_reset_ms=_wait(ask.tpm - tokens, ask.tpm) if ask.tpm else 0,
+            retry_ms=retry,
+            used=tuple(used),
+        )
+
+    async def settle(self, bill: Bill) -> None:
+        ask = bill.ask
+        held = self.reservations.pop(ask.member, None)
+        for period in ask.periods:
+            book = self.books.setdefault((ask.tenant, period.kind, period.id), _Books())
+            if held is not None:
+                book.reserved -= held[1]
+            book.spent += bill.actual
+        if ask.tpm:
+            now = self.clock_ms()
+            level = self._level(ask.tenant, "tpm", ask.tpm, now) + ask.tokens - bill.tokens
+            self.buckets[(ask.tenant, "tpm")] = _Bucket(min(level, float(ask.tpm)), now)
+        row = self.usage.setdefault((bill.day, ask.tenant, bill.route, bill.model), {})
+        for name, value in usage_fields(bill):
+            row[name] = row.get(name, 0) + value
+
+    async def ping(self) -> None:
+        return None
+
+    def _level(self, tenant: str, kind: str, cap: int, now: int) -> float:
+        if not cap:
+            return 0.0
+        bucket = self.buckets.get((tenant, kind))
+        if bucket is None:
+            return float(cap)
+        return refill(bucket.level, bucket.stamp, now, cap)
+
+    def _expire(self, now: int) -> None:
+        for member, (deadline, amount, ask) in list(self.reservations.items()):
+            if deadline <= now:
+                del self.reservations[member]
+                for period in ask.periods:
+                    self.books[(ask.tenant, period.kind, period.id)].reserved -= amount
+
+
+def _wait(missing: float, cap: int) -> int:
+    """Milliseconds until a bucket of ``cap`` per minute refills ``missing`` tokens."""
+    return max(int(-(-missing * MINUTE_MS // cap)), 0)
+
+
+def usage_fields(bill: Bill) -> tuple[tuple[str, int], ...]:
+    """The usage record's counters a bill adds to (``RedisLedger`` writes the same)."""
+    return (
+        ("cost", bill.actual),
+        ("requests", 1),
+        ("input", bill.input_tokens),
+        ("output", bill.output_tokens),
+        ("saving", bill.saving),
+    )
