@@ -111,6 +111,9 @@ class Retry(Spec):
     backoff_max_seconds: float = Field(default=1.0, ge=0, le=60, description="Largest delay.")
     deadline_seconds: float = Field(default=120, gt=0, le=3600, description="No attempt after.")
     budget_ratio: float = Field(default=0.2, ge=0, le=10, description="Retries per request.")
+    regenerations: int = Field(
+        default=1, ge=0, le=10, description="Re-sends of a whole answer that ran out of time."
+    )
 
     @model_validator(mode="after")
     def _backoff(self) -> Retry:
@@ -120,12 +123,24 @@ class Retry(Spec):
 
 
 class Timeouts(Spec):
-    """Per-upstream time limits in seconds."""
+    """Per-upstream time limits in seconds; unset, each takes its default for the upstream's kind.
 
-    connect_seconds: float = Field(default=5, gt=0, description="TCP and TLS connect.")
-    first_byte_seconds: float = Field(default=60, gt=0, description="Request sent to headers.")
-    idle_seconds: float = Field(default=30, gt=0, description="Longest silence in a stream.")
-    total_seconds: float = Field(default=600, gt=0, description="Whole exchange.")
+    Defaults (docs/reliability.md): in-cluster vLLM connect 2, firstByte 30, idle 30, total 600;
+    external providers connect 10, firstByte 60, idle 120, total 900.
+    """
+
+    connect_seconds: float | None = Field(default=None, gt=0, description="TCP and TLS connect.")
+    first_byte_seconds: float | None = Field(
+        default=None, gt=0, description="A stream's request sent to its response headers."
+    )
+    idle_seconds: float | None = Field(
+        default=None, gt=0, description="Longest silence in a stream."
+    )
+    total_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Generation timeout: a whole answer, or a whole stream, from one upstream.",
+    )
 
 
 class CircuitBreaker(Spec):
@@ -133,7 +148,7 @@ class CircuitBreaker(Spec):
 
     consecutive_failures: int = Field(default=5, ge=1, le=1000, description="Opens after.")
     error_ratio: float = Field(default=0.5, gt=0, le=1, description="Or this error ratio.")
-    open_seconds: float = Field(default=10, gt=0, le=3600, description="Before a probe.")
+    open_seconds: float = Field(default=5, gt=0, le=3600, description="Before a probe.")
 
 
 class Route(Spec):
@@ -257,7 +272,10 @@ class RoutingPolicySpec(Spec):
         description="Routes, unique by name; a policy without one would serve nothing.",
         json_schema_extra={"x-kubernetes-list-type": "atomic", **_unique_names("route")},
     )
-    timeouts: Timeouts = Field(default_factory=Timeouts, description="Upstream time limits.")
+    timeouts: Timeouts = Field(
+        default_factory=Timeouts,
+        description="Upstream time limits; unset ones default by kind (in-cluster vLLM, provider).",
+    )
     circuit_breaker: CircuitBreaker = Field(
         default_factory=CircuitBreaker, description="Per-replica breaker settings."
     )

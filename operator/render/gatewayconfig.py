@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from switchman.api.gatewayconfig import GatewayConfig
 from switchman.api.v1alpha1.modelpool import ModelPoolSpec, PoolModel
-from switchman.api.v1alpha1.routingpolicy import Route, RoutingPolicySpec
+from switchman.api.v1alpha1.routingpolicy import Route, RoutingPolicySpec, Timeouts
 from switchman.api.v1alpha1.spec import SecretKeyRef
 from switchman.api.validation import problems
 from switchman.operator.render.meta import (
@@ -38,6 +38,17 @@ PROVIDERS: dict[str, tuple[str, str | None, str | None]] = {
     "azure-openai": ("azure-openai", None, None),
     "openai-compatible": ("openai", None, None),
 }
+
+
+# Timeouts the policy leaves unset, by upstream kind (documented in docs/reliability.md).
+# In-cluster vLLM: a pod IP on the cluster network connects at once or is gone (fail over fast);
+# a stream's headers and tokens come within its queueing and prefill; a whole answer is bounded
+# by the generation timeout, never by first byte (vLLM sends its headers after generating).
+VLLM_TIMEOUTS = {"connect_s": 2.0, "first_byte_s": 30.0, "idle_s": 30.0, "total_s": 600.0}
+# External providers: TLS over the internet, provider-side queueing, and reasoning models that
+# stream nothing while they think (idle), and long answers (total).
+PROVIDER_TIMEOUTS = {"connect_s": 10.0, "first_byte_s": 60.0, "idle_s": 120.0, "total_s": 900.0}
+MAX_OPEN_S = 30.0  # the breaker's longest open time: a recovered backend is probed within it
 
 
 class UnresolvedReferences(InvalidSpec):
@@ -135,22 +146,30 @@ def _claim(owners: dict[str, str], name: str, pool: str) -> None:
         )
 
 
+def _timeouts(spec: Timeouts, in_cluster: bool) -> dict[str, float]:
+    """The policy's timeouts, each unset one from the defaults for the upstream's kind."""
+    defaults = VLLM_TIMEOUTS if in_cluster else PROVIDER_TIMEOUTS
+    given = {
+        "connect_s": spec.connect_seconds,
+        "first_byte_s": spec.first_byte_seconds,
+        "idle_s": spec.idle_seconds,
+        "total_s": spec.total_seconds,
+    }
+    return {key: defaults[key] if value is None else value for key, value in given.items()}
+
+
 def _upstream(spec: RoutingPolicySpec, pool: Pool, model: PoolModel) -> dict[str, Any]:
     breaker = spec.circuit_breaker
     upstream: dict[str, Any] = {
         "name": model_child(pool.name, model.name),
-        "timeouts": {
-            "connect_s": spec.timeouts.connect_seconds,
-            "first_byte_s": spec.timeouts.first_byte_seconds,
-            "idle_s": spec.timeouts.idle_seconds,
-            "total_s": spec.timeouts.total_seconds,
-        },
+        "timeouts": _timeouts(spec.timeouts, model.vllm is not None),
         "circuit_breaker": {
             "consecutive_failures": breaker.consecutive_failures,
             "error_ratio": breaker.error_ratio,
             "open_s": breaker.open_seconds,
-            # The gateway doubles open time per re-open up to this; never below open_s.
-            "max_open_s": max(120.0, breaker.open_seconds),
+            # The gateway doubles open time per re-open up to this (so a recovered replica
+            # without health checks gets traffic back within it); never below open_s.
+            "max_open_s": max(MAX_OPEN_S, breaker.open_seconds),
         },
     }
     if model.vllm is not None:
@@ -231,6 +250,7 @@ def _route(route: Route, known: dict[str, str], unresolved: list[str]) -> dict[s
             "backoff_max_s": route.retry.backoff_max_seconds,
             "deadline_s": route.retry.deadline_seconds,
             "budget_ratio": route.retry.budget_ratio,
+            "regenerations": route.retry.regenerations,
         },
         "mid_stream": route.mid_stream,
         "on_content_filter": route.on_content_filter,
