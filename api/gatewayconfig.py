@@ -60,16 +60,28 @@ class CredentialRef(Strict):
 
 
 class Timeouts(Strict):
-    """Per-upstream time limits, in seconds."""
+    """Per-upstream time limits, in seconds.
+
+    A stream is bounded by ``first_byte_s`` (to its headers), ``idle_s`` (between chunks) and
+    ``total_s``; a whole (non-streamed) answer by ``total_s`` alone, its generation timeout: a
+    server sends its headers only once it has generated it. The operator's defaults differ for
+    in-cluster vLLM and external providers (docs/reliability.md).
+    """
 
     connect_s: float = Field(default=5.0, gt=0, description="TCP (and TLS) connect.")
     first_byte_s: float = Field(
-        default=60.0, gt=0, description="From sending the request to the response headers."
+        default=60.0,
+        gt=0,
+        description="A stream: from sending the request to the response headers.",
     )
     idle_s: float = Field(
         default=30.0, gt=0, description="Longest silence between two chunks of a stream."
     )
-    total_s: float = Field(default=600.0, gt=0, description="Whole exchange with one upstream.")
+    total_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Generation timeout: a whole answer, or a whole stream, from one upstream.",
+    )
 
 
 class AzureSettings(Strict):
