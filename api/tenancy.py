@@ -63,7 +63,7 @@ class Tenant(Strict):
         default=None,
         description=(
             "Models the tenant may name directly or be served by through a route; unset: every "
-            "model."
+            "model (but none named directly when routes is set)."
         ),
     )
     limits: Limits = Field(default_factory=Limits)

@@ -197,7 +197,10 @@ class Tenancy:
     def _allowed(
         self, tenant: Tenant, route: str, direct: bool, candidates: list[Model]
     ) -> list[Model]:
-        names = tenant.models if direct else tenant.routes
+        if direct:  # a model named directly: listed, or nothing is restricted at all
+            names = tenant.models if tenant.models is not None or tenant.routes is None else []
+        else:
+            names = tenant.routes
         if names is not None and route not in names:
             self.metrics.tenant_rejections.labels(tenant.name, "forbidden").inc()
             kind = "model" if direct else "route"
