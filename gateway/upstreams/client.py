@@ -10,6 +10,7 @@ request uses it. ``routing`` reads it through its ``UpstreamView`` protocol.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -75,6 +76,17 @@ def _provider(spec: Upstream, secret: str | None) -> Provider:
     return OpenAICompatible(OpenAICompatible.bearer(secret))
 
 
+def _tls(spec: Upstream) -> tuple[ssl.SSLContext | bool, str | None]:
+    """Certificates are always verified; ``tls.ca_file`` adds the CAs to trust (or a problem)."""
+    if spec.tls.ca_file is None:
+        return True, None
+    try:
+        return ssl.create_default_context(cafile=spec.tls.ca_file), None
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return True, f"tls.ca_file {spec.tls.ca_file} cannot be loaded: {reason}"
+
+
 class UpstreamClient:
     """Session, provider and bookkeeping for one upstream of the current config."""
 
@@ -92,6 +104,10 @@ class UpstreamClient:
         # Host and port only: a base URL may carry userinfo, which must never reach a header.
         self.endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self._secret, self.problem = credentials.resolve(spec.api_key, environ)
+        # Every resolved credential of the Runtime once ``runtime`` builds it; its own until then.
+        self.redactor = credentials.Redactor([self._secret])
+        self._tls, tls_problem = _tls(spec)
+        self.problem = self.problem or tls_problem
         self.provider = _provider(spec, self._secret)
         self.inflight = 0
         self.holders = 0  # Runtimes using this client; closed by the last one to let go
@@ -134,7 +150,10 @@ class UpstreamClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self.spec.max_connections, ttl_dns_cache=5, enable_cleanup_closed=True
+                limit=self.spec.max_connections,
+                ttl_dns_cache=5,
+                enable_cleanup_closed=True,
+                ssl=self._tls,
             )
             timeout = aiohttp.ClientTimeout(total=None, connect=self.spec.timeouts.connect_s)
             self._session = aiohttp.ClientSession(

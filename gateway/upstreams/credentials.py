@@ -64,6 +64,11 @@ class Redactor:
         self._text = tuple(found)
         self._bytes = tuple(s.encode() for s in found)
 
+    @classmethod
+    def joined(cls, redactors: Iterable[Redactor], *more: str | None) -> Redactor:
+        """One redactor for the secrets of all ``redactors`` and ``more``."""
+        return cls([*(secret for r in redactors for secret in r._text), *more])
+
     def __bool__(self) -> bool:
         return bool(self._text)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from switchman.api.gatewayconfig import GatewayConfig
 from switchman.gateway.routing.table import RoutingTable
+from switchman.gateway.upstreams import credentials
 from switchman.gateway.upstreams.client import UpstreamClient
 
 
@@ -94,4 +95,9 @@ def build(
         else:
             clients[spec.name] = UpstreamClient(spec, environ)
             clients[spec.name].start()  # a no-op before the event loop runs; the app retries
+    # Any upstream may echo any credential it was sent, so each redacts every one of them.
+    admin = credentials.resolve(config.server.admin_token, environ)[0]
+    redactor = credentials.Redactor.joined((c.redactor for c in clients.values()), admin)
+    for client in clients.values():
+        client.redactor = redactor
     return Runtime(config, generation, clients)

@@ -5,7 +5,8 @@ the continuation, stream-correctness and chaos tests. A test starts one server p
 ``async with misbehaving(**behaviour) as server`` (or ``Misbehaving(Behaviour(...))`` and
 ``start``/``close``), points the gateway at ``server.base_url`` and afterwards reads
 ``server.seen`` (every request: body, headers, the continuation mechanism it used) and
-``server.disconnects`` (requests whose caller hung up while the answer was being written).
+``server.disconnects`` (requests whose caller hung up while the answer was being written or
+generated; ``server.hung_up`` is set at the first).
 ``server.behaviour`` may be replaced at any time (a backend that recovers, starts failing, ...).
 
 The answer to a prompt is deterministic: ``answer(n)`` = ``"w0 w1 ... w{n-1}."`` streamed one
@@ -39,6 +40,8 @@ Behaviours (``Behaviour`` fields; any combination):
 - ``redirect=(status, location)``: answer 302/307 with ``Location`` (another origin).
 - ``echo_credential=True``: error bodies quote the request's credential header (a leaky backend;
   the gateway must never relay it).
+- ``ssl_context`` (a ``Misbehaving``/``misbehaving`` argument, not a behaviour): serve HTTPS
+  with that server context (``url`` is then ``https://...``).
 - ``times=K``: misbehave (cut, stall, malformed, error event, no_done, status, redirect) only on
   the first K fresh requests, then answer well.
 
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -165,10 +169,14 @@ def _split(text: str) -> list[str]:
 class Misbehaving:
     """One misbehaving upstream server on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, behaviour: Behaviour | None = None) -> None:
+    def __init__(
+        self, behaviour: Behaviour | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.behaviour = behaviour or Behaviour()
+        self._ssl = ssl_context
         self.seen: list[Seen] = []
         self.disconnects = 0
+        self.hung_up = asyncio.Event()  # set at the first disconnect (await it with a timeout)
         self.fresh = 0
         self.released = asyncio.Event()
         app = web.Application()
@@ -177,7 +185,8 @@ class Misbehaving:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.port}"
 
     @property
     def base_url(self) -> str:
@@ -189,7 +198,7 @@ class Misbehaving:
         return [s for s in self.seen if s.mechanism != "fresh"]
 
     async def start(self) -> None:
-        await self._server.start_server()
+        await self._server.start_server(ssl=self._ssl)
 
     async def close(self) -> None:
         self.released.set()
@@ -214,6 +223,7 @@ class Misbehaving:
             return await self._answer(request, b, body, mechanism, prefix, anthropic, headers)
         except (asyncio.CancelledError, ConnectionResetError):
             self.disconnects += 1
+            self.hung_up.set()
             raise
 
     async def _answer(
@@ -440,9 +450,11 @@ class Misbehaving:
 
 
 @asynccontextmanager
-async def misbehaving(**behaviour: Any) -> AsyncIterator[Misbehaving]:
+async def misbehaving(
+    *, ssl_context: ssl.SSLContext | None = None, **behaviour: Any
+) -> AsyncIterator[Misbehaving]:
     """A started ``Misbehaving`` server with ``Behaviour(**behaviour)``; closed on exit."""
-    server = Misbehaving(Behaviour(**behaviour))
+    server = Misbehaving(Behaviour(**behaviour), ssl_context=ssl_context)
     await server.start()
     try:
         yield server
