@@ -116,6 +116,7 @@ class ConfigWatcher:
             self._retired = self._retired[-8:]
         self._metrics.config_reloads.labels("success").inc()
         self._metrics.config_last_reload_success.set(1)
+        self._metrics.config_file_missing.set(0)
         self._metrics.config_generation.set(self._generation)
         self._metrics.prepare((m.upstream, m.name) for m in config.models)
         for client in self.current.upstreams.values():
