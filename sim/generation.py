@@ -5,6 +5,7 @@ sequence in the engine, which paces its tokens. Streams send vLLM's chunks (role
 chat, ``finish_reason`` on the last token, an optional usage chunk, ``[DONE]``) and write
 several chunks at once whenever no wait separates them, so a zero-latency simulator stays cheap.
 Token-position faults (``stall``, ``stall_after_tokens``, ``cut_after_tokens``) are applied here.
+A request forcing a tool call, and ``POST /tokenize``, are answered by ``switchman.sim.tools``.
 Routes are added by ``switchman.sim.server``.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from switchman.sim import payloads
+from switchman.sim import payloads, tools
 from switchman.sim.engine import Sequence
 from switchman.sim.faults import Faults
 from switchman.sim.params import (
@@ -43,12 +44,17 @@ def add_routes(app: web.Application, state: SimState) -> None:
     async def completions(request: web.Request) -> web.StreamResponse:
         return await _serve(request, state, completion_params)
 
+    async def tokenize(request: web.Request) -> web.Response:
+        return await tools.tokenize(request, state)
+
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/tokenize", tokenize)
 
 
 async def _serve(request: web.Request, state: SimState, parse: Parser) -> web.StreamResponse:
-    params = parse(await state.recorder.read_json(request))
+    body = await state.recorder.read_json(request)
+    params = parse(body)
     model = state.served_model(params.model)
     state.raise_injected_fault()
     limit = state.context_limit()
@@ -56,6 +62,9 @@ async def _serve(request: web.Request, state: SimState, parse: Parser) -> web.St
     count, finish = answer_length(params, state.settings.output_tokens, limit)
     prefix = "chatcmpl-" if params.kind == "chat" else "cmpl-"
     response_id = prefix + (request.headers.get("x-request-id") or uuid.uuid4().hex)
+    call = tools.forced(body) if params.kind == "chat" else None
+    if call is not None:
+        return await tools.answer(request, params, call, model, response_id)
     pieces = answer_pieces(params.seed, count, params.partial)
     faults = state.faults.current  # this request keeps the faults in force when it arrived
     sequence = state.engine.sequence(params.tokens, count)

@@ -12,8 +12,8 @@ Choices: message ids are the chat id with ``chatcmpl-`` replaced by ``msg_``; ``
 ``stop_sequence`` when the upstream names the matched stop string (vLLM's ``stop_reason``), else
 ``end_turn``; usage splits OpenAI's prompt count back into uncached input, cache reads
 (``cached_tokens``) and cache writes (``cache_write_tokens``, from Anthropic upstreams). Gateway
-statuses Anthropic does not use are mapped to the nearest it does: 502 and 503 to 529
-``overloaded_error`` (both are retried by the SDKs), 405 to 404.
+statuses Anthropic does not use are mapped to the nearest it does: 502 (no upstream could
+answer) to 529 ``overloaded_error`` (retried by the SDKs), 405 to 404 ``not_found_error``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _STOP_REASONS = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
-_STATUSES = {502: 529, 503: 529, 405: 404}
+_STATUSES = {502: 529, 405: 404}
 
 
 def _dumps(obj: Any) -> bytes:

@@ -28,13 +28,9 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _usage(counts: dict[str, int] | None) -> Usage | None:
-    if not counts:
-        return None
-    return Usage(
-        prompt_tokens=counts.get("prompt_tokens", 0),
-        completion_tokens=counts.get("completion_tokens", 0),
-    )
+def _usage(totals: dict[str, Any] | None) -> Usage | None:
+    """Usage with the cache reads Anthropic reported (priced at the cached rate)."""
+    return Usage.from_openai(totals) if totals else None
 
 
 class AnthropicStream:
@@ -64,7 +60,7 @@ class AnthropicStream:
             for choice in chunk.get("choices", ()):
                 if choice.get("finish_reason"):
                     self.finish_reasons.append(choice["finish_reason"])
-        self.usage = _usage(self._translator.usage) or self.usage
+        self.usage = _usage(self._translator.totals()) or self.usage
         self.done = self._translator.finished
         return b"".join(encode(_dumps(chunk)) for chunk in chunks)
 

@@ -268,6 +268,10 @@ class MessagesStreamTranslator:
             )
         return chunks
 
+    def totals(self) -> dict[str, Any] | None:
+        """The whole OpenAI usage so far, cache reads and writes included (None before any)."""
+        return openai_usage(self._upstream_usage) if self.usage is not None else None
+
     def _add_usage(self, usage: object) -> None:
         # message_delta counts are cumulative: later values replace earlier ones.
         if not isinstance(usage, dict):

@@ -21,6 +21,7 @@ Scenario matrix:
 - Anthropic upstream events -> chat chunks (provider) -> Anthropic events: tool ids, argument
   deltas and cache usage survive the round trip
 - error bodies: gateway statuses map to Anthropic's types and statuses (502 -> 529)
+- the Anthropic provider's stream usage keeps the cache reads (priced at the cached rate)
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ from switchman.gateway.inbound.anthropic_openai_stream import (
     error_body,
     error_status,
 )
+from switchman.gateway.providers.anthropic import AnthropicStream
+from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.providers.openai_anthropic import (
     MessagesStreamTranslator,
     chat_to_messages,
 )
-from switchman.gateway.providers.sse import SSEParser
+from switchman.gateway.providers.sse import Event, SSEParser
 
 EVENT = TypeAdapter(RawMessageStreamEvent)
 
@@ -479,3 +482,12 @@ def test_anthropic_upstream_events_survive_the_round_trip_through_chat() -> None
 def test_error_shapes(status: int, kind: str, sent: int) -> None:
     assert error_body(status, "m") == {"type": "error", "error": {"type": kind, "message": "m"}}
     assert error_status(status) == sent
+
+
+def test_an_anthropic_upstream_stream_reports_its_cache_reads_for_pricing() -> None:
+    stream = AnthropicStream("claude", True)
+    usage = {"input_tokens": 5, "cache_read_input_tokens": 40, "cache_creation_input_tokens": 10}
+    start = {"type": "message_start", "message": {"id": "msg_1", "usage": usage}}
+    for data in (start, {"type": "message_delta", "delta": {}, "usage": {"output_tokens": 3}}):
+        stream.feed(Event(raw=b"", event=data["type"], data=json.dumps(data).encode()))
+    assert stream.usage == Usage(prompt_tokens=55, completion_tokens=3, cached_tokens=40)
