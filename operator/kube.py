@@ -58,9 +58,16 @@ def missing_credentials(token: Path = SERVICE_ACCOUNT_TOKEN) -> str | None:
     from kubernetes import client, config  # the operator's extra; imported only to start
 
     where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    files = [Path(os.path.expanduser(f)) for f in where.split(os.pathsep) if f]
     try:
+        if not any(f.is_file() for f in files):
+            raise FileNotFoundError(
+                "no such file"
+            )  # the file named now (the client reads $KUBECONFIG once, when it is imported)
         config.load_kube_config(  # type: ignore[no-untyped-call]
-            client_configuration=client.Configuration(), persist_config=False
+            config_file=os.path.expanduser(where),
+            client_configuration=client.Configuration(),
+            persist_config=False,
         )
     except (config.ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
