@@ -102,6 +102,16 @@ class RequestTimeout(GatewayError):
     code = "request_timeout"
 
 
+class ClientClosed(GatewayError):
+    """The client closed its connection before the answer was complete (during its upload, while
+    waiting, or mid-stream). Nobody reads the answer; 499 is what the access log and metrics
+    record (outcome ``client_closed``), never an error of the gateway."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed"
+
+
 class RateLimited(GatewayError):
     """Every candidate answered 429; ``Retry-After`` is passed on when upstream gave one."""
 

@@ -2,15 +2,16 @@
 
 Called by ``handlers`` for each proxied endpoint: reads and parses the body (``request``), leases
 the current Runtime for the whole exchange, plans (``routing``: filters and scorers), mirrors a
-share to a shadow model (``shadow``) and hands the plan to a ``walk.Walk`` (attempts, retries,
-failover, stream continuation). Holds the per-process state those need: the classifier, the
-retry budgets per route, the shadows and the decision log. Every request is accounted exactly
-once, by its ``observe.Observation``, and recorded for ``/debug/decisions``.
+share to a shadow model (``shadow``) and hands the plan to a ``failover.Walk`` (attempts,
+retries, failover, stream continuation). Holds the per-process state those need: the
+classifier, the retry budgets per route, the shadows and the decision log. Every request is
+accounted exactly once, by its ``observe.Observation``, and recorded for ``/debug/decisions``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from switchman.api.resilience import Retry
 from switchman.gateway.errors import (
+    ClientClosed,
     GatewayError,
     ModelNotFound,
     NotReady,
@@ -29,12 +31,22 @@ from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget
 from switchman.gateway.serve.decisions import DecisionLog
 from switchman.gateway.serve.failover import Walk
+from switchman.gateway.serve.hangup import CLIENT_CLOSED, Hangup
 from switchman.gateway.serve.observe import Observation, Telemetry
-from switchman.gateway.serve.request import REQUEST_ID, STARTED, ClientRequest, parse, read_body
+from switchman.gateway.serve.request import (
+    REQUEST_ID,
+    STARTED,
+    ClientFormat,
+    ClientRequest,
+    parse,
+    read_body,
+)
 from switchman.gateway.serve.shadow import Shadows
 from switchman.gateway.tenancy.admission import Tenancy, estimate
 from switchman.gateway.tenancy.gate import COST, TENANT, TICKET
 from switchman.gateway.upstreams.runtime import Runtime
+
+log = logging.getLogger("switchman.gateway.serve.proxy")
 
 
 class Proxy:
@@ -61,9 +73,14 @@ class Proxy:
         await self.shadows.close()
 
     async def handle(
-        self, request: web.Request, op: Operation, current: Callable[[], Runtime | None]
+        self,
+        request: web.Request,
+        op: Operation,
+        current: Callable[[], Runtime | None],
+        format: ClientFormat | None = None,
     ) -> web.StreamResponse:
-        """Serve one proxied request; the single place it is accounted (``obs.finish``)."""
+        """Serve one proxied request (in its client's ``format`` when not OpenAI's); the single
+        place it is accounted (``obs.finish``)."""
         obs = Observation(
             self.telemetry,
             method=request.method,
@@ -76,12 +93,14 @@ class Proxy:
         plan: Plan | None = None
         info: ResponseInfo | None = None
         status = 500
+        hangup = Hangup(request.protocol)
         try:
             runtime = current()
             if runtime is None:
                 raise NotReady("the gateway has no valid configuration loaded yet")
-            raw = await read_body(request, runtime.config.server.max_body_bytes)
-            creq = parse(op, raw)
+            server = runtime.config.server
+            raw = await read_body(request, server.max_body_bytes, server.edge.body_timeout_s)
+            creq = parse(op, raw, format)
             obs.request(op, creq.body, creq.stream)
             runtime.acquire()
             try:
@@ -90,36 +109,50 @@ class Proxy:
                 obs.routed(decision, plan)
                 if plan.spec is not None and plan.spec.shadow is not None:
                     self.shadows.maybe(runtime, plan.spec, creq)
-                policy = plan.spec.retry if plan.spec else runtime.config.server.retry
-                walk = Walk(
-                    metrics=self.metrics,
-                    rng=self.rng,
-                    budget=self._budget(plan.route, policy),
-                    policy=policy,
-                    request=request,
-                    runtime=runtime,
-                    creq=creq,
-                    plan=plan,
-                    decision=decision,
-                    obs=obs,
-                )
-                response, info = await walk.run()
+                response, info = await self._walk(request, runtime, creq, plan, decision, obs)
             finally:
                 runtime.release()
             status = response.status
             return response
         except GatewayError as exc:
-            if decision.candidates:
-                exc.headers.update(decision.headers())
-            decision.outcome = "client_error" if exc.status < 500 and exc.status != 429 else "error"
-            status = exc.status
+            status = _refused(exc, decision)
             raise
         except asyncio.CancelledError:
-            decision.outcome = "client_disconnected"
+            decision.outcome, status = CLIENT_CLOSED, ClientClosed.status
+            if hangup.absorb():  # our watcher's: no runner will end the request for us
+                raise ClientClosed("the client closed the connection") from None
             raise
         finally:
+            hangup.close()
+            if decision.outcome == CLIENT_CLOSED:
+                log.info("client closed request_id=%s", request[REQUEST_ID])
             request[COST] = obs.finish(decision, info, status)
             self.decisions.add(request[REQUEST_ID], plan, decision, status)
+
+    async def _walk(
+        self,
+        request: web.Request,
+        runtime: Runtime,
+        creq: ClientRequest,
+        plan: Plan,
+        decision: Decision,
+        obs: Observation,
+    ) -> tuple[web.StreamResponse, ResponseInfo | None]:
+        """The plan's attempts, retries and failover (``failover.Walk``)."""
+        policy = plan.spec.retry if plan.spec else runtime.config.server.retry
+        walk = Walk(
+            metrics=self.metrics,
+            rng=self.rng,
+            budget=self._budget(plan.route, policy),
+            policy=policy,
+            request=request,
+            runtime=runtime,
+            creq=creq,
+            plan=plan,
+            decision=decision,
+            obs=obs,
+        )
+        return await walk.run()
 
     def _plan(self, runtime: Runtime, creq: ClientRequest) -> Plan:
         self.decisions.resize(runtime.config.server.debug_decisions)
@@ -163,3 +196,15 @@ class Proxy:
             held = (policy, RetryBudget(policy.budget_ratio, policy.budget_min_per_s))
             self.budgets[route] = held
         return held[1]
+
+
+def _refused(exc: GatewayError, decision: Decision) -> int:
+    """Record a request that ends in ``exc``; its status. The client going away is neither an
+    error of the gateway nor of the client's request."""
+    if decision.candidates:
+        exc.headers.update(decision.headers())
+    if isinstance(exc, ClientClosed):
+        decision.outcome = CLIENT_CLOSED
+    else:
+        decision.outcome = "client_error" if exc.status < 500 and exc.status != 429 else "error"
+    return exc.status

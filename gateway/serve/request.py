@@ -18,12 +18,19 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from switchman.gateway.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
-from switchman.gateway.providers.exchange import Operation
+from switchman.gateway.errors import (
+    ClientClosed,
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+from switchman.gateway.providers.exchange import Operation, UpstreamCall
+from switchman.gateway.serve.downstream import Presentation
+from switchman.gateway.upstreams.client import Provider
 
 # Per-request values set by the error middleware, read by the proxy.
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -40,6 +47,21 @@ _REQUIRED: dict[Operation, str] = {
 }
 
 
+class ClientFormat(Presentation, Protocol):
+    """A client API other than OpenAI's, met at the edges of the chat pipeline (``inbound``).
+
+    ``to_chat`` reads the client's raw body as a chat.completions body (``InvalidRequest`` if
+    malformed); ``prepare`` makes each attempt's upstream call, ``body`` being that chat body or
+    a continuation of it; the client's answer is ``downstream.Presentation``'s.
+    """
+
+    def to_chat(self, raw: bytes) -> dict[str, Any]: ...
+
+    def prepare(
+        self, provider: Provider, body: dict[str, Any], model_id: str, stream: bool
+    ) -> UpstreamCall: ...
+
+
 @dataclass(slots=True, frozen=True)
 class ClientRequest:
     """A parsed request: the operation, the body, and what routing reads from it."""
@@ -50,6 +72,13 @@ class ClientRequest:
     stream: bool
     wants_usage: bool
     size: int = 0  # bytes of the raw body
+    format: ClientFormat | None = None  # None: the body is OpenAI's own
+
+    def prepare(self, provider: Provider, body: dict[str, Any], model_id: str) -> UpstreamCall:
+        """One attempt's upstream call for ``body`` (``self.body`` or a continuation of it)."""
+        if self.format is not None:
+            return self.format.prepare(provider, body, model_id, self.stream)
+        return provider.prepare(self.op, body, model_id, self.stream)
 
 
 def check_length(content_length: int | None, limit: int) -> None:
@@ -78,14 +107,19 @@ async def read_body(request: web.Request, limit: int, within_s: float | None = N
         raise RequestTimeout(
             f"the request body did not arrive within {within_s:g}s; send it at once"
         ) from None
+    except ConnectionError:  # aiohttp's "Connection lost": the client gave up mid-upload
+        raise ClientClosed("the client closed the connection while sending its request") from None
     return b"".join(chunks)
 
 
-def parse(op: Operation, raw: bytes) -> ClientRequest:
-    """Validate the fields the gateway relies on; raise InvalidRequest naming the field."""
-    if not raw:
+def parse(op: Operation, raw: bytes, format: ClientFormat | None = None) -> ClientRequest:
+    """Validate the fields the gateway relies on; raise InvalidRequest naming the field.
+
+    With a ``format`` the raw body is the client's own API's, read as chat by ``to_chat``.
+    """
+    if not raw and format is None:
         raise InvalidRequest("request body is empty; send a JSON object")
-    body = loads(raw)
+    body = loads(raw) if format is None else format.to_chat(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     model = body.get("model")
@@ -108,7 +142,13 @@ def parse(op: Operation, raw: bytes) -> ClientRequest:
         raise InvalidRequest("'stream_options' must be an object", param="stream_options")
     wants_usage = bool(options.get("include_usage")) if options else False
     return ClientRequest(
-        op=op, body=body, model=model, stream=stream, wants_usage=wants_usage, size=len(raw)
+        op=op,
+        body=body,
+        model=model,
+        stream=stream,
+        wants_usage=wants_usage,
+        size=len(raw),
+        format=format,
     )
 
 
