@@ -27,6 +27,7 @@ tests use, and nothing here waits for a Pod. What the API server holds is checke
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Iterator
@@ -51,14 +52,19 @@ WAIT = 60.0 * FACTOR
 HELM_TIMEOUT = 120
 
 
+def chart_crd_docs() -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions in the chart's ``crds/``."""
+    return [
+        doc
+        for path in sorted((CHART / "crds").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
+    ]
+
+
 def chart_crds() -> list[str]:
     """The names of the CRDs in the chart's ``crds/``."""
-    names = []
-    for path in sorted((CHART / "crds").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                names.append(doc["metadata"]["name"])
-    return names
+    return [doc["metadata"]["name"] for doc in chart_crd_docs()]
 
 
 @dataclass
@@ -124,11 +130,18 @@ def cluster_role_rules(kube: Kube, release: Release) -> list[dict[str, Any]]:
 
 
 def test_install_creates_crds_rbac_and_a_restricted_operator(kube: Kube, release: Release) -> None:
-    for crd in chart_crds():
-        eventually(f"CRD {crd} Established", lambda crd=crd: established(kube, crd), WAIT)
+    for crd in chart_crd_docs():
+        name, spec = crd["metadata"]["name"], crd["spec"]
+        eventually(f"CRD {name} Established", lambda name=name: established(kube, name), WAIT)
+        api_version = f"{spec['group']}/{spec['versions'][0]['name']}"
+        served = functools.partial(kube.resource, api_version, spec["names"]["kind"])
+        eventually(f"CRD {name} served (discovery)", served, WAIT)
 
     account = kube.get("v1", "ServiceAccount", release.operator, release.namespace)
     assert account is not None, "no ServiceAccount"
+    policy = kube.get("networking.k8s.io/v1", "NetworkPolicy", release.operator, release.namespace)
+    assert policy is not None, "no NetworkPolicy for the operator's pods"
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}, policy["spec"]
     assert cluster_role_rules(kube, release) == rbac.rules(clusterwide=True, peering=False)
     binding = kube.get(RBAC_API, "ClusterRoleBinding", release.operator)
     assert binding is not None, "no ClusterRoleBinding"
@@ -216,6 +229,7 @@ def test_uninstall_leaves_the_crds_and_the_custom_resources(kube: Kube, release:
                 ("apps/v1", "Deployment", release.namespace),
                 ("v1", "ServiceAccount", release.namespace),
                 ("policy/v1", "PodDisruptionBudget", release.namespace),
+                ("networking.k8s.io/v1", "NetworkPolicy", release.namespace),
                 (RBAC_API, "ClusterRole", None),
                 (RBAC_API, "ClusterRoleBinding", None),
             )
