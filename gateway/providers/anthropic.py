@@ -114,6 +114,8 @@ class Anthropic:
 
     def decode(self, op: Operation, payload: bytes) -> tuple[bytes, ResponseInfo]:
         message = json.loads(payload)
+        if not isinstance(message, dict):  # found by fuzzing: `null` was an AttributeError
+            raise ValueError("upstream response is not a JSON object")
         chat = messages_to_chat(
             message, model=str(message.get("model", "")), created=int(time.time())
         )
