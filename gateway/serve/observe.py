@@ -211,7 +211,8 @@ class Observation:
             metrics.tokens.labels(model, "output").inc(usage.completion_tokens)
         if cost:
             metrics.cost.labels(route, model).inc(cost)
-        error = None if decision.outcome == "ok" else decision.outcome
+        # A client that went away is not an error of the gateway (nor a span error).
+        error = None if decision.outcome in ("ok", "client_closed") else decision.outcome
         for span in (self._attempt, self._server):
             if span is not None and span.is_recording():
                 self._response_attributes(span, info, decision)
