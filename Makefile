@@ -65,8 +65,17 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 test-unit: $(STAMP) ## Unit tier: pure functions, no network
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/unit
 
+REDIS_STAMP := $(VENV)/.redis-ready
+
+$(REDIS_STAMP): tests/integration/setup_redis.sh | $(STAMP)
+	bash tests/integration/setup_redis.sh
+	@touch $@
+
+.PHONY: redis
+redis: $(REDIS_STAMP) ## Install redis-server (Debian package) for the tenancy tests and bench
+
 .PHONY: test-integration
-test-integration: $(STAMP) ## Integration tier: gateway + simulators + fake providers on 127.0.0.1
+test-integration: $(STAMP) $(REDIS_STAMP) ## Integration tier: gateway + simulators + fake providers + Redis on 127.0.0.1
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/integration
 
 $(VLLM_STAMP): e2e/vllm/setup.sh e2e/vllm/build_tiny_model.py
@@ -93,7 +102,7 @@ test-e2e: $(STAMP) $(VLLM_STAMP) $(PROM_STAMP) ## End-to-end tier: real vLLM and
 test: lint test-unit test-integration test-e2e ## Everything CI runs
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (results land in bench/results/)
+bench: $(STAMP) $(REDIS_STAMP) ## Benchmarks (results land in bench/results/)
 	$(BIN)/python -m bench
 
 .PHONY: clean

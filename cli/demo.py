@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from switchman.api.gatewayconfig import ConfigError
+from switchman.cli import demo_tenants
 from switchman.gateway.app import compose
 from switchman.gateway.telemetry.tracing import TracingConfigError
 from switchman.sim.runner import RunningSim, start
@@ -84,6 +85,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="off",
         help="one line per request on stdout (default off: the demo prints its guide there)",
     )
+    parser.add_argument(
+        "--tenants",
+        action="store_true",
+        help="require keys: two example tenants, team-a (5 requests/minute) and team-b (a small "
+        "daily budget); prints their keys",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="with --tenants: share limits and budgets through this Redis (redis://host:6379/0)",
+    )
 
 
 def snippets(gateway: str, small: str, config: Path) -> str:
@@ -139,7 +151,12 @@ async def _serve(args: argparse.Namespace) -> int:
         large = await start(LARGE)
         sims.append(large)
         config = Path(tempfile.mkdtemp(prefix="switchman-demo-")) / "gateway.yaml"
-        config.write_text(EMBEDDED_CONFIG.format(small_port=small.port, large_port=large.port))
+        text = EMBEDDED_CONFIG.format(small_port=small.port, large_port=large.port)
+        keys: dict[str, str] = {}
+        if args.tenants:
+            block, keys = demo_tenants.write(config.parent, args.redis)
+            text += block
+        config.write_text(text)
         try:
             app = compose(config, os.environ, access_log=args.access_log)
         except (ConfigError, TracingConfigError) as exc:
@@ -157,6 +174,8 @@ async def _serve(args: argparse.Namespace) -> int:
             )
             return 1
         print(snippets(f"http://{args.host}:{args.port}", small.url, config), flush=True)
+        if keys:
+            print(demo_tenants.guide(keys, f"http://{args.host}:{args.port}"), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -58,7 +58,9 @@ class Ticket:
         actual = pricing.nanos(cost)
         if model is not None and usage is None:
             actual = self.ask.amount  # served, but no usage came back: bill the reservation
-        worst = max((pricing.usage_cost(m.price, usage) for m in self.prices), default=0.0)
+        worst = 0.0
+        if usage is not None:
+            worst = max((pricing.usage_cost(m.price, usage) for m in self.prices), default=0.0)
         bill = Bill(
             ask=self.ask,
             route=route,

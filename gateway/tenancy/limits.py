@@ -30,7 +30,8 @@ def duration(ms: int) -> str:
 
 
 def _usd(nanos: int) -> str:
-    return f"${nanos / pricing.NANOS_PER_USD:.4f}"
+    """``$0.02``, ``$0.00075``: to the micro-dollar, without trailing zeros."""
+    return "$" + f"{nanos / pricing.NANOS_PER_USD:.6f}".rstrip("0").rstrip(".")
 
 
 def _budget(tenant: Tenant, kind: str) -> Budget | None:

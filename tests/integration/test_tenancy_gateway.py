@@ -275,7 +275,7 @@ async def test_budget_bills_actual_usage_and_refuses_before_overspending(
         expected += (usage.prompt_tokens * 10.0 + usage.completion_tokens * 30.0) / 1e6
     assert refused is not None, "the budget never ran out"
     assert refused.body["code"] == "budget_exceeded"  # type: ignore[index]
-    assert "daily budget of $0.0200" in refused.message
+    assert "daily budget of $0.02 " in refused.message
     assert "resets at" in refused.message
     assert int(refused.response.headers["retry-after"]) > 0
     assert warned
