@@ -1,0 +1,99 @@
+"""What an inbound endpoint hands the serve pipeline: its request as chat, and the way back.
+
+Implements the ``ClientFormat`` protocols the pipeline declares (``serve.request``: the body and
+each attempt's upstream call; ``serve.downstream``: the client's response). One ``Translation``
+per request, made by ``messages`` or ``responses``:
+
+- ``to_chat`` reads the client's body (strict JSON, as for chat) and translates it;
+- ``prepare`` builds each attempt's upstream call: the client's own body, untouched but for
+  ``model``, when the upstream speaks the client's format natively (Anthropic Messages to an
+  Anthropic upstream, so ``cache_control``, ``thinking`` and beta fields all arrive); otherwise
+  the upstream provider's call for the chat body, refused with a 400 when the client used
+  something chat cannot carry (``Translated.problems``);
+- ``stream_response`` is the client's stream (``writer.TranslatedStream``), ``whole`` a whole
+  answer in the client's format.
+
+Whatever the upstream, its answer comes back through the provider as chat and is re-encoded here,
+so accounting, failover and mid-stream continuation are one code path for every format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from aiohttp import web
+
+from switchman.gateway.errors import InvalidRequest
+from switchman.gateway.inbound.anthropic_openai import Translated
+from switchman.gateway.inbound.writer import Encoder, TranslatedStream
+from switchman.gateway.providers.exchange import UpstreamCall
+from switchman.gateway.serve.request import loads
+from switchman.gateway.upstreams.client import Provider
+
+
+@runtime_checkable
+class NativeMessages(Protocol):
+    """An upstream provider that takes Anthropic Messages bodies as they are."""
+
+    def native_messages(
+        self, body: dict[str, Any], model_id: str, stream: bool, headers: Mapping[str, str]
+    ) -> UpstreamCall: ...
+
+
+class Translation:
+    """One inbound request's translation; see the module docstring."""
+
+    __slots__ = ("_encoder", "_native", "_translate", "_translated", "_whole", "body")
+
+    def __init__(
+        self,
+        translate: Callable[[dict[str, Any]], Translated],
+        encoder: Callable[[dict[str, Any]], Encoder],
+        whole: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        *,
+        native: Mapping[str, str] | None = None,
+    ) -> None:
+        self._translate = translate
+        self._encoder = encoder
+        self._whole = whole
+        self._native = native  # headers for a native Messages upstream; None: never native
+        self._translated: Translated | None = None
+        self.body: dict[str, Any] = {}  # the client's own body
+
+    def to_chat(self, raw: bytes) -> dict[str, Any]:
+        """The chat.completions body for the client's raw body; InvalidRequest if malformed."""
+        if not raw:
+            raise InvalidRequest("request body is empty; send a JSON object")
+        body = loads(raw)
+        if not isinstance(body, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        self.body = body
+        self._translated = self._translate(body)
+        return self._translated.chat
+
+    def prepare(
+        self, provider: Provider, body: dict[str, Any], model_id: str, stream: bool
+    ) -> UpstreamCall:
+        """One attempt's upstream call; ``body`` is the chat body, or a continuation of it."""
+        translated = self._translated
+        assert translated is not None, "prepare before to_chat"
+        fresh = body is translated.chat
+        if fresh and self._native is not None and isinstance(provider, NativeMessages):
+            return provider.native_messages(self.body, model_id, stream, self._native)
+        if translated.problems:
+            message, param = translated.problems[0]
+            raise InvalidRequest(
+                f"{message}; this route sent the request to a '{provider.name}' upstream",
+                param=param,
+            )
+        return provider.prepare("chat", body, model_id, stream)
+
+    def stream_response(self, headers: dict[str, str]) -> web.StreamResponse:
+        return TranslatedStream(self._encoder(self.body), headers=headers)
+
+    def whole(self, payload: bytes) -> bytes:
+        """A whole chat.completion in the client's format."""
+        answer = self._whole(json.loads(payload), self.body)
+        return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
