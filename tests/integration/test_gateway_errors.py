@@ -10,9 +10,10 @@ official ``openai`` SDK, or raw aiohttp where the SDK cannot send the request. S
   -> 405; a body over ``server.max_body_bytes``, with Content-Length or chunked -> 413.
 - upstream answers: 429 with ``Retry-After`` on the only candidate -> 429 with it (RateLimitError);
   429 then 200 -> 200 after 2 attempts; nothing listening -> 502; no answer within
-  ``timeouts.first_byte_s`` -> 504 promptly; 500 then 200 -> 200 after 2 attempts; an OpenAI-shaped
-  or old-vLLM-shaped 400 -> the same 400 and message, the next candidate never tried; a 200 whose
-  body is not JSON -> 502, not relayed.
+  ``timeouts.total_s`` (a whole answer's generation timeout) -> 504 promptly, after one
+  regeneration; 500 then 200 -> 200 after 2 attempts; an OpenAI-shaped or old-vLLM-shaped 400
+  -> the same 400 and message, the next candidate never tried; a 200 whose body is not JSON ->
+  502, not relayed.
 - streams: broken off after two chunks (connection dropped, or body ended without ``[DONE]``) or
   stalled past ``timeouts.idle_s`` -> the client's stream ends with an error event (``APIError``),
   every event whole JSON; dying before the first chunk -> the next candidate serves it unseen;
@@ -82,6 +83,14 @@ def config(
     }
     if max_body_bytes is not None:
         document["server"]["max_body_bytes"] = max_body_bytes
+    return document
+
+
+def generation_timeout(document: dict[str, Any], name: str, seconds: float) -> dict[str, Any]:
+    """Give upstream ``name`` a short ``total_s``: a whole answer's only time limit."""
+    for upstream in document["upstreams"]:
+        if upstream["name"] == name:
+            upstream["timeouts"] = {**FAST, "total_s": seconds}
     return document
 
 
@@ -309,11 +318,11 @@ async def test_unreachable_upstream_is_502(start_gateway: Any) -> None:
     assert "gone" in error["message"]
 
 
-async def test_silent_upstream_is_504_once_first_byte_timeout_passes(
+async def test_silent_upstream_is_504_once_the_generation_timeout_passes(
     start_gateway: Any, upstream: Start
 ) -> None:
     silent = await upstream(fakes.hangs())
-    gateway = await start_gateway(config({"silent": silent.url}))
+    gateway = await start_gateway(generation_timeout(config({"silent": silent.url}), "silent", 0.3))
 
     started = time.monotonic()
     async with client(gateway) as sdk:
@@ -584,7 +593,8 @@ async def start_mix(start_gateway: Any, upstream: Start) -> Any:
     }
     urls = {name: fake.url for name, fake in mix.items()}
     urls["gone"] = f"http://127.0.0.1:{processes.free_port()}"
-    return await start_gateway(config(urls, {"chat": ["broken", "ok"]}, max_body_bytes=2048))
+    document = config(urls, {"chat": ["broken", "ok"]}, max_body_bytes=2048)
+    return await start_gateway(generation_timeout(document, "silent", 0.3))
 
 
 async def test_every_error_is_openai_shaped_json_without_a_traceback(
@@ -639,7 +649,8 @@ async def test_metrics_count_request_outcomes_and_attempt_failures(
     assert attempts[("limited", "rate_limited")] == 1
     # Alone it is retried once (no other candidate left), then it is first in the route.
     assert attempts[("broken", "status_5xx")] == 3
-    assert attempts[("silent", "timeout")] == 2  # a lone candidate is retried once
+    # A lone candidate is regenerated once (retry.regenerations), not on every attempt left.
+    assert attempts[("silent", "generation_timeout")] == 2
     assert attempts[("gone", "unreachable")] == 2
     # A context-length 400 would move to a larger window; with none, the 400 goes back.
     assert attempts[("rejecting", "context_length")] == 1
