@@ -103,7 +103,7 @@ def pool_status(
             waiting.append(f"{model.name}: 0/{desired} replicas ready")
         elif rollout.waiting is not None:
             waiting.append(f"{model.name}: {rollout.waiting}")
-        elif rollout.desired < desired:  # the watch has not seen the new replicas yet
+        elif rollout.desired != desired:  # the watch has not seen the applied replicas yet
             waiting.append(f"{model.name}: {ready}/{desired} replicas ready")
     if problem is not None:
         current = _failed(problem)

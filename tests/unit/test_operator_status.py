@@ -193,6 +193,14 @@ def test_a_rolling_pool_counts_from_the_spec_until_its_deployment_is_seen() -> N
     assert [m["desiredReplicas"] for m in status["models"]] == [3, 2]
 
 
+def test_a_deployment_not_yet_seen_with_the_applied_replicas_is_not_ready() -> None:
+    """Scaled 1 -> 0: the watch still shows the old, complete Deployment of 1 replica."""
+    pool = _pool("chat", _vllm("a", replicas=0))
+    rollouts = {"chat-a": Rollout.of(_deployment(1, 1))}
+    status = pool_status(pool, _spec(pool), rollouts=rollouts, observed_generation=2, now=NOW)
+    assert _conditions(status)["Ready"] == ("False", "ModelsNotReady", "a: 1/0 replicas ready")
+
+
 def test_a_missing_secret_degrades_the_pool() -> None:
     pool = _pool("cloud", _external("gpt", "openai"))
     status = pool_status(
