@@ -16,7 +16,8 @@ waiting until the Deployment is ready).
                                                   |   escalation); Role rules = rbac.rules()
     every examples/NN-* applied                   | as test_example_is_reconciled
     drift, config follow, garbage collection,     | as the test_operator_cluster scenarios of
-      missing pool                                |   the same names
+      missing pool; pruning, HPA removal, a       |   the same names (and test_operator_rollouts)
+      stalled gateway                             |
     helm upgrade to 3 replicas                    | KopfPeering in the namespace; every replica
                                                   |   ready and in its status; a new pool still
                                                   |   reconciled (one replica acts)
@@ -34,6 +35,7 @@ from typing import Any, cast
 import helm_python
 import pytest
 import test_operator_cluster as scenarios
+import test_operator_rollouts as rollouts
 from cluster_checks import check_pool_children
 from cluster_kube import Kube, delete_custom_resources
 from cluster_operator import Operator
@@ -225,6 +227,9 @@ def test_example_is_reconciled_by_the_installed_operator(
 
 
 SCENARIOS = [
+    rollouts.test_removed_model_is_pruned,  # the chart's RBAC must allow the deletes
+    rollouts.test_autoscaling_turned_off_deletes_the_hpa,
+    rollouts.test_a_stalled_gateway_degrades_its_policy,
     scenarios.test_deleted_child_service_is_recreated,
     scenarios.test_hand_edited_replicas_are_restored,
     scenarios.test_gateway_config_follows_pool_change,
