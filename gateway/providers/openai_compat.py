@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from switchman.gateway.errors import openai_error_body
+from switchman.gateway.errors import UpstreamUnavailable, openai_error_body
 from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall, Usage
 from switchman.gateway.providers.sse import DONE, Event
 
@@ -70,8 +70,26 @@ def error_body(status: int, payload: bytes) -> dict[str, Any]:
     )
 
 
+def _object_like(data: bytes) -> bool:
+    stripped = data.strip()
+    return stripped.startswith(b"{") and stripped.endswith(b"}")
+
+
+def _is_error_event(data: bytes) -> bool:
+    """An in-band ``data: {"error": ...}`` event (vLLM and several providers send one when a
+    generation fails mid-way); its text is not relayed (it may quote the request)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices")
+
+
 class OpenAIStream:
     """Relays an OpenAI-style SSE stream event by event, reading usage as it passes.
+
+    A chunk that is not a JSON object raises ``ValueError`` and an in-band error event raises
+    ``UpstreamUnavailable``: the relay treats both as the attempt's failure, never relays them.
 
     The gateway always asks upstream for usage; when the client did not, the extra usage-only
     chunk is dropped so the client sees exactly what it asked for.
@@ -91,6 +109,11 @@ class OpenAIStream:
             self.done = True
             return b""
         data = event.data
+        if not (data.startswith(b"{") and data.endswith(b"}")) and not _object_like(data):
+            # Cheap, and enough for a cut or garbled chunk: never relayed to the client.
+            raise ValueError("a stream chunk that is not a JSON object")
+        if b'"error"' in data and _is_error_event(data):
+            raise UpstreamUnavailable("the upstream reported an error in its stream")
         if self.model is None and (found := _MODEL.search(data)):
             self.model = found.group(1).decode("utf-8", "replace")
         if b'"finish_reason":null' not in data and (reason := _FINISH.search(data)):

@@ -1,10 +1,12 @@
-"""One upstream attempt: send the request to one replica and answer the client from it.
+"""One upstream attempt: send the request to one replica and read its answer.
 
-Called by ``proxy`` for each attempt it decides on. ``unary`` reads a whole answer; ``stream``
-relays a stream (``relay``), committing to it only once the first client-visible bytes are in
-hand, or, when the stream was already committed by an earlier attempt that broke off, continuing
-it in the same client response (``continuation``). Failures come out as ``failover.Failure``
-(``relay.Cut`` after a commit), a 4xx for the client as ``UpstreamRejected``.
+Called by ``failover`` for each attempt it decides on. ``unary`` reads a whole answer; ``stream``
+relays a stream (``relay``) to the request's ``downstream.ClientStream``, committing it only once
+the first client-visible bytes are in hand, or, when the stream was already committed by an
+earlier attempt that broke off, continuing it in the same client response (``continuation``).
+Failures come out as ``failures.Failure`` (``relay.Cut`` after a commit), a 4xx for the client as
+``UpstreamRejected``; once the stream is committed a 4xx is the attempt's failure too (scope
+``continuation``), never a second response.
 """
 
 from __future__ import annotations
@@ -12,34 +14,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from switchman.api.gatewayconfig import Model
 from switchman.gateway.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall
-from switchman.gateway.replicas.endpoints import Endpoint
+from switchman.gateway.replicas.replica import Endpoint
 from switchman.gateway.serve import relay
-from switchman.gateway.serve.continuation import Continued, Sent, Transcript
-from switchman.gateway.serve.failures import Failure, status_failure
+from switchman.gateway.serve.continuation import Continued, Sent
+from switchman.gateway.serve.downstream import ClientStream
+from switchman.gateway.serve.failures import GENERATION_TIMEOUT, Failure, status_failure
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.client import StreamDecoder, UpstreamClient
-
-
-@dataclass(slots=True)
-class ClientStream:
-    """The client side of a streamed request, shared by its attempts."""
-
-    request: web.Request
-    wants_usage: bool
-    transcript: Transcript | None  # kept when a cut stream may be continued
-    response: web.StreamResponse | None = None  # set once committed
-    sent: Sent | None = None  # what the client had when the last attempt broke off
-    first_chunk_at: float | None = None
-    gaps: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True, frozen=True)
@@ -64,24 +53,28 @@ def post(
 
 @asynccontextmanager
 async def open_upstream(
-    metrics: Metrics, target: Target, call: UpstreamCall, forwarded: Mapping[str, str]
+    metrics: Metrics,
+    target: Target,
+    call: UpstreamCall,
+    forwarded: Mapping[str, str],
+    first_byte_s: float | None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Send the request and wait for response headers; count it in flight meanwhile."""
+    """Send the request and wait for response headers (at most ``first_byte_s``; None: the
+    caller bounds it); count it in flight meanwhile."""
     upstream, endpoint = target.upstream, target.endpoint
-    timeouts = upstream.spec.timeouts
     gauge = metrics.upstream_in_flight.labels(upstream.name)
     upstream.inflight += 1
     endpoint.inflight += 1
     gauge.inc()
     try:
         try:
-            async with asyncio.timeout(timeouts.first_byte_s):
+            async with asyncio.timeout(first_byte_s):
                 resp = await post(upstream, endpoint, call, forwarded)
         except TimeoutError as exc:
             raise Failure(
                 "timeout",
                 UpstreamTimeout(
-                    f"upstream '{upstream.name}' sent no response within {timeouts.first_byte_s}s"
+                    f"upstream '{upstream.name}' sent no response within {first_byte_s}s"
                 ),
             ) from exc
         except aiohttp.ClientError as exc:
@@ -106,21 +99,28 @@ async def unary(
     call: UpstreamCall,
     forwarded: Mapping[str, str],
 ) -> tuple[bytes, ResponseInfo]:
-    """A whole answer from one attempt: the client's body bytes and what they say."""
+    """A whole answer from one attempt: the client's body bytes and what they say.
+
+    Bounded by the generation timeout (``timeouts.total_s``) alone: a server sends a whole
+    answer's headers only once it has generated it, so ``first_byte_s`` would cut long answers.
+    """
     upstream = target.upstream
     timeouts = upstream.spec.timeouts
     try:
         async with (
             asyncio.timeout(timeouts.total_s),
-            open_upstream(metrics, target, call, forwarded) as resp,
+            open_upstream(metrics, target, call, forwarded, None) as resp,
         ):
             payload = await resp.read()
             if resp.status >= 400:
                 raise _status(upstream, resp.status, payload, resp.headers)
     except TimeoutError as exc:
         raise Failure(
-            "timeout",
-            UpstreamTimeout(f"upstream '{upstream.name}' took over {timeouts.total_s}s"),
+            GENERATION_TIMEOUT,
+            UpstreamTimeout(
+                f"upstream '{upstream.name}' generated for over {timeouts.total_s}s "
+                "(timeouts.total_s) without finishing"
+            ),
         ) from exc
     except aiohttp.ClientError as exc:
         raise Failure(
@@ -143,10 +143,13 @@ async def stream(
     call: UpstreamCall,
     forwarded: Mapping[str, str],
     client: ClientStream,
+    sent: tuple[Sent, str] | None,
     commit: Callable[[], dict[str, str]],
 ) -> tuple[str, ResponseInfo, float]:
     """Relay one attempt's stream; returns (outcome, info, seconds to its first chunk).
 
+    ``sent`` is what the client already has, and the mechanism asking for the rest, when this
+    attempt continues a cut stream.
     ``commit`` is called when this attempt is the one that starts the client's stream: it
     returns the response headers (the decision record as of now).
     """
@@ -155,31 +158,19 @@ async def stream(
     loop = asyncio.get_running_loop()
     started = loop.time()
     decoder: StreamDecoder = upstream.provider.stream(op, target.model.target, client.wants_usage)
-    if client.sent is not None:
-        decoder = Continued(decoder, client.sent)
-    async with open_upstream(metrics, target, call, forwarded) as resp:
+    if sent is not None:
+        decoder = Continued(decoder, *sent)
+    async with open_upstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
         if resp.status >= 400:
             payload = await relay.read_error(resp, timeouts.idle_s)
-            raise _status(upstream, resp.status, payload, resp.headers)
-        pipe = relay.Relay(
-            resp,
-            decoder,
-            idle=timeouts.idle_s,
-            deadline=started + timeouts.total_s,
-            transcript=client.transcript,
-        )
+            raise _refused(upstream, resp.status, payload, resp.headers, client.committed)
+        pipe = relay.Relay(resp, decoder, idle=timeouts.idle_s, deadline=started + timeouts.total_s)
         first = await pipe.first(upstream.name)
         ttft = loop.time() - started
-        if client.response is None:
-            response = web.StreamResponse(headers=commit())
-            response.content_type = "text/event-stream"
-            response.headers["Cache-Control"] = "no-cache"
-            response.headers["X-Accel-Buffering"] = "no"
-            await response.prepare(client.request)
-            client.response = response
-            client.first_chunk_at = loop.time()
+        if not client.committed:
+            await client.commit(commit())
         try:
-            outcome = await pipe.rest(client.response, first, upstream.name)
+            outcome = await pipe.rest(client, first, upstream.name)
         finally:
             if (gap := pipe.mean_gap()) is not None:
                 client.gaps.append(gap)
@@ -189,6 +180,25 @@ async def stream(
         usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
     )
     return outcome, info, ttft
+
+
+def _refused(
+    upstream: UpstreamClient,
+    status: int,
+    payload: bytes,
+    headers: Mapping[str, str],
+    committed: bool,
+) -> Failure | UpstreamRejected:
+    failure = _status(upstream, status, payload, headers)
+    rejected = isinstance(failure, UpstreamRejected) or failure.scope in ("context", "content")
+    if committed and rejected:
+        # The continuation target refused (a mechanism it does not support, a model it does not
+        # have, a credential, a filter): this attempt's failure, never the client's answer.
+        error = UpstreamUnavailable(
+            f"upstream '{upstream.name}' refused to continue the stream ({status})"
+        )
+        return Failure("continuation_rejected", error, scope="continuation")
+    return failure
 
 
 def _status(

@@ -1,26 +1,30 @@
 """Relays one upstream SSE stream to the client as it arrives.
 
-Used by ``proxy``: ``first()`` reads until the first client-visible bytes exist (a failure before
-that is a ``Failure`` the proxy recovers from by trying the next candidate); ``rest()`` writes
-them and everything after, event by event, awaiting each write so a slow client slows the upstream
-read (backpressure) instead of growing a buffer. A client that disconnects ends the relay and the
-proxy closes the upstream connection, which cancels the generation. An upstream that breaks off or
-stalls after the client saw data raises ``Cut`` when the route continues streams on another
-upstream (``continuation``), and otherwise ends the stream with a well-formed OpenAI error event.
+Used by ``attempt``: ``first()`` reads until the first client-visible bytes exist (a failure before
+that is a ``Failure``: nothing reached the client, the next attempt starts afresh); ``rest()``
+writes them and everything after through the request's ``downstream.ClientStream``, event by
+event, awaiting each write so a slow client slows the upstream read (backpressure) instead of
+growing a buffer. A client that disconnects ends the relay and the attempt closes the upstream
+connection, which cancels the generation.
+
+An upstream that breaks off, stalls, sends a chunk that is not JSON or an in-band error event
+after the client saw data raises ``Cut``: never relayed, always the attempt's failure, which
+``failover`` continues on another attempt or ends with one error event. An EOF after a
+``finish_reason`` is a clean end (the missing ``[DONE]`` is written for the upstream).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 import aiohttp
-from aiohttp import web
 
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
-from switchman.gateway.providers.sse import SSEParser, encode
-from switchman.gateway.serve.continuation import Transcript
+from switchman.gateway.providers.sse import SSEParser
+from switchman.gateway.serve.continuation import JoinUnverified
+from switchman.gateway.serve.downstream import ClientStream
 from switchman.gateway.serve.failures import Failure
+from switchman.gateway.serve.hangup import CLIENT_CLOSED
 from switchman.gateway.upstreams.client import StreamDecoder
 
 
@@ -54,18 +58,22 @@ class Relay:
         *,
         idle: float,
         deadline: float,
-        transcript: Transcript | None = None,
     ) -> None:
         self._upstream = upstream
-        self._transcript = transcript
         self._decoder = decoder
         self._parser = SSEParser()
         self._idle = idle
         self._deadline = deadline
         self._loop = asyncio.get_running_loop()
+        self._eof = False
         self._writes = 0
         self._first_write = 0.0
         self._last_write = 0.0
+
+    @property
+    def ended(self) -> bool:
+        """The upstream finished its answer (``[DONE]``, or an EOF after a finish reason)."""
+        return self._decoder.done or self._eof
 
     def mean_gap(self) -> float | None:
         """Mean seconds between chunks written to the client (inter-token latency)."""
@@ -73,22 +81,19 @@ class Relay:
             return None
         return (self._last_write - self._first_write) / (self._writes - 1)
 
-    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
-        await response.write(data)
-        if self._transcript is not None:
-            self._transcript.add(data)
+    async def _write(self, client: ClientStream, data: bytes) -> None:
+        await client.write(data)
         now = self._loop.time()
         if not self._writes:
             self._first_write = now
         self._last_write = now
         self._writes += 1
 
-    async def _next(self, name: str) -> bytes:
-        """Client-visible bytes from the next upstream read; b"" at a clean end."""
+    async def _read(self, name: str) -> bytes:
         timeout = min(self._idle, self._deadline - self._loop.time())
         try:
             async with asyncio.timeout(max(timeout, 0)):
-                chunk = await self._upstream.content.readany()
+                return await self._upstream.content.readany()
         except TimeoutError as exc:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")
@@ -98,61 +103,58 @@ class Relay:
             raise _Broken(
                 "stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}")
             ) from exc
+
+    async def _next(self, name: str) -> bytes:
+        """Client-visible bytes from the next upstream read; b"" at a clean end."""
+        chunk = await self._read(name)
         decoder = self._decoder
         try:
-            if not chunk:
-                out = b"".join(decoder.feed(event) for event in self._parser.flush())
-                if not decoder.done:
-                    raise _Broken(
-                        "stream_broken",
-                        UpstreamUnavailable(f"upstream '{name}' ended the stream before finishing"),
-                    )
-                return out
-            return b"".join(decoder.feed(event) for event in self._parser.feed(chunk))
+            if chunk:
+                return b"".join(decoder.feed(event) for event in self._parser.feed(chunk))
+            out = b"".join(decoder.feed(event) for event in self._parser.flush())
+            if not decoder.done and not decoder.finish_reasons:
+                raise _Broken(
+                    "stream_broken",
+                    UpstreamUnavailable(f"upstream '{name}' ended the stream before finishing"),
+                )
+            self._eof = True  # finished, then EOF without [DONE]: a clean end
+            return out
+        except JoinUnverified as exc:
+            raise _Broken("join_unverified", exc) from exc
         except GatewayError as exc:  # an error event inside the upstream stream
             raise _Broken("upstream_error", exc) from exc
+        except (ValueError, KeyError, TypeError) as exc:  # a chunk that is not the protocol
+            raise _Broken(
+                "malformed_chunk", UpstreamUnavailable(f"upstream '{name}' sent a malformed chunk")
+            ) from exc
 
     async def first(self, name: str) -> bytes:
         """Read until there is something to send; raise Failure if the stream dies first."""
         try:
             while True:
                 out = await self._next(name)
-                if out or self._decoder.done:
+                if out or self.ended:
                     return out
         except _Broken as broken:
             raise Failure(broken.reason, broken.error) from broken
 
-    async def rest(self, response: web.StreamResponse, first: bytes, name: str) -> str:
+    async def rest(self, client: ClientStream, first: bytes, name: str) -> str:
         """Send ``first`` and the rest of the stream; return the outcome label.
 
-        With a transcript, a break raises ``Cut`` (the caller continues the stream elsewhere or
-        calls ``terminate``); without one the stream ends here with an error event.
+        A break raises ``Cut``; a client that went away ends it as ``client_closed``.
         """
-        decoder = self._decoder
         try:
             if first:
-                await self._write(response, first)
-            while not decoder.done:
+                await self._write(client, first)
+            while not self.ended:
                 out = await self._next(name)
                 if out:
-                    await self._write(response, out)
-            await response.write(decoder.finish())
-            await response.write_eof()
-            return "ok"
+                    await self._write(client, out)
+            return await client.finish(self._decoder.finish())
         except _Broken as broken:
-            if self._transcript is not None:
-                raise Cut(broken.reason, broken.error) from broken
-            return await terminate(response, broken.reason, broken.error)
+            # A join that cannot be verified is not the replica's fault: no breaker counts it.
+            if broken.reason == "join_unverified":
+                raise Cut(broken.reason, broken.error, scope="continuation") from broken
+            raise Cut(broken.reason, broken.error) from broken
         except ConnectionResetError:
-            return "client_disconnected"
-
-
-async def terminate(response: web.StreamResponse, reason: str, error: GatewayError) -> str:
-    """End a stream the client already reads with an OpenAI-style error event."""
-    payload = json.dumps(error.body()).encode()
-    try:
-        await response.write(encode(payload))
-        await response.write_eof()
-    except ConnectionResetError:
-        return "client_disconnected"
-    return reason
+            return CLIENT_CLOSED

@@ -8,7 +8,9 @@ Scenario matrix:
 - ``OpenAIStream``: content chunks relayed as their raw bytes; the usage-only chunk dropped when the
   client did not ask for usage, kept when it did; usage recorded either way; usage carried on a
   content chunk kept; ``"usage": null`` ignored; ``[DONE]`` marks done and emits nothing;
-  ``finish`` emits ``[DONE]``
+  ``finish`` emits ``[DONE]``; a chunk that is not a JSON object raises ValueError and an in-band
+  ``{"error": ...}`` event raises UpstreamUnavailable without the upstream's text (never relayed);
+  content quoting the word "error" is relayed
 - ``summarize``: usage present; absent / null / malformed usage -> None; a body that is not a JSON
   object (HTML, truncated, array, empty) -> ValueError; ``decode`` relays the bytes unchanged
 - ``error_body``: OpenAI-shaped passed through; top-level ``message``; non-JSON and empty payloads
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from switchman.gateway.errors import UpstreamUnavailable
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.providers.openai_compat import (
     OpenAICompatible,
@@ -158,12 +161,34 @@ def test_done_marks_the_stream_finished_and_emits_nothing() -> None:
     assert stream.finish() == b"data: [DONE]\n\n"
 
 
-def test_unparseable_chunk_mentioning_usage_is_relayed_unchanged() -> None:
+@pytest.mark.parametrize(
+    "data",
+    ['{"usage": {"prompt_tokens": 1, ', '{"choices": [{"delta": {"content": "oops', "<html>502"],
+    ids=["truncated_usage", "truncated_content", "html"],
+)
+def test_a_chunk_that_is_not_a_json_object_is_refused_not_relayed(data: str) -> None:
+    # The relay turns this into the attempt's failure; the client's SDK never parses it.
     stream = OpenAIStream(wants_usage=False)
-    chunk = event('{"usage": {"prompt_tokens": 1, ')
+
+    with pytest.raises(ValueError, match="not a JSON object"):
+        stream.feed(event(data))
+    assert stream.usage is None
+
+
+def test_an_in_band_error_event_is_refused_without_its_text() -> None:
+    stream = OpenAIStream(wants_usage=True)
+    assert stream.feed(event(json.dumps(CONTENT))) != b""
+
+    with pytest.raises(UpstreamUnavailable) as caught:
+        stream.feed(event('{"error": {"message": "key sk-secret failed", "type": "server_error"}}'))
+    assert "sk-secret" not in caught.value.message
+
+
+def test_content_that_mentions_error_is_relayed() -> None:
+    stream = OpenAIStream(wants_usage=False)
+    chunk = event(json.dumps({"choices": [{"index": 0, "delta": {"content": '"error"'}}]}))
 
     assert stream.feed(chunk) == chunk.raw
-    assert stream.usage is None
 
 
 # summarize

@@ -117,7 +117,7 @@ def events(data: bytes) -> list[dict[str, Any]]:
 
 def test_continued_chunks_carry_the_original_identity_and_one_usage_total() -> None:
     sent = sent_so_far(chunk("", role="assistant"), chunk("one"), chunk(" two")).read()
-    decoder = Continued(OpenAIStream(wants_usage=True), sent)
+    decoder = Continued(OpenAIStream(wants_usage=True), sent, "vllm")
     parser = SSEParser()
     upstream = (
         chunk("", role="assistant", id="other", created=1, model="large")

@@ -1,0 +1,109 @@
+"""The client side of one request: the only code that writes a response body to the client.
+
+Created by ``failover`` for each request and handed to every attempt (``attempt``, ``relay``).
+A whole answer becomes one ``web.Response`` (``whole``). A stream is committed once, by the first
+attempt that has client-visible bytes (``commit``: the status line and headers), then written
+event by event (``write``, each one also given to the recorder that keeps a transcript for
+continuation) and ended exactly once: ``finish`` (the end-of-stream bytes, e.g. ``[DONE]``) or
+``fail`` (one well-formed OpenAI error event). Once committed, nothing else may reach the client:
+every later outcome is an SSE event, never a second HTTP response. Errors before the commit are
+raised and turned into JSON responses by the app's error middleware.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+
+from switchman.gateway.errors import GatewayError
+from switchman.gateway.providers.sse import encode
+from switchman.gateway.serve.hangup import CLIENT_CLOSED
+
+
+class Presentation(Protocol):
+    """The client's own API format (``inbound``): its stream response, which takes the chat
+    chunks written here and sends that API's events, and a whole chat answer in that format."""
+
+    def stream_response(self, headers: dict[str, str]) -> web.StreamResponse: ...
+
+    def whole(self, payload: bytes) -> bytes: ...
+
+
+class Recorder(Protocol):
+    """Keeps what the client was sent (``continuation.Transcript``)."""
+
+    def add(self, data: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class ClientStream:
+    """One request's client connection; see the module docstring."""
+
+    request: web.Request
+    wants_usage: bool
+    recorder: Recorder | None = None  # kept when a cut stream may be continued
+    response: web.StreamResponse | None = None  # set once committed
+    ended: bool = False
+    gaps: list[float] = field(default_factory=list)
+    format: Presentation | None = None  # None: the client speaks OpenAI's chat/completions
+
+    @property
+    def committed(self) -> bool:
+        return self.response is not None
+
+    async def commit(self, headers: dict[str, str]) -> None:
+        """Start the client's event stream with ``headers`` (once)."""
+        if self.response is not None:
+            return
+        if self.format is not None:
+            response = self.format.stream_response(headers)
+        else:
+            response = web.StreamResponse(headers=headers)
+        response.content_type = "text/event-stream"
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        await response.prepare(self.request)
+        self.response = response
+
+    async def write(self, data: bytes) -> None:
+        """Send events; a client that went away raises ``ConnectionResetError``."""
+        assert self.response is not None, "write before commit"
+        await self.response.write(data)
+        if self.recorder is not None:
+            self.recorder.add(data)
+
+    async def finish(self, tail: bytes) -> str:
+        """End the stream well: ``tail`` (the end-of-stream events), then the end of the body."""
+        assert self.response is not None, "finish before commit"
+        if self.ended:
+            return "ok"
+        self.ended = True
+        try:
+            if tail:
+                await self.response.write(tail)
+            await self.response.write_eof()
+        except ConnectionResetError:
+            return CLIENT_CLOSED
+        return "ok"
+
+    async def fail(self, reason: str, error: GatewayError) -> str:
+        """End the stream with one OpenAI-style error event; returns the outcome label."""
+        assert self.response is not None, "fail before commit"
+        if self.ended:
+            return reason
+        self.ended = True
+        try:
+            await self.response.write(encode(json.dumps(error.body()).encode()))
+            await self.response.write_eof()
+        except ConnectionResetError:
+            return CLIENT_CLOSED
+        return reason
+
+    def whole(self, payload: bytes, headers: dict[str, str]) -> web.Response:
+        """A whole (non-streamed) JSON answer, in the client's format."""
+        if self.format is not None:
+            payload = self.format.whole(payload)
+        return web.Response(body=payload, content_type="application/json", headers=headers)
