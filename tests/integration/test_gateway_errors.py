@@ -203,14 +203,14 @@ async def test_unknown_path_and_wrong_method_are_json_404_and_405(
     gateway = await start_gateway(config({"ok": fake.url}))
 
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{gateway.base_url}/responses", json={"model": "ok"}) as resp:
+        async with session.post(f"{gateway.base_url}/assistants", json={"model": "ok"}) as resp:
             not_found = (resp.status, resp.content_type, await resp.json())
         async with session.get(f"{gateway.base_url}/chat/completions") as resp:
             not_allowed = (resp.status, resp.content_type, await resp.json())
 
     assert not_found[:2] == (404, "application/json")
     assert (
-        "/v1/responses"
+        "/v1/assistants"
         in assert_openai_error(not_found[2], type_="invalid_request_error", code="not_found")[
             "message"
         ]
