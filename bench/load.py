@@ -48,20 +48,25 @@ async def wait_ready(url: str, deadline: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not become ready in {deadline}s")
 
 
-async def load(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+async def load(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
+    sent = {"content-type": "application/json", **(headers or {})}
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             nonlocal errors
             while time.perf_counter() < stop:
                 started = time.perf_counter()
-                async with session.post(
-                    url, data=body, headers={"content-type": "application/json"}
-                ) as resp:
+                async with session.post(url, data=body, headers=sent) as resp:
                     await resp.read()
                     if resp.status != 200:
                         errors += 1

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from switchman.api.routes import MidStream, OnContentFilter, Strategy
 from switchman.api.v1alpha1.spec import DNS_LABEL, MODEL_NAME, Condition, SecretKeyRef, Spec, cel
+from switchman.api.v1alpha1.tenancy import PolicyTenancy
 
 DEFAULT_GATEWAY_IMAGE = "switchman/gateway:0.1.0"
 
@@ -280,6 +281,10 @@ class RoutingPolicySpec(Spec):
         default_factory=CircuitBreaker, description="Per-replica breaker settings."
     )
     gateway: Gateway = Field(default_factory=Gateway, description="The gateway Deployment.")
+    tenancy: PolicyTenancy | None = Field(
+        default=None,
+        description="Keys, tenants, rate limits and USD budgets; unset: the gateway is keyless.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> RoutingPolicySpec:

@@ -28,6 +28,7 @@ from switchman.operator.render.meta import (
     model_child,
     service_host,
 )
+from switchman.operator.render.tenancy import to_tenancy
 
 # provider -> (upstream kind, default base URL, gen_ai.provider.name)
 PROVIDERS: dict[str, tuple[str, str | None, str | None]] = {
@@ -118,6 +119,9 @@ def to_gateway_config(
         "models": models,
         "routes": routes,
     }
+    if spec.tenancy is not None:  # only Secret paths enter the document, never a key
+        document["tenancy"], needed = to_tenancy(spec.tenancy)
+        secrets.update(needed)
     return Mapped(
         config=_validated(document),
         routes=[

@@ -530,6 +530,18 @@ spec:
     serviceType: LoadBalancer
     clientAuthSecret: {name: switchman-admin, key: token}
 """)
+TENANCY_POLICY: Node = {
+    **POLICY,
+    "tenancy": {
+        "keysSecret": {"name": "switchman-keys", "key": "keys.yaml"},
+        "redis": {"url": "redis://redis:6379/0", "passwordSecret": {"name": "redis", "key": "pw"}},
+        "onRedisDown": "closed",
+        "tenants": [
+            {"name": "team-a", "routes": ["auto"], "limits": {"requestsPerMinute": 60}},
+            {"name": "team-b", "daily": {"hardUsd": 5, "softUsd": 4}, "monthly": {"hardUsd": 90}},
+        ],
+    },
+}
 MINIMAL_POLICY: Node = {
     "pools": [{"name": "chat"}],
     "routes": [{"name": "auto", "candidates": ["a"]}],
@@ -539,6 +551,7 @@ VALID = [
     pytest.param("ModelPool", EXTERNAL_POOL, id="external-providers"),
     pytest.param("RoutingPolicy", POLICY, id="complexity-failover-canary"),
     pytest.param("RoutingPolicy", MINIMAL_POLICY, id="minimal-policy"),
+    pytest.param("RoutingPolicy", TENANCY_POLICY, id="tenants"),
 ]
 
 
@@ -738,6 +751,14 @@ INVALID = [
          "bad-service-type"),
     case(RP, POLICY, lambda s: s.pop("pools"), "spec.pools: Required value", "Field required",
          "no-pools"),
+    case(RP, TENANCY_POLICY,
+         lambda s: s["tenancy"]["tenants"][1]["daily"].update(softUsd=6),
+         f"spec.tenancy.tenants[1].daily: {CEL}softUsd must not exceed hardUsd",
+         "softUsd must not exceed hardUsd", "tenant-soft-above-hard"),
+    case(RP, TENANCY_POLICY,
+         lambda s: s["tenancy"]["tenants"][1].update(name="team-a"),
+         f"spec.tenancy.tenants: {CEL_LIST}tenant names must be unique",
+         "tenant names must be unique", "duplicate-tenants"),
 ]  # fmt: skip
 
 

@@ -1,0 +1,181 @@
+"""Tenancy overhead: authentication plus a Redis-backed limit check, against tenancy off.
+
+Starts a real ``redis-server`` (127.0.0.1, free port, no persistence), one zero-latency
+``switchman sim`` and, one at a time, a gateway process (``bench.gateway_variant``, metrics on)
+per variant: ``off`` (no ``tenancy`` block), ``local`` (keys, limits and budget in the process)
+and ``redis`` (the same, shared through Redis: one EVALSHA to admit, one to settle after the
+response). The tenant's limits are far above the load, so every request runs every check (RPM,
+TPM, daily and monthly budgets) and none is refused. Same closed-loop load for each (chat, whole
+answers; concurrency 1 and 16), alternating rounds, best round kept. The budget (issue 12):
+``redis`` adds at most 0.3 ms p50 at concurrency 16. Results: bench/results/tenancy.md/.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.load import BODY, free_port, load, wait_ready
+from switchman.gateway.tenancy.keys import hash_key, new_key
+
+RESULTS = Path(__file__).parent / "results"
+VARIANTS = ("off", "local", "redis")
+BUDGET_MS = 0.3
+
+
+def _config(sim_port: int, workdir: Path, key: str, redis_url: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "version": 1,
+        "upstreams": [{"name": "sim", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
+        "models": [
+            {"name": "m", "upstream": "sim", "price": {"input_per_mtok": 1, "output_per_mtok": 2}}
+        ],
+    }
+    if redis_url is None and not key:
+        return config
+    keys = workdir / "keys.json"
+    keys.write_text(json.dumps({"keys": [{"tenant": "bench", "sha256": hash_key(key)}]}))
+    limits = {"requests_per_minute": 10**8, "tokens_per_minute": 10**10}
+    tenant = {"name": "bench", "limits": limits, "daily": {"hard_usd": 10**6}}
+    config["tenancy"] = {"keys_file": str(keys), "tenants": [tenant]}
+    if redis_url is not None:
+        config["tenancy"]["redis"] = {"url": redis_url}
+    return config
+
+
+async def _start_redis(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not on PATH: make redis")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *[binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        *["--appendonly", "no", "--dir", str(workdir)],
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.3)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+async def main(argv: list[str]) -> None:
+    seconds = float(argv[0]) if argv else 4.0
+    rounds = int(argv[1]) if len(argv) > 1 else 2
+    workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-tenancy-"))
+    key = new_key()
+    sim_port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    redis, redis_url = await _start_redis(workdir)
+    sim = await asyncio.create_subprocess_exec(
+        *[
+            sys.executable,
+            "-m",
+            "switchman.cli.main",
+            "sim",
+            "--model",
+            "m",
+            "--port",
+            str(sim_port),
+        ],
+        *["--ttft-ms", "0", "--prefill-ms-per-token", "0", "--itl-ms", "0"],
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    configs = {
+        "off": _config(sim_port, workdir, "", None),
+        "local": _config(sim_port, workdir, key, None),
+        "redis": _config(sim_port, workdir, key, redis_url),
+    }
+    best: dict[tuple[str, int], dict[str, float]] = {}
+    try:
+        await wait_ready(f"http://127.0.0.1:{sim_port}/health")
+        for round_no in range(rounds):
+            for variant in VARIANTS:
+                path = workdir / f"{variant}.json"
+                path.write_text(json.dumps(configs[variant]))
+                await _measure(path, variant, key, seconds, round_no, best, env)
+    finally:
+        for proc in (sim, redis):
+            proc.terminate()
+            await proc.wait()
+    _write(best, seconds, rounds)
+
+
+async def _measure(
+    config: Path,
+    variant: str,
+    key: str,
+    seconds: float,
+    round_no: int,
+    best: dict[tuple[str, int], dict[str, float]],
+    env: dict[str, str],
+) -> None:
+    port = free_port()
+    gateway = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "bench.gateway_variant", str(config), str(port), "metrics"],
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    headers = {} if variant == "off" else {"authorization": f"Bearer {key}"}
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}/readyz")
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        for concurrency in (1, 16):
+            await load(url, BODY, concurrency, 0.5, headers)
+            result = await load(url, BODY, concurrency, seconds, headers)
+            if result["errors"]:
+                raise SystemExit(f"{variant}: {result['errors']} requests failed")
+            held = best.get((variant, concurrency))
+            if held is None or result["p50_ms"] < held["p50_ms"]:
+                best[(variant, concurrency)] = result
+            print(
+                f"round {round_no} {variant:6} c={concurrency:<3} {result['rps']:.0f} rps "
+                f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms",
+                flush=True,
+            )
+    finally:
+        gateway.terminate()
+        await gateway.wait()
+
+
+def _write(best: dict[tuple[str, int], dict[str, float]], seconds: float, rounds: int) -> None:
+    rows: list[dict[str, Any]] = []
+    lines = [
+        "# Tenancy overhead (bench/tenancy_overhead.py)",
+        "",
+        f"{os.cpu_count()} cores; zero-latency simulator; real redis-server on 127.0.0.1; "
+        f"{seconds} s per point, best of {rounds} alternating rounds (lowest p50); load "
+        "generator, simulator, Redis and gateway share the cores. Budget: redis adds "
+        f"<= {BUDGET_MS} ms p50 at concurrency 16.",
+        "",
+        "| concurrency | variant | rps | p50 ms | p99 ms | added p50 ms vs off |",
+        "|---|---|---|---|---|---|",
+    ]
+    for concurrency in (1, 16):
+        base = best[("off", concurrency)]
+        for variant in VARIANTS:
+            r = best[(variant, concurrency)]
+            added = r["p50_ms"] - base["p50_ms"]
+            rows.append(
+                {"variant": variant, "concurrency": concurrency, **r, "added_p50_ms": added}
+            )
+            lines.append(
+                f"| {concurrency} | {variant} | {r['rps']:.0f} | {r['p50_ms']:.3f} "
+                f"| {r['p99_ms']:.3f} | {added:+.3f} |"
+            )
+    added16 = best[("redis", 16)]["p50_ms"] - best[("off", 16)]["p50_ms"]
+    verdict = "within" if added16 <= BUDGET_MS else "OVER"
+    lines += ["", f"redis at concurrency 16: {added16:+.3f} ms p50, {verdict} the budget."]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "tenancy.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (RESULTS / "tenancy.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / 'tenancy.md'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
