@@ -1,7 +1,8 @@
 """The gateway's OpenAPI 3.1 document, served at ``/openapi.json``.
 
-Describes the surface clients and tools see; request bodies are the OpenAI API's (documented by
-OpenAI), so only the fields the gateway itself validates are spelled out here.
+Describes the surface clients and tools see; request bodies are the OpenAI and Anthropic APIs'
+(documented by them; the inbound formats in ``docs/anthropic-messages.md`` and
+``docs/responses-api.md``), so only the fields the gateway itself validates are spelled out here.
 """
 
 from __future__ import annotations
@@ -9,12 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_ANTHROPIC_ERROR = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
 
 
-def _proxied(summary: str, required: list[str], streams: bool) -> dict[str, Any]:
+def _proxied(
+    summary: str, required: list[str], streams: bool, shape: str = "OpenAI"
+) -> dict[str, Any]:
+    error = {"$ref": "#/components/schemas/AnthropicError"} if shape == "Anthropic" else _ERROR
     responses: dict[str, Any] = {
         "200": {
-            "description": "The upstream's answer, OpenAI-shaped"
+            "description": f"The answer, {shape}-shaped"
             + ("; text/event-stream when stream is true" if streams else ""),
             "headers": {
                 name: {"schema": {"type": "string"}, "description": text}
@@ -25,7 +41,7 @@ def _proxied(summary: str, required: list[str], streams: bool) -> dict[str, Any]
     for status, text in _ERRORS.items():
         responses[status] = {
             "description": text,
-            "content": {"application/json": {"schema": _ERROR}},
+            "content": {"application/json": {"schema": error}},
         }
     properties: dict[str, Any] = {"model": {"type": "string", "description": "Route or model."}}
     if streams:
@@ -72,6 +88,39 @@ def _get(summary: str) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}}
 
 
+def _inbound() -> dict[str, Any]:
+    """The other client formats (``gateway/inbound``) and model lookup."""
+    return {
+        "/v1/messages": _proxied(
+            "Anthropic Messages (docs/anthropic-messages.md)",
+            ["max_tokens", "messages"],
+            True,
+            "Anthropic",
+        ),
+        "/v1/messages/count_tokens": _proxied(
+            "Input tokens of a Messages request", ["messages"], False, "Anthropic"
+        ),
+        "/v1/responses": _proxied(
+            "OpenAI Responses, stateless (docs/responses-api.md)", ["input"], True
+        ),
+        "/v1/models/{id}": {
+            "get": {
+                "summary": "One route or model (Anthropic's shape with anthropic-version)",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "OK"},
+                    "404": {
+                        "description": "Unknown model or route.",
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -80,6 +129,7 @@ def document() -> dict[str, Any]:
             "/v1/chat/completions": _proxied("Chat completion", ["messages"], True),
             "/v1/completions": _proxied("Text completion", ["prompt"], True),
             "/v1/embeddings": _proxied("Embeddings", ["input"], False),
+            **_inbound(),
             "/v1/models": _get("Routes and models served"),
             "/healthz": _get("Liveness"),
             "/readyz": {
@@ -95,6 +145,7 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
+                "AnthropicError": _ANTHROPIC_ERROR,
                 "Error": {
                     "type": "object",
                     "required": ["error"],
@@ -110,7 +161,7 @@ def document() -> dict[str, Any]:
                             },
                         }
                     },
-                }
+                },
             }
         },
     }

@@ -31,18 +31,21 @@ def forced(body: dict[str, Any]) -> tuple[str, str] | None:
     choice = body.get("tool_choice")
     if not isinstance(tools, list) or not tools or choice in (None, "auto", "none"):
         return None
-    functions = [t.get("function") for t in tools if isinstance(t, dict)]
-    functions = [f for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)]
+    functions = [_object(t.get("function")) for t in tools if isinstance(t, dict)]
+    functions = [f for f in functions if isinstance(f.get("name"), str)]
     if not functions:
         return None
-    wanted = functions[0]
+    wanted: dict[str, Any] = functions[0]
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
+        name = _object(choice.get("function")).get("name")
         wanted = next((f for f in functions if f["name"] == name), wanted)
-    schema = wanted.get("parameters") if isinstance(wanted.get("parameters"), dict) else {}
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    properties = _object(_object(wanted.get("parameters")).get("properties"))
     arguments = {key: _value(spec, i) for i, (key, spec) in enumerate(properties.items())}
     return wanted["name"], json.dumps(arguments, separators=(",", ":"))
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _value(spec: object, index: int) -> object:

@@ -174,7 +174,7 @@ class EventEncoder:
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
         self.started = True
-        message = {
+        message: dict[str, Any] = {
             "id": message_id(chunk.get("id")),
             "type": "message",
             "role": "assistant",

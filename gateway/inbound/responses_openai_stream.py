@@ -31,6 +31,14 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _created(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -92,7 +100,7 @@ def _finish(response: dict[str, Any], finish: object, usage: object) -> None:
 
 
 def _call_item(base: str, index: int, call: dict[str, Any], status: str) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    function = _object(call.get("function"))
     return {
         "type": "function_call",
         "id": f"fc_{base}_{index}",
@@ -116,7 +124,7 @@ def _message_item(base: str, text: str, status: str) -> dict[str, Any]:
 
 def chat_to_response(chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """A whole ``response`` for a whole ``chat.completion`` and the client's request body."""
-    created = chat.get("created") if isinstance(chat.get("created"), int) else int(time.time())
+    created = _created(chat.get("created"), int(time.time()))
     response = shell(request, chat.get("id"), chat.get("model"), created)
     base = _base_id(chat.get("id"))
     choices = chat.get("choices")
@@ -193,7 +201,7 @@ class EventEncoder:
         return encode(_dumps({"type": name, "sequence_number": self._seq - 1, **data}), name)
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
-        created = chunk.get("created") if isinstance(chunk.get("created"), int) else 0
+        created = _created(chunk.get("created"), 0)
         self._response = shell(self._request, chunk.get("id"), chunk.get("model"), created)
         self._base = _base_id(chunk.get("id"))
         snapshot = dict(self._response)
@@ -203,7 +211,7 @@ class EventEncoder:
 
     def _choice(self, choice: dict[str, Any]) -> bytes:
         out = b""
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        delta = _object(choice.get("delta"))
         text = delta.get("content")
         if isinstance(text, str) and text:
             if self._message is None:
@@ -237,7 +245,7 @@ class EventEncoder:
         assert self._response is not None
         out = b""
         index = call.get("index", 0)
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        function = _object(call.get("function"))
         if index not in self._calls:
             out += self._close_message()
             item = _call_item(
