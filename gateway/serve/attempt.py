@@ -7,6 +7,11 @@ earlier attempt that broke off, continuing it in the same client response (``con
 Failures come out as ``failures.Failure`` (``relay.Cut`` after a commit), a 4xx for the client as
 ``UpstreamRejected``; once the stream is committed a 4xx is the attempt's failure too (scope
 ``continuation``), never a second response.
+
+At the edge (``server.edge``): redirects are never followed (a 3xx is a failure), a whole answer
+is read up to ``max_response_bytes`` and a stream up to ``max_stream_bytes``, and every upstream
+body, error and stream event passes the Runtime's ``Redactor`` (every resolved credential) before
+anything reads, wraps, logs or relays it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ from switchman.gateway.replicas.replica import Endpoint
 from switchman.gateway.serve import relay
 from switchman.gateway.serve.continuation import Continued, Sent
 from switchman.gateway.serve.downstream import ClientStream
-from switchman.gateway.serve.failures import GENERATION_TIMEOUT, Failure, status_failure
+from switchman.gateway.serve.failures import (
+    GENERATION_TIMEOUT,
+    RESPONSE_TOO_LARGE,
+    Failure,
+    status_failure,
+)
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.client import StreamDecoder, UpstreamClient
 
@@ -47,7 +57,11 @@ def post(
     headers = {**upstream.spec.headers, **forwarded, **call.headers}
     headers["Content-Type"] = "application/json"
     return upstream.session().post(
-        endpoint.base + call.path, data=call.body, headers=headers, params=call.params or None
+        endpoint.base + call.path,
+        data=call.body,
+        headers=headers,
+        params=call.params or None,
+        allow_redirects=False,
     )
 
 
@@ -111,8 +125,8 @@ async def unary(
             asyncio.timeout(timeouts.total_s),
             open_upstream(metrics, target, call, forwarded, None) as resp,
         ):
-            payload = await resp.read()
-            if resp.status >= 400:
+            payload = upstream.redactor.data(await _read_capped(upstream, resp))
+            if resp.status >= 300:
                 raise _status(upstream, resp.status, payload, resp.headers)
     except TimeoutError as exc:
         raise Failure(
@@ -161,10 +175,17 @@ async def stream(
     if sent is not None:
         decoder = Continued(decoder, *sent)
     async with open_upstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
-        if resp.status >= 400:
-            payload = await relay.read_error(resp, timeouts.idle_s)
+        if resp.status >= 300:
+            payload = upstream.redactor.data(await relay.read_error(resp, timeouts.idle_s))
             raise _refused(upstream, resp.status, payload, resp.headers, client.committed)
-        pipe = relay.Relay(resp, decoder, idle=timeouts.idle_s, deadline=started + timeouts.total_s)
+        pipe = relay.Relay(
+            resp,
+            decoder,
+            idle=timeouts.idle_s,
+            deadline=started + timeouts.total_s,
+            redactor=upstream.redactor,
+            max_bytes=upstream.edge.max_stream_bytes,
+        )
         first = await pipe.first(upstream.name)
         ttft = loop.time() - started
         if not client.committed:
@@ -180,6 +201,29 @@ async def stream(
         usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
     )
     return outcome, info, ttft
+
+
+async def _read_capped(upstream: UpstreamClient, resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or a ``response_too_large`` failure past ``max_response_bytes``."""
+    cap = upstream.edge.max_response_bytes
+    if resp.content_length is not None and resp.content_length > cap:
+        raise _too_large(upstream, cap)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.readany():
+        size += len(chunk)
+        if size > cap:
+            resp.close()
+            raise _too_large(upstream, cap)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(upstream: UpstreamClient, cap: int) -> Failure:
+    error = UpstreamUnavailable(
+        f"upstream '{upstream.name}' answered over {cap} bytes (server.edge.max_response_bytes)"
+    )
+    return Failure(RESPONSE_TOO_LARGE, error, scope="model")
 
 
 def _refused(

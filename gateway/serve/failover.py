@@ -42,7 +42,7 @@ from switchman.gateway.serve import continuation
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget, backoff_delay
 from switchman.gateway.serve.downstream import ClientStream
-from switchman.gateway.serve.failures import GENERATION_TIMEOUT, Failure
+from switchman.gateway.serve.failures import GENERATION_TIMEOUT, STREAM_TOO_LARGE, Failure
 from switchman.gateway.serve.lease import Lease
 from switchman.gateway.serve.observe import Observation
 from switchman.gateway.serve.relay import Cut
@@ -254,8 +254,8 @@ class Walk:
             self.regenerated += 1
             if self.regenerated > self.policy.regenerations:
                 return "stop"  # each replay pays for the whole generation again
-        if exc.reason == "join_unverified":
-            return "stop"
+        if exc.reason in ("join_unverified", STREAM_TOO_LARGE):
+            return "stop"  # not the replica's fault / a continuation would only grow it
         if not isinstance(exc, Cut):
             return None
         if self.cut is None:

@@ -11,7 +11,12 @@ label; its ``scope`` says where to go next:
 - ``continuation``: asked to continue a committed stream, the model refused (a 4xx): its next
   continuation mechanism, else the next model; never the client's answer, never a cool-down.
 
-Any other upstream 4xx is ``UpstreamRejected`` and goes back to the client unchanged.
+Any other upstream 4xx is ``UpstreamRejected`` and goes back to the client unchanged. A 3xx is
+never followed (it would re-send the prompt, and the credential, to another origin): it is the
+attempt's ``redirect`` failure, like a 5xx. A non-streamed answer over
+``server.edge.max_response_bytes`` is ``response_too_large`` (scope ``model``: the next model
+may answer shorter); a stream past ``max_stream_bytes`` is ``stream_too_large``, which ends the
+stream (a continuation would only make it longer).
 
 Separately, ``blame`` says which circuit breaker the failure counts against (breakers are scoped
 by failure class, ``replicas.replica``): ``replica`` for what says the replica is in trouble
@@ -52,6 +57,9 @@ _CONTENT_CODES = {"content_filter", "content_policy_violation", "responsible_ai_
 _MODEL_REASONS = {"rate_limited", "bad_response", "upstream_error", "malformed_chunk"}
 # A non-streamed answer ran past timeouts.total_s: sent again only Retry.regenerations times.
 GENERATION_TIMEOUT = "generation_timeout"
+REDIRECT = "redirect"
+RESPONSE_TOO_LARGE = "response_too_large"
+STREAM_TOO_LARGE = "stream_too_large"
 DEFAULT_HOLD_S = 1.0  # a 429 without Retry-After keeps the model off that replica this long
 
 
@@ -100,6 +108,13 @@ def status_failure(
     found = body.get("error")
     error: dict[str, Any] = found if isinstance(found, dict) else {}
     message = str(error.get("message", ""))[:500]
+    if 300 <= status < 400:
+        return Failure(
+            REDIRECT,
+            UpstreamUnavailable(
+                f"upstream '{upstream}' answered a redirect ({status}); redirects are not followed"
+            ),
+        )
     if status == 429:
         header = headers.get("Retry-After")
         wait = retry_after_seconds(header, time.time())

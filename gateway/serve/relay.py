@@ -10,7 +10,10 @@ connection, which cancels the generation.
 An upstream that breaks off, stalls, sends a chunk that is not JSON or an in-band error event
 after the client saw data raises ``Cut``: never relayed, always the attempt's failure, which
 ``failover`` continues on another attempt or ends with one error event. An EOF after a
-``finish_reason`` is a clean end (the missing ``[DONE]`` is written for the upstream).
+``finish_reason`` is a clean end (the missing ``[DONE]`` is written for the upstream). Past
+``max_bytes`` read from the upstream the relay breaks off with ``stream_too_large`` (never
+continued). Every event passes ``redactor`` before the decoder sees it, so no credential an
+upstream echoes is relayed, wrapped into an error or logged.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import asyncio
 import aiohttp
 
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
-from switchman.gateway.providers.sse import SSEParser
+from switchman.gateway.providers.sse import Event, SSEParser
 from switchman.gateway.serve.continuation import JoinUnverified
 from switchman.gateway.serve.downstream import ClientStream
-from switchman.gateway.serve.failures import Failure
+from switchman.gateway.serve.failures import STREAM_TOO_LARGE, Failure
 from switchman.gateway.serve.hangup import CLIENT_CLOSED
 from switchman.gateway.upstreams.client import StreamDecoder
+from switchman.gateway.upstreams.credentials import Redactor
 
 
 class _Broken(Exception):
@@ -58,8 +62,13 @@ class Relay:
         *,
         idle: float,
         deadline: float,
+        redactor: Redactor | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self._upstream = upstream
+        self._redactor = redactor or Redactor()
+        self._cap = max_bytes
+        self._left = max_bytes
         self._decoder = decoder
         self._parser = SSEParser()
         self._idle = idle
@@ -93,7 +102,7 @@ class Relay:
         timeout = min(self._idle, self._deadline - self._loop.time())
         try:
             async with asyncio.timeout(max(timeout, 0)):
-                return await self._upstream.content.readany()
+                chunk = await self._upstream.content.readany()
         except TimeoutError as exc:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")
@@ -103,6 +112,24 @@ class Relay:
             raise _Broken(
                 "stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}")
             ) from exc
+        if self._left is not None:
+            self._left -= len(chunk)
+            if self._left < 0:
+                message = (
+                    f"upstream '{name}' streamed over {self._cap} bytes "
+                    "(server.edge.max_stream_bytes)"
+                )
+                raise _Broken(STREAM_TOO_LARGE, UpstreamUnavailable(message))
+        return chunk
+
+    def _events(self, events: list[Event]) -> list[Event]:
+        if not self._redactor:
+            return events
+        clean = self._redactor.data
+        return [
+            e if clean(e.raw) is e.raw else Event(clean(e.raw), e.event, clean(e.data))
+            for e in events
+        ]
 
     async def _next(self, name: str) -> bytes:
         """Client-visible bytes from the next upstream read; b"" at a clean end."""
@@ -110,8 +137,9 @@ class Relay:
         decoder = self._decoder
         try:
             if chunk:
-                return b"".join(decoder.feed(event) for event in self._parser.feed(chunk))
-            out = b"".join(decoder.feed(event) for event in self._parser.flush())
+                events = self._events(self._parser.feed(chunk))
+                return b"".join(decoder.feed(event) for event in events)
+            out = b"".join(decoder.feed(event) for event in self._events(self._parser.flush()))
             if not decoder.done and not decoder.finish_reasons:
                 raise _Broken(
                     "stream_broken",

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from switchman.api.edge import Edge
 from switchman.api.gatewayconfig import AnthropicSettings, Upstream
 from switchman.gateway.providers.anthropic import Anthropic
 from switchman.gateway.providers.azure import AzureOpenAI
@@ -104,8 +105,10 @@ class UpstreamClient:
         # Host and port only: a base URL may carry userinfo, which must never reach a header.
         self.endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self._secret, self.problem = credentials.resolve(spec.api_key, environ)
-        # Every resolved credential of the Runtime once ``runtime`` builds it; its own until then.
+        # Set by ``runtime`` for the config being served: every resolved credential of the
+        # Runtime (its own until then) and ``server.edge`` (caps on what is read from upstream).
         self.redactor = credentials.Redactor([self._secret])
+        self.edge = Edge()
         self._tls, tls_problem = _tls(spec)
         self.problem = self.problem or tls_problem
         self.provider = _provider(spec, self._secret)

@@ -100,4 +100,5 @@ def build(
     redactor = credentials.Redactor.joined((c.redactor for c in clients.values()), admin)
     for client in clients.values():
         client.redactor = redactor
+        client.edge = config.server.edge
     return Runtime(config, generation, clients)
