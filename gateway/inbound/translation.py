@@ -8,8 +8,9 @@ per request, made by ``messages`` or ``responses``:
 - ``prepare`` builds each attempt's upstream call: the client's own body, untouched but for
   ``model``, when the upstream speaks the client's format natively (Anthropic Messages to an
   Anthropic upstream, so ``cache_control``, ``thinking`` and beta fields all arrive); otherwise
-  the upstream provider's call for the chat body, refused with a 400 when the client used
-  something chat cannot carry (``Translated.problems``);
+  the upstream provider's call for the chat body; when the client used something chat cannot
+  carry (``Translated.problems``) that candidate is skipped (a ``Failure`` of scope ``model``)
+  and, when no candidate can take the request as it is, the client gets a 400 naming the field;
 - ``stream_response`` is the client's stream (``writer.TranslatedStream``), ``whole`` a whole
   answer in the client's format.
 
@@ -29,6 +30,7 @@ from switchman.gateway.errors import InvalidRequest
 from switchman.gateway.inbound.anthropic_openai import Translated
 from switchman.gateway.inbound.writer import Encoder, TranslatedStream
 from switchman.gateway.providers.exchange import UpstreamCall
+from switchman.gateway.serve.failures import Failure
 from switchman.gateway.serve.request import loads
 from switchman.gateway.upstreams.client import Provider
 
@@ -83,11 +85,15 @@ class Translation:
         if fresh and self._native is not None and isinstance(provider, NativeMessages):
             return provider.native_messages(self.body, model_id, stream, self._native)
         if translated.problems:
+            # Not this candidate's fault: the next one (an Anthropic model) may take it as it is;
+            # when none can, this 400 is the answer.
             message, param = translated.problems[0]
-            raise InvalidRequest(
-                f"{message}; this route sent the request to a '{provider.name}' upstream",
+            error = InvalidRequest(
+                f"{message}; no candidate of this route that can take it was available "
+                f"(tried a '{provider.name}' upstream)",
                 param=param,
             )
+            raise Failure("untranslatable", error, scope="model")
         return provider.prepare("chat", body, model_id, stream)
 
     def stream_response(self, headers: dict[str, str]) -> web.StreamResponse:
