@@ -74,8 +74,14 @@ $(REDIS_STAMP): tests/integration/setup_redis.sh | $(STAMP)
 .PHONY: redis
 redis: $(REDIS_STAMP) ## Install redis-server (Debian package) for the tenancy tests and bench
 
+BENCH_TOOLS_STAMP := $(VENV)/.bench-tools-ready
+
+$(BENCH_TOOLS_STAMP): bench/setup.sh | $(STAMP)
+	bash bench/setup.sh tools
+	@touch $@
+
 .PHONY: test-integration
-test-integration: $(STAMP) $(REDIS_STAMP) ## Integration tier: gateway + simulators + fake providers + Redis on 127.0.0.1
+test-integration: $(STAMP) $(REDIS_STAMP) $(BENCH_TOOLS_STAMP) ## Integration tier: gateway + simulators + fake providers + Redis on 127.0.0.1
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/integration
 
 $(VLLM_STAMP): e2e/vllm/setup.sh e2e/vllm/build_tiny_model.py
@@ -102,9 +108,10 @@ test-e2e: $(STAMP) $(VLLM_STAMP) $(PROM_STAMP) ## End-to-end tier: real vLLM and
 test: lint test-unit test-integration test-e2e ## Everything CI runs
 
 .PHONY: bench
-bench: $(STAMP) $(REDIS_STAMP) ## Benchmarks (results land in bench/results/)
+bench: $(STAMP) $(REDIS_STAMP) ## Benchmarks, side by side with a relay and LiteLLM (results land in bench/results/)
+	bash bench/setup.sh all $(VENV) .venv-litellm
 	$(BIN)/python -m bench
 
 .PHONY: clean
 clean: ## Remove virtualenvs and caches
-	rm -rf $(VENV) $(VLLM_VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .venv-litellm build .pytest_cache .mypy_cache .ruff_cache

@@ -5,15 +5,31 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import classifier, overhead, replicas, routing_decision, telemetry_overhead
+from bench import (
+    classifier,
+    compare,
+    overhead,
+    profile,
+    replicas,
+    routing_decision,
+    telemetry_overhead,
+    tenancy_overhead,
+)
 
 
 def main() -> int:
-    """``python -m bench [overhead|telemetry|classifier|replicas|routing] [args]``; with no name,
-    run them all."""
+    """``python -m bench [compare|profile|overhead|telemetry|classifier|replicas|routing] [args]``; with
+    no name, run them all (``compare``, the side-by-side run, first)."""
     args = sys.argv[1:]
-    names = ("overhead", "telemetry", "classifier", "replicas", "routing")
+    names = (
+        *("compare", "profile", "overhead", "telemetry", "classifier", "replicas", "routing"),
+        "tenancy",
+    )
     which = args.pop(0) if args and args[0] in names else None
+    if which in (None, "compare"):
+        asyncio.run(compare.main(args if which else []))
+    if which == "profile":  # on demand: it needs py-spy and ptrace rights
+        asyncio.run(profile.main(args))
     if which in (None, "overhead"):
         asyncio.run(overhead.main(args))
     if which in (None, "telemetry"):
@@ -24,6 +40,8 @@ def main() -> int:
         asyncio.run(replicas.main(args if which else []))
     if which in (None, "routing"):
         routing_decision.main(args if which else [])
+    if which in (None, "tenancy"):
+        asyncio.run(tenancy_overhead.main(args if which else []))
     return 0
 
 

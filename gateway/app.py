@@ -1,12 +1,12 @@
 """The gateway's aiohttp application: composition, factory, error middleware and lifecycle.
 
-``compose`` is the one composition of a serving gateway (config watcher, metrics, tracing from
-the standard ``OTEL_*`` variables, access log, application): ``switchman gateway`` and
-``switchman demo`` both call it, so the demo exports what production exports. ``create_app``
-wires an already loaded ``ConfigWatcher`` into the handlers; the tests call it directly. The
-middleware is the one place that turns errors into OpenAI-shaped JSON responses: ``GatewayError``
-by its own status, aiohttp's 404/405, and anything unexpected as a 500 that names the request id
-(the traceback goes to the log, never to the client).
+``compose`` is the one composition of a serving gateway (config watcher, metrics, tracing from the
+standard ``OTEL_*`` variables, access log, application): ``switchman gateway`` and ``switchman
+demo`` both call it, so the demo exports what production exports. ``create_app`` wires an already
+loaded ``ConfigWatcher`` into the handlers; the tests call it directly. The middleware is the one
+place that turns errors into OpenAI-shaped JSON responses (Anthropic-shaped for Anthropic clients,
+``inbound.messages``): ``GatewayError`` by its own status, aiohttp's 404/405, and anything
+unexpected as a 500 that names the request id (the traceback goes to the log, never to the client).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from aiohttp.typedefs import Handler
 from switchman.api.gatewayconfig import Server
 from switchman.gateway import admin
 from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
-from switchman.gateway.handlers import GATEWAY, Gateway, add_routes
+from switchman.gateway.handlers import GATEWAY, Gateway, add_routes, local_metrics
+from switchman.gateway.inbound import messages
 from switchman.gateway.routing.classifier import Classifier
 from switchman.gateway.routing.table import ComplexityScorer
 from switchman.gateway.serve.observe import Telemetry
@@ -38,6 +39,7 @@ from switchman.gateway.telemetry.tracing import Tracing
 from switchman.gateway.tenancy import gate
 from switchman.gateway.tenancy.admission import Tenancy
 from switchman.gateway.upstreams.config import ConfigWatcher
+from switchman.gateway.workers import Workers, attach
 
 log = logging.getLogger("switchman.gateway")
 
@@ -50,7 +52,9 @@ def _request_id(supplied: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def _error_response(exc: GatewayError) -> web.Response:
+def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
+    if messages.anthropic_client(request):
+        return messages.error_response(exc)
     return web.Response(
         status=exc.status, body=exc.payload(), content_type="application/json", headers=exc.headers
     )
@@ -63,17 +67,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except GatewayError as exc:
-        return _error_response(exc)
+        return _error_response(exc, request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         if exc.status == 405:
             return _error_response(
-                MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+                MethodNotAllowed(f"{request.method} is not allowed on {request.path}"), request
             )
         if exc.status == 404:
-            return _error_response(NotFound(f"no such endpoint: {request.method} {request.path}"))
-        return _error_response(_Generic(exc.status, exc.reason))
+            missing = NotFound(f"no such endpoint: {request.method} {request.path}")
+            return _error_response(missing, request)
+        return _error_response(_Generic(exc.status, exc.reason), request)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
@@ -82,7 +87,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             GatewayError(
                 f"internal error in the gateway (request id {request[REQUEST_ID]}); "
                 "the gateway log has the details"
-            )
+            ),
+            request,
         )
 
 
@@ -114,6 +120,7 @@ def create_app(
     tracing: Tracing | None = None,
     access_log: AccessLog | None = None,
     classifier: ComplexityScorer | None = None,
+    workers: Workers | None = None,
 ) -> web.Application:
     """An application serving ``watcher``'s current config and watching it for changes.
 
@@ -134,6 +141,9 @@ def create_app(
         tenancy=tenancy,
     )
     app[GATEWAY] = Gateway(watcher=watcher, proxy=proxy, metrics=metrics)
+    if workers is not None:
+        gateway = app[GATEWAY]
+        attach(app, workers, lambda: local_metrics(gateway), proxy.decisions.read)
     app.on_response_prepare.append(_add_request_id)
     app.on_response_prepare.append(gate.response_headers)
     app.on_response_prepare.append(_edge_headers)
@@ -162,6 +172,7 @@ def compose(
     *,
     access_log: Format = "json",
     watch_interval: float = 1.0,
+    workers: Workers | None = None,
 ) -> web.Application:
     """The serving gateway for a GatewayConfig file, as production runs it.
 
@@ -174,4 +185,10 @@ def compose(
     metrics = Metrics()
     watcher = ConfigWatcher(config, metrics, interval=watch_interval)
     watcher.load_initial()
-    return create_app(watcher, metrics, tracing=tracing, access_log=AccessLog.to_stdout(access_log))
+    return create_app(
+        watcher,
+        metrics,
+        tracing=tracing,
+        access_log=AccessLog.to_stdout(access_log),
+        workers=workers,
+    )

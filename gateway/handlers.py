@@ -1,8 +1,9 @@
 """HTTP handlers: the OpenAI-compatible endpoints plus health, readiness, metrics and OpenAPI.
 
-Registered by ``app``. Proxied endpoints hand over to ``proxy``, which reads the body within the
-configured limit, leases the current Runtime for the whole exchange (so a reload never pulls
-anything from under it) and accounts the request.
+Registered by ``app``. The other client formats (Anthropic Messages, Responses) and the model
+listing are ``inbound``'s, registered here. Proxied endpoints hand over to ``proxy``, which reads
+the body within the configured limit, leases the current Runtime for the whole exchange (so a
+reload never pulls anything from under it) and accounts the request.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from switchman.gateway.errors import (
     NotReady,
     PayloadTooLarge,
 )
+from switchman.gateway.inbound import count_tokens, messages, models, responses
 from switchman.gateway.providers.exchange import Operation
 from switchman.gateway.serve.proxy import Proxy
 from switchman.gateway.serve.request import check_length
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.config import ConfigWatcher
 from switchman.gateway.upstreams.runtime import Runtime
+from switchman.gateway.workers import WORKERS, merged_decisions, merged_metrics
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,39 +97,25 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    runtime = _runtime(request)
-    created = int(runtime.loaded_at)
-    data: list[dict[str, Any]] = [
-        {
-            "id": name,
-            "object": "model",
-            "created": created,
-            "owned_by": "switchman",
-            "switchman": {
-                "kind": "route",
-                "strategy": route.spec.strategy,
-                "candidates": [m.name for m in route.candidates],
-            },
-        }
-        for name, route in runtime.table.routes.items()
-    ]
-    data += [
-        {
-            "id": model.name,
-            "object": "model",
-            "created": created,
-            "owned_by": "switchman",
-            "switchman": {
-                "kind": "model",
-                "upstream": model.upstream,
-                "tier": model.tier,
-                "capabilities": model.capabilities.model_dump(),
-                "price": model.price.model_dump() if model.price is not None else None,
-            },
-        }
-        for model in runtime.table.models.values()
-    ]
-    return web.json_response({"object": "list", "data": data})
+    return models.listing(request, _runtime(request))
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    return models.retrieve(request, _runtime(request))
+
+
+async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    return await messages.create(request, gateway.proxy, lambda: gateway.watcher.current)
+
+
+async def count_message_tokens(request: web.Request) -> web.Response:
+    return await count_tokens.count(request, request.app[GATEWAY].watcher.current)
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    return await responses.create(request, gateway.proxy, lambda: gateway.watcher.current)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -178,8 +167,8 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(ready)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
+def local_metrics(gateway: Gateway) -> bytes:
+    """This process's exposition, the per-replica gauges refreshed first."""
     runtime = gateway.watcher.current
     if runtime is not None:
         gateway.metrics.endpoints(
@@ -187,7 +176,14 @@ async def metrics(request: web.Request) -> web.Response:
             for client in runtime.upstreams.values()
             for e in client.endpoints.endpoints
         )
-    body = gateway.metrics.exposition()
+    return gateway.metrics.exposition()
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The exposition; with several workers, all of theirs labelled by worker (``workers``)."""
+    body = local_metrics(request.app[GATEWAY])
+    if (pod := request.app.get(WORKERS)) is not None:
+        body = await merged_metrics(pod, body)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
@@ -202,6 +198,8 @@ async def debug_decisions(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 0 < int(raw) <= 100000:
         raise InvalidRequest("'limit' must be an integer in 1..100000", param="limit")
     entries = gateway.proxy.decisions.read(int(raw), request.query.get("route"))
+    if (pod := request.app.get(WORKERS)) is not None:
+        entries = await merged_decisions(pod, entries, int(raw), request.query.get("route"))
     return web.json_response({"object": "list", "data": entries})
 
 
@@ -214,9 +212,13 @@ def add_routes(app: web.Application) -> None:
         ("/v1/chat/completions", chat_completions),
         ("/v1/completions", completions),
         ("/v1/embeddings", embeddings),
+        ("/v1/messages", anthropic_messages),
+        ("/v1/messages/count_tokens", count_message_tokens),
+        ("/v1/responses", create_response),
     ):
         app.router.add_post(path, handler, expect_handler=expect_continue)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{id:.+}", retrieve_model)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from switchman.gateway.errors import UpstreamUnavailable, openai_error_body
 from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall, Usage
 from switchman.gateway.providers.sse import DONE, Event
@@ -36,7 +38,16 @@ def upstream_body(body: dict[str, Any], model_id: str, stream: bool) -> bytes:
         options = dict(options) if isinstance(options, dict) else {}
         options["include_usage"] = True
         out["stream_options"] = options
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps(out)
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON: orjson, or the standard library for what orjson refuses (integers
+    past 64 bits, which the gateway accepts from clients up to 64 digits)."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def summarize(payload: bytes) -> ResponseInfo:
@@ -45,7 +56,10 @@ def summarize(payload: bytes) -> ResponseInfo:
     Raises ValueError when the payload is not a JSON object (an HTML error page from a proxy
     in front of the upstream, say): the proxy must not relay that as a 200.
     """
-    body = json.loads(payload)
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        body = json.loads(payload)  # raises again, with the standard library's message
     if not isinstance(body, dict):
         raise ValueError("upstream response is not a JSON object")
     return ResponseInfo.from_openai(body)

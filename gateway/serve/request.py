@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 
 from switchman.gateway.errors import (
@@ -39,6 +40,7 @@ STARTED = web.RequestKey("started", float)
 MAX_DEPTH = 100  # nested arrays/objects; tool schemas rarely pass 30
 MAX_INT_DIGITS = 64  # a JSON integer longer than this is no count, id or seed anybody sends
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 _REQUIRED: dict[Operation, str] = {
     "chat": "messages",
@@ -165,7 +167,22 @@ def _check_messages(messages: Any) -> None:
 
 
 def loads(raw: bytes) -> Any:
-    """Strict JSON from UTF-8 bytes (see the module docstring); InvalidRequest otherwise."""
+    """Strict JSON from UTF-8 bytes (see the module docstring); InvalidRequest otherwise.
+
+    orjson parses first (several times faster on long prompts, and as strict on UTF-8, lone
+    surrogates and non-finite numbers); a body it refuses is parsed again by the standard
+    library's parser, whose error names the line and column. Bodies with 19+ digit runs skip
+    orjson, which reads integers past 64 bits as floats instead of exactly.
+    """
+    if not _LONG_DIGITS.search(raw):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+                _walk(value)
+            return value
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

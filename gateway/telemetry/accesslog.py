@@ -3,15 +3,26 @@
 Used by ``observe``. Fields are fixed and bounded (ids, route, model, upstream, attempts, status,
 latency, time to first token, tokens, cost); never prompt or completion text, never headers.
 ``json`` writes one JSON object per line; ``text`` a ``key=value`` line for humans; ``off``
-nothing. The level of the ``switchman.access`` logger decides whether lines are emitted.
+nothing.
+
+Two sinks. The gateway process writes straight to stdout (``to_stdout``): lines are encoded with
+orjson and appended to a buffer that is written and flushed once per event-loop iteration, so
+under load many lines share one write and none pays ``logging``'s per-record cost (a LogRecord,
+handler locks, a formatter); when the loop is idle a line is out within that same iteration.
+Embedders and tests pass a ``logging.Logger`` instead, whose level then decides whether lines
+are emitted.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import atexit
+import contextlib
 import logging
 import sys
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
+
+import orjson
 
 Format = Literal["json", "text", "off"]
 
@@ -19,29 +30,57 @@ Format = Literal["json", "text", "off"]
 class AccessLog:
     """Formats and emits access records."""
 
-    def __init__(self, fmt: Format = "json", logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        fmt: Format = "json",
+        logger: logging.Logger | None = None,
+        *,
+        stream: BinaryIO | None = None,
+    ) -> None:
         self.format = fmt
         self.logger = logger or logging.getLogger("switchman.access")
+        self._stream = stream
+        self._pending: list[bytes] = []
+        self._scheduled = False
 
     @classmethod
     def to_stdout(cls, fmt: Format) -> AccessLog:
         """Lines on stdout, bare (the gateway's own log goes to stderr)."""
-        logger = logging.getLogger("switchman.access")
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-        if not any(getattr(h, "switchman_stdout", False) for h in logger.handlers):
-            handler = logging.StreamHandler(sys.stdout)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            handler.switchman_stdout = True  # type: ignore[attr-defined]
-            logger.addHandler(handler)
-        return cls(fmt, logger)
+        log = cls(fmt, stream=sys.stdout.buffer)
+        atexit.register(log.flush)
+        return log
 
     @property
     def enabled(self) -> bool:
-        return self.format != "off" and self.logger.isEnabledFor(logging.INFO)
+        if self.format == "off":
+            return False
+        return self._stream is not None or self.logger.isEnabledFor(logging.INFO)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.format == "json":
-            self.logger.info(json.dumps(record, separators=(",", ":")))
+            line = orjson.dumps(record)
         elif self.format == "text":
-            self.logger.info(" ".join(f"{k}={v}" for k, v in record.items() if v is not None))
+            line = " ".join(f"{k}={v}" for k, v in record.items() if v is not None).encode()
+        else:
+            return
+        if self._stream is None:
+            self.logger.info(line.decode())
+            return
+        self._pending.append(line)
+        if not self._scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a tool, a test): write now
+                self.flush()
+                return
+            self._scheduled = True
+
+    def flush(self) -> None:
+        """Write and flush every buffered line."""
+        self._scheduled = False
+        if not self._pending or self._stream is None:
+            return
+        lines, self._pending = self._pending, []
+        with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to write
+            self._stream.write(b"\n".join(lines) + b"\n")
+            self._stream.flush()

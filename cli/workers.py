@@ -1,0 +1,131 @@
+"""``switchman gateway --workers N``: a supervisor running N gateway processes on one port.
+
+Called by ``cli.gateway`` when N > 1. Python runs one event loop per process, so one process
+uses one core; N workers each bind the same address with SO_REUSEPORT and the kernel spreads
+incoming connections over them. The supervisor holds no socket and serves nothing: it makes a
+private 0700 directory for the workers' sockets (``gateway.workers``: the merged ``/metrics``
+and ``/debug/decisions``), starts each worker with the gateway's own command line and
+``SWITCHMAN_WORKER=<index>/<count>/<directory>`` in its environment,
+passes SIGTERM/SIGINT on to all of them, and waits for them to drain (each within its own
+``--shutdown-grace``). A worker that exits while the gateway runs is started again after a
+second; one that fails within its first seconds (bad config, port taken) stops the gateway
+with its exit code, since the next one would fail alike. Workers get SIGTERM if the supervisor
+itself dies, so none outlives it holding the port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+STARTUP_S = 5.0  # a worker that dies sooner is a failure to start, not a crash
+RESTART_DELAY_S = 1.0
+
+
+WORKER_ENV = "SWITCHMAN_WORKER"  # "<index>/<count>/<socket directory>", set for each worker
+
+
+def worker_identity(environ: Mapping[str, str]) -> tuple[int, int, Path] | None:
+    """(index, count, directory) when this process is a worker started by the supervisor."""
+    value = environ.get(WORKER_ENV)
+    if not value:
+        return None
+    index, count, directory = value.split("/", 2)
+    return int(index), int(count), Path(directory)
+
+
+def _die_with_parent() -> None:
+    """In the worker before exec: SIGTERM when the supervisor dies, even by SIGKILL (Linux
+    prctl PR_SET_PDEATHSIG), so that no worker outlives it holding the port."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Supervisor:
+    """Starts, restarts and stops the workers (see the module docstring)."""
+
+    def __init__(self, argv: list[str], count: int, grace_s: float) -> None:
+        self.argv = argv
+        self.count = count
+        self.grace_s = grace_s
+        self.directory = Path(tempfile.mkdtemp(prefix="switchman-workers-"))
+        os.chmod(self.directory, 0o700)
+        self.workers: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+        self.stopping = False
+
+    def _start(self, index: int) -> None:
+        command = [sys.executable, "-m", "switchman.cli.main", *self.argv]
+        env = {**os.environ, WORKER_ENV: f"{index}/{self.count}/{self.directory}"}
+        proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+        self.workers[index] = (proc, time.monotonic())
+
+    def _signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        for proc, _ in self.workers.values():
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._signal)
+        try:
+            for index in range(self.count):
+                self._start(index)
+            return self._watch()
+        finally:
+            self._stop()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _watch(self) -> int:
+        while not self.stopping:
+            time.sleep(0.2)
+            for index, (proc, started) in list(self.workers.items()):
+                code = proc.poll()
+                if code is None or self.stopping:
+                    continue
+                if time.monotonic() - started < STARTUP_S and code != 0:
+                    print(
+                        f"switchman gateway: worker {index} failed to start (exit {code}); "
+                        "stopping the other workers",
+                        file=sys.stderr,
+                    )
+                    return code
+                print(
+                    f"switchman gateway: worker {index} exited ({code}); starting it again",
+                    file=sys.stderr,
+                )
+                time.sleep(RESTART_DELAY_S)
+                if not self.stopping:
+                    self._start(index)
+        return 0
+
+    def _stop(self) -> None:
+        for proc, _ in self.workers.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + self.grace_s + 5
+        for proc, _ in self.workers.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run ``args.workers`` gateway workers until signalled; the exit code of the gateway."""
+    return Supervisor(argv, args.workers, args.shutdown_grace).run()
