@@ -84,6 +84,10 @@ $(BENCH_TOOLS_STAMP): bench/setup.sh | $(STAMP)
 test-integration: $(STAMP) $(REDIS_STAMP) $(BENCH_TOOLS_STAMP) ## Integration tier: gateway + simulators + fake providers + Redis on 127.0.0.1
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/integration
 
+.PHONY: chaos
+chaos: $(STAMP) ## Chaos tier: faults under load, guarantees asserted, figures in build/chaos/ (~1-2 min)
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/chaos
+
 $(VLLM_STAMP): e2e/vllm/setup.sh e2e/vllm/build_tiny_model.py
 	bash e2e/vllm/setup.sh $(VLLM_VENV)
 	@touch $@
@@ -105,7 +109,7 @@ test-e2e: $(STAMP) $(VLLM_STAMP) $(PROM_STAMP) ## End-to-end tier: real vLLM and
 	SWITCHMAN_VLLM_VENV=$(abspath $(VLLM_VENV)) $(BIN)/pytest $(PYTEST_FLAGS) e2e
 
 .PHONY: test
-test: lint test-unit test-integration test-e2e ## Everything CI runs
+test: lint test-unit test-integration chaos test-e2e ## Everything CI runs
 
 .PHONY: bench
 bench: $(STAMP) $(REDIS_STAMP) ## Benchmarks, side by side with a relay and LiteLLM (results land in bench/results/)

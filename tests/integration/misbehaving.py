@@ -31,7 +31,8 @@ Behaviours (``Behaviour`` fields; any combination):
   the body (as vLLM and several providers do when generation fails mid-way).
 - ``no_done=True``: send the finish chunk and usage, then EOF without ``data: [DONE]``.
 - ``on_continue``: ``"honour"`` (generate only the rest of the answer), ``"restart"`` (ignore the
-  instruction and answer from scratch: the text the client already has comes again) or
+  instruction and answer from scratch: the text the client already has comes again),
+  ``"diverge"`` (answer from scratch, the same first ``DIVERGE_AT`` words, then other ones) or
   ``"reject"`` (answer ``continue_status`` with ``continue_error``).
 - ``rejects``: mechanisms refused with a 400 (``{"prefill"}``: "assistant prefill is not
   supported"; ``{"vllm"}``: unknown parameter ``continue_final_message``), whatever
@@ -65,6 +66,7 @@ from aiohttp.test_utils import TestServer
 
 Mechanism = Literal["fresh", "vllm", "prefill", "instruct"]
 CREATED = 1_700_000_000
+DIVERGE_AT = 8  # words a diverging restart shares with the answer
 
 
 def answer(tokens: int) -> list[str]:
@@ -101,7 +103,7 @@ class Behaviour:
     malformed_after: int | None = None
     error_event_after: int | None = None
     no_done: bool = False
-    on_continue: Literal["honour", "restart", "reject"] = "honour"
+    on_continue: Literal["honour", "restart", "diverge", "reject"] = "honour"
     continue_status: tuple[int, dict[str, Any]] = MODEL_NOT_FOUND
     rejects: frozenset[str] = frozenset()
     status: int | None = None
@@ -148,29 +150,30 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _remainder(full: str, prefix: str) -> str:
-    """The rest of ``full`` after ``prefix`` (Anthropic prefills arrive right-stripped)."""
+def _remainder(words: list[str], prefix: str) -> list[str]:
+    """The words of the answer after ``prefix`` (a prefix ending mid-word leaves the word's rest;
+    Anthropic prefills arrive right-stripped); the whole answer when it is not a prefix."""
+    full = "".join(words)
     for candidate in (prefix, prefix.rstrip()):
         if candidate and full.startswith(candidate):
-            return full[len(candidate) :]
-    return full
-
-
-def _split(text: str) -> list[str]:
-    """Words with their leading space, the way ``answer`` streams them."""
-    out: list[str] = []
-    for i, word in enumerate(text.split(" ")):
-        piece = word if i == 0 else " " + word
-        if piece:
-            out.append(piece)
-    return out
+            size = 0
+            for i, word in enumerate(words):
+                if size + len(word) > len(candidate):
+                    return [word[len(candidate) - size :], *words[i + 1 :]]
+                size += len(word)
+            return []
+    return words
 
 
 class Misbehaving:
     """One misbehaving upstream server on 127.0.0.1 (see the module docstring)."""
 
     def __init__(
-        self, behaviour: Behaviour | None = None, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        behaviour: Behaviour | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        port: int | None = None,
     ) -> None:
         self.behaviour = behaviour or Behaviour()
         self._ssl = ssl_context
@@ -181,7 +184,7 @@ class Misbehaving:
         self.released = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._server = TestServer(app, host="127.0.0.1")
+        self._server = TestServer(app, host="127.0.0.1", port=port)  # port None: a free one
 
     @property
     def url(self) -> str:
@@ -247,11 +250,12 @@ class Misbehaving:
                 return self._error(*refused, headers, echo=b.echo_credential)
         elif b.status is not None:
             return self._error(b.status, b.error, headers, echo=b.echo_credential)
-        full = answer_text(b.tokens)
         if mechanism == "fresh" or b.on_continue == "restart":
             words = answer(b.tokens)
+        elif b.on_continue == "diverge":
+            words = answer(b.tokens)[:DIVERGE_AT] + [f" v{i}" for i in range(DIVERGE_AT, b.tokens)]
         else:
-            words = _split(_remainder(full, prefix))
+            words = _remainder(answer(b.tokens), prefix)
         if mechanism != "fresh":  # faults are for the first attempt; the continuation is clean
             b = replace(
                 b, cut_after=None, stall_after=None, malformed_after=None, error_event_after=None
