@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from switchman.cli import classifier, demo, gateway, operator, render, usage
+from switchman.cli import classifier, demo, gateway, keys, operator, render, usage
 from switchman.sim import cli as sim
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("operator", operator, "run the Kubernetes operator (ModelPool, RoutingPolicy)"),
         ("render", render, "print the manifests the operator would apply (offline, for GitOps)"),
         ("usage", usage, "spend per tenant, route and model, and the saving (Redis or access log)"),
+        ("keys", keys, "make a client key and its keys-file entry (the key's hash)"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
         module.add_arguments(sub)

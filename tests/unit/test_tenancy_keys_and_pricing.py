@@ -8,17 +8,24 @@
   nano-dollars round up, ``max_tokens`` read from any of its spellings
 - limits: OpenAI's reset durations; the rate-limit and budget-warning headers
 - GatewayConfig: a tenant naming an unknown route, soft above hard, duplicate tenants are refused
+- ``switchman keys new`` prints the key once and an entry holding only its hash; ``switchman
+  usage`` sums an access log per tenant, route and model within the period, with the saving
+  against the route's priciest candidate
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from switchman.api.gatewayconfig import ConfigError, Model, Price, parse
 from switchman.api.tenancy import Tenant
+from switchman.cli import keys as keys_cli
+from switchman.cli import usage as usage_cli
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.tenancy import pricing
 from switchman.gateway.tenancy.keys import (
@@ -166,3 +173,49 @@ def test_config_refuses_bad_tenancy(tenancy: str, problem: str) -> None:
         parse(BASE + f"tenancy: {tenancy}\n")
     assert problem in str(refused.value)
     assert "pw" not in str(refused.value)
+
+
+def test_keys_cli_prints_a_key_once_and_an_entry_with_its_hash_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = argparse.Namespace(action="new", tenant="team-a", id="ci")
+    assert keys_cli.run(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    key = out[0].removeprefix("key team-a: ")
+    entry = out[-1]
+    assert key not in entry
+    found = parse_keys("keys:\n" + entry + "\n", "printed")
+    assert found == {bytes.fromhex(hash_key(key)): "team-a"}
+
+
+def test_usage_from_an_access_log_sums_per_tenant_route_and_model() -> None:
+    config = parse(
+        BASE.replace(
+            "models: [{name: m, upstream: u}]",
+            "models: [{name: m, upstream: u, price: {input_per_mtok: 1, output_per_mtok: 1}},"
+            " {name: big, upstream: u, price: {input_per_mtok: 10, output_per_mtok: 10}}]",
+        ).replace("candidates: [m]", "candidates: [m, big]")
+    )
+    line = {
+        "time": "2026-12-06T10:00:00.000+00:00",
+        "tenant": "a",
+        "route": "r",
+        "model": "m",
+        "input_tokens": 100,
+        "output_tokens": 100,
+        "cost_usd": 0.0002,
+    }
+    lines = [json.dumps(line), json.dumps({**line, "tenant": None}), "not json"]
+    lines.append(json.dumps({**line, "time": "2026-12-05T10:00:00.000+00:00"}))
+    rows = usage_cli.from_access_log(lines * 2, [date(2026, 12, 6)], None, config)
+    assert dict(rows) == {
+        ("a", "r", "m"): {
+            "requests": 2,
+            "input": 200,
+            "output": 200,
+            "cost": 400_000,
+            "saving": 2 * (2_000_000 - 200_000),
+        }
+    }
+    assert usage_cli.days("2026-02", date(2026, 12, 6))[-1] == date(2026, 2, 28)
+    assert len(usage_cli.days("month", date(2026, 12, 6))) == 6
