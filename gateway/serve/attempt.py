@@ -176,7 +176,7 @@ async def stream(
         decoder = Continued(decoder, *sent)
     async with open_upstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
         if resp.status >= 300:
-            payload = upstream.redactor.data(await relay.read_error(resp, timeouts.idle_s))
+            payload = await relay.read_error(resp, timeouts.idle_s, upstream.redactor)
             raise _refused(upstream, resp.status, payload, resp.headers, client.committed)
         pipe = relay.Relay(
             resp,

@@ -407,5 +407,6 @@ def _circuit_open(upstream: UpstreamClient) -> Failure:
 
 
 def _larger(window: int | None, than: int | None) -> bool:
-    """Whether a model's context window is known to be larger than ``than`` (unknown: no)."""
-    return window is not None and than is not None and window > than
+    """Whether a model may hold what overflowed a window of ``than``: larger, or unknown on
+    either side (one more attempt beats failing a request another model might serve)."""
+    return window is None or than is None or window > than

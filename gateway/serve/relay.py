@@ -43,13 +43,25 @@ class Cut(Failure):
     """The upstream broke off after the client saw data; the transcript can be continued."""
 
 
-async def read_error(resp: aiohttp.ClientResponse, idle: float) -> bytes:
-    """The body of an upstream error response, bounded in time."""
+ERROR_BODY_BYTES = 64 * 1024
+_KEY_MARGIN = 1024  # read past the limit so a credential straddling it is redacted whole
+
+
+async def read_error(
+    resp: aiohttp.ClientResponse, idle: float, redactor: Redactor | None = None
+) -> bytes:
+    """The (redacted) body of an upstream error response, bounded in time and size."""
+    data = b""
     try:
         async with asyncio.timeout(idle):
-            return await resp.read()
+            while len(data) < ERROR_BODY_BYTES + _KEY_MARGIN:
+                chunk = await resp.content.readany()
+                if not chunk:
+                    break
+                data += chunk
     except (TimeoutError, aiohttp.ClientError):
         return b""
+    return (redactor or Redactor()).data(data)[:ERROR_BODY_BYTES]
 
 
 class Relay:

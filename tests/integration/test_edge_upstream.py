@@ -11,6 +11,8 @@ A real gateway (``start_gateway``) in front of ``misbehaving`` servers, driven b
 - size caps: a non-streamed answer over ``server.edge.max_response_bytes`` fails the attempt
   (failover to a small answer; alone a 502 naming the cap); a stream past
   ``max_stream_bytes`` ends with one error event, never a truncated success.
+- unknown context windows: a context-length 400 from a model whose window is unset moves on to
+  the next model (window unset too), which serves it.
 - TLS: an HTTPS upstream signed by a private CA fails verification by default (502) and is
   served once ``tls.ca_file`` names that CA's bundle.
 """
@@ -174,6 +176,20 @@ async def test_stream_past_the_byte_cap_ends_with_an_error_event(
         assert "8192" in caught.value.message
         assert pieces  # the client had the start of the answer, then one error event
         assert len("".join(pieces)) < 8192  # never more than the cap
+
+
+async def test_context_error_with_unknown_windows_moves_on(start_gateway: StartGateway) -> None:
+    too_long = refusal(400, "maximum context length is 4096 tokens", code="context_length_exceeded")
+    async with misbehaving(status=400, error=too_long[1]) as small, misbehaving(tokens=3) as large:
+        gateway = await start_gateway(
+            gateway_config(up("small", small), up("large", large)), environ={"KEY": KEY}
+        )
+        raw = await client(gateway.base_url).chat.completions.with_raw_response.create(
+            model="auto", messages=HELLO
+        )
+
+        assert raw.headers["x-switchman-model"] == "large"
+        assert "small failed: context_length" in raw.headers["x-switchman-route"]
 
 
 @pytest.fixture(scope="module")

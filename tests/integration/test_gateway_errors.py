@@ -382,9 +382,10 @@ async def test_upstream_400_is_passed_back_and_next_candidate_not_tried(
 ) -> None:
     vllm = await upstream(rejection)
     ok = await upstream(fakes.openai_chat())
-    gateway = await start_gateway(
-        config({"vllm": vllm.url, "ok": ok.url}, {"chat": ["vllm", "ok"]})
-    )
+    document = config({"vllm": vllm.url, "ok": ok.url}, {"chat": ["vllm", "ok"]})
+    for model in document["models"]:  # equal known windows: a context error moves nowhere
+        model["capabilities"] = {"context_window": 4096}
+    gateway = await start_gateway(document)
 
     async with client(gateway) as sdk:
         with pytest.raises(openai.BadRequestError) as caught:
