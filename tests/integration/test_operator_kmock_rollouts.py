@@ -15,6 +15,8 @@ way the Deployment controller writes it at each step.
     stalled pool         | ProgressDeadlineExceeded          | Degraded RolloutStalled, Warning
     stalled gateway      | rolling, then the gateway's       | GatewayNotReady/RollingOut, then
                          | ProgressDeadlineExceeded          | policy Degraded RolloutStalled
+    Kube.delete          | a stale uid; its own; gone        | 409 ignored, object kept;
+                         |                                   | deleted; 404 ignored
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock_cluster as k
+import kopf
 import pytest
 
 from switchman.api.v1alpha1 import API_VERSION as GROUP_VERSION
+from switchman.operator.kube import Kube
+from switchman.operator.render import render_pool
 
 
 @pytest.fixture
@@ -173,3 +178,28 @@ async def test_a_stalled_gateway_degrades_the_policy(cluster: k.Cluster, operato
     await k.eventually(lambda: reasons() == stalled, "the policy Degraded")
     warning = (await k.eventually(lambda: k.events(cluster, "RolloutStalled"), "a Warning"))[0]
     assert warning["message"].startswith("gateway: rollout exceeded its progress deadline")
+
+
+async def test_delete_spares_a_newer_object_of_the_same_name(cluster: k.Cluster) -> None:
+    """``Kube.delete`` with a uid that is no longer the object's: a 409, logged and ignored; the
+    object stays. With its own uid it goes; gone already is fine."""
+    kube = Kube()
+    kube.login(kopf.ConnectionInfo(server=str(cluster.url)))
+    try:
+        manifest = render_pool(k.pool("chat", k.vllm("qwen")))[1]  # the Service
+        assert manifest["kind"] == "Service"
+        await kube.apply({**manifest, "metadata": {**manifest["metadata"], "namespace": k.NS}})
+        live = k.get(cluster, "v1", "services", "chat-qwen")
+        assert live is not None
+
+        await kube.delete("v1", "Service", k.NS, "chat-qwen", uid="uid-of-an-older-one")
+        assert k.get(cluster, "v1", "services", "chat-qwen") is not None
+        assert len(cluster.refused) == 1
+        assert "Precondition failed: UID in precondition: uid-of-an-older-one" in cluster.refused[0]
+
+        await kube.delete("v1", "Service", k.NS, "chat-qwen", uid=live["metadata"]["uid"])
+        assert k.get(cluster, "v1", "services", "chat-qwen") is None
+        await kube.delete("v1", "Service", k.NS, "chat-qwen", uid=live["metadata"]["uid"])  # 404
+    finally:
+        await kube.close()
+    cluster.refused.clear()  # the one refusal here was the point
