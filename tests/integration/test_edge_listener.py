@@ -231,5 +231,7 @@ async def test_busy_port_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
 
     assert proc.returncode == 2
     lines = stderr.decode().strip().splitlines()
-    assert lines == [f"switchman gateway: cannot listen on 127.0.0.1:{port}: Address in use"]
+    assert lines == [
+        f"switchman gateway: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
     assert "listening" not in stdout.decode()
