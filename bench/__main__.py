@@ -18,8 +18,8 @@ from bench import (
 
 
 def main() -> int:
-    """``python -m bench [compare|profile|overhead|telemetry|classifier|replicas|routing] [args]``; with
-    no name, run them all (``compare``, the side-by-side run, first)."""
+    """``python -m bench [NAME] [args]``, NAME one of ``names`` below; with no name, run them
+    all but ``profile`` (``compare``, the side-by-side run, first)."""
     args = sys.argv[1:]
     names = (
         *("compare", "profile", "overhead", "telemetry", "classifier", "replicas", "routing"),

@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", nargs="+", default=list(ALL), choices=ALL)
     parser.add_argument("--kinds", nargs="+", default=["chat", "chat-stream"])
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--tenancy",
+        choices=("redis", "local", "off"),
+        default="redis",
+        help="Switchman's tenancy: limits shared through Redis (production), in-process, or none",
+    )
     return parser
 
 
@@ -67,8 +73,16 @@ def build(args: argparse.Namespace, workdir: Path) -> tuple[FakeUpstream, list[t
     a, b = upstream.json_ports, upstream.sse_ports
     chosen: list[targets.Target] = []
     names = [n.replace("-N", f"-{args.workers}") for n in args.targets]
+    tenancy, key = None, None
+    if args.tenancy != "off" and any(n.startswith("switchman") for n in names):
+        redis_url = None
+        if args.tenancy == "redis":
+            redis_port = free_port()
+            chosen.append(targets.redis(redis_port, workdir))
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        tenancy, key = targets.tenancy_block(workdir, redis_url)
     config = workdir / "gateway.json"
-    config.write_text(json.dumps(targets.switchman_config(a, b)))
+    config.write_text(json.dumps(targets.switchman_config(a, b, tenancy)))
     litellm_config = workdir / "litellm.yaml"
     litellm_config.write_text(targets.litellm_config(a, b))
     collector = free_port()
@@ -84,7 +98,9 @@ def build(args: argparse.Namespace, workdir: Path) -> tuple[FakeUpstream, list[t
             chosen.append(targets.litellm(name, free_port(), litellm_config, workers, workdir))
         else:
             workers = int(name.split("-")[1])
-            chosen.append(targets.switchman(name, free_port(), config, workers, collector, workdir))
+            chosen.append(
+                targets.switchman(name, free_port(), config, workers, collector, workdir, key)
+            )
     if any(t.name.startswith("switchman") for t in chosen):
         chosen.append(
             targets.Target(
@@ -99,6 +115,9 @@ def build(args: argparse.Namespace, workdir: Path) -> tuple[FakeUpstream, list[t
 
 async def _ready(target: targets.Target) -> None:
     ports = set(target.ports.values()) or {int(target.commands[0][-1])}
+    if target.ready_path == "tcp":
+        await _connectable(ports.pop())
+        return
     for port in ports:
         waiting = asyncio.create_task(
             wait_ready(f"http://127.0.0.1:{port}{target.ready_path}", deadline=180)
@@ -111,6 +130,19 @@ async def _ready(target: targets.Target) -> None:
                 log = f"; its output: {target.stdout}" if target.stdout else ""
                 raise RuntimeError(f"{target.name} exited ({died[0]}) before it was ready{log}")
         waiting.result()
+
+
+async def _connectable(port: int, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {deadline}s")
 
 
 def measure(target: targets.Target, kind: str, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -168,14 +200,16 @@ def machine() -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="switchman-compare-"))
     upstream, chosen = build(args, workdir)
-    upstream.start()
+    nginx = upstream.start()
     for target in chosen:
         target.start()
+        if target.name == "direct":  # its CPU and memory are nginx's
+            target.processes = [nginx]
     results: dict[str, Any] = {"machine": machine(), "settings": vars(args) | {"out": None}}
     try:
         for target in chosen:
             await _ready(target)
-        measured = [t for t in chosen if t.name != "collector"]
+        measured = [t for t in chosen if t.name not in ("collector", "redis")]
         for target in measured:  # warm-up: connection pools, caches, lazy imports
             for kind in args.kinds:
                 wrk.run(
@@ -205,6 +239,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             {"target": name, "kind": kind, "concurrency": c, **_median(r)}
             for (name, kind, c), r in runs.items()
         ]
+        for target in measured:  # a gateway flushes its last spans as it stops
+            target.stop()
         results["collector"] = await _collector_stats(chosen)
     finally:
         for target in chosen:

@@ -8,8 +8,9 @@
   deployments per model name (its load balancing), 1 and N uvicorn workers.
 - ``switchman-1`` / ``switchman-N``: ``switchman gateway`` with what a production config turns
   on: a two-candidate least-loaded route per model name, metrics, the JSON access log (stdout,
-  into a file), OTLP/HTTP tracing sampled at 10% into a local collector (``bench.collector``);
-  1 and N workers.
+  into a file), OTLP/HTTP tracing sampled at 10% into a local collector (``bench.collector``),
+  tenancy (a client key, request and token rate limits and a daily budget shared through Redis:
+  every request is authenticated, admitted and billed); 1 and N workers.
 
 Each target answers ``url(kind)`` for ``kind`` ``chat`` (model ``m``) or ``chat-stream``
 (model ``m-stream``); every proxy reaches two upstream ports per model.
@@ -19,10 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from switchman.gateway.tenancy.keys import hash_key, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM_VENV = ROOT / ".venv-litellm"
@@ -75,8 +80,11 @@ class Target:
                 proc.wait()
 
 
-def switchman_config(json_ports: list[int], sse_ports: list[int]) -> dict[str, object]:
-    """Two upstreams per answer shape, a model on each, a two-candidate route per shape."""
+def switchman_config(
+    json_ports: list[int], sse_ports: list[int], tenancy: dict[str, Any] | None = None
+) -> dict[str, object]:
+    """Two upstreams per answer shape, a model on each, a two-candidate route per shape, and
+    ``tenancy`` (``tenancy_block``) when given."""
     upstreams, models = [], []
     for shape, ports in (("a", json_ports), ("b", sse_ports)):
         for index, port in enumerate(ports):
@@ -95,7 +103,33 @@ def switchman_config(json_ports: list[int], sse_ports: list[int]) -> dict[str, o
         {"name": "m", "candidates": ["ma0", "ma1"], "strategy": "least-loaded"},
         {"name": "m-stream", "candidates": ["mb0", "mb1"], "strategy": "least-loaded"},
     ]
-    return {"version": 1, "upstreams": upstreams, "models": models, "routes": routes}
+    config: dict[str, object] = {
+        "version": 1,
+        "upstreams": upstreams,
+        "models": models,
+        "routes": routes,
+    }
+    if tenancy is not None:
+        config["tenancy"] = tenancy
+    return config
+
+
+def tenancy_block(workdir: Path, redis_url: str | None) -> tuple[dict[str, Any], str]:
+    """A tenancy block as production runs it (a key file, a tenant with request and token
+    rate limits and a daily budget, shared through Redis when ``redis_url`` is given), with
+    limits far above the load so every request runs every check; and the tenant's key."""
+    key = new_key()
+    keys = workdir / "keys.json"
+    keys.write_text(json.dumps({"keys": [{"tenant": "bench", "sha256": hash_key(key)}]}))
+    tenant = {
+        "name": "bench",
+        "limits": {"requests_per_minute": 10**9, "tokens_per_minute": 10**12},
+        "daily": {"hard_usd": 10**9, "soft_usd": 10**8},
+    }
+    block: dict[str, Any] = {"keys_file": str(keys), "tenants": [tenant]}
+    if redis_url is not None:
+        block["redis"] = {"url": redis_url}
+    return block, key
 
 
 def litellm_config(json_ports: list[int], sse_ports: list[int]) -> str:
@@ -127,7 +161,13 @@ def litellm_config(json_ports: list[int], sse_ports: list[int]) -> str:
 
 
 def switchman(
-    name: str, port: int, config: Path, workers: int, collector: int, workdir: Path
+    name: str,
+    port: int,
+    config: Path,
+    workers: int,
+    collector: int,
+    workdir: Path,
+    key: str | None = None,
 ) -> Target:
     command = [sys.executable, "-m", "switchman.cli.main", "gateway", "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"]
@@ -147,6 +187,7 @@ def switchman(
         [command],
         "/readyz",
         env=env,
+        headers={"Authorization": f"Bearer {key}"} if key else {},
         stdout=workdir / f"{name}.access.log",
     )
 
@@ -178,6 +219,14 @@ def relay(json_upstream: int, sse_upstream: int, ports: tuple[int, int]) -> Targ
         "/health",
         serving={"chat": 0, "chat-stream": 1},
     )
+
+
+def redis(port: int, workdir: Path) -> Target:
+    """The Redis that tenancy's shared limits and budgets live in (Debian ``redis-server``)."""
+    binary = shutil.which("redis-server") or "redis-server"
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(workdir)]
+    return Target("redis", {"tcp": port}, [command], "tcp")
 
 
 def litellm_available() -> bool:
