@@ -25,6 +25,7 @@ from aiohttp import web
 from switchman.api.gatewayconfig import ConfigError
 from switchman.cli import demo_tenants
 from switchman.gateway.app import compose
+from switchman.gateway.listener import GatewayRunner
 from switchman.gateway.telemetry.tracing import TracingConfigError
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
@@ -162,7 +163,8 @@ async def _serve(args: argparse.Namespace) -> int:
         except (ConfigError, TracingConfigError) as exc:
             print(f"switchman demo: {exc}", file=sys.stderr)
             return 2
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+        # The production listener: the demo gets the same edge guards as ``switchman gateway``.
+        runner = GatewayRunner(app, access_log=None, shutdown_timeout=5)
         await runner.setup()
         try:
             await web.TCPSite(runner, args.host, args.port).start()
