@@ -114,7 +114,7 @@ async def test_two_gateway_processes_share_limits_and_budgets(
         def clients(key: str) -> list[openai.AsyncOpenAI]:
             return [
                 openai.AsyncOpenAI(
-                    base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=30
+                    base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=90
                 )
                 for port in ports
             ]
@@ -176,7 +176,7 @@ async def test_two_demos_share_tenant_limits_through_redis(redis: redisproc.Redi
                 base_url=f"http://127.0.0.1:{port}/v1",
                 api_key=keys[0]["team-a"],
                 max_retries=0,
-                timeout=30,
+                timeout=90,
             )
             for port in ports
         ]
