@@ -117,6 +117,11 @@ class AnthropicSettings(Strict):
 
 
 UpstreamKind = Literal["openai", "azure-openai", "anthropic"]
+# OpenAI endpoints beyond chat/completions/embeddings that a model may serve; the gateway passes
+# them through untouched to models that declare them (``gateway/inbound/passthrough``).
+PassthroughEndpoint = Literal[
+    "images/generations", "audio/transcriptions", "audio/speech", "moderations", "rerank"
+]
 
 
 class Upstream(Strict):
@@ -224,6 +229,12 @@ class Capabilities(Strict):
         default=None,
         gt=0,
         description="Prompt + completion tokens; unset: unknown (never filtered on it).",
+    )
+    endpoints: list[PassthroughEndpoint] = Field(
+        default_factory=list,
+        description="Other OpenAI endpoints it serves (images/generations, audio/transcriptions, "
+        "audio/speech, moderations, rerank), passed through to it untouched; only "
+        "OpenAI-compatible upstreams. Undeclared: those endpoints never reach it.",
     )
 
 

@@ -24,6 +24,12 @@ class AzureOpenAI(OpenAICompatible):
         self._prefix = f"/openai/deployments/{settings.deployment}"
         self._params = {"api-version": settings.api_version}
 
+    def passthrough(self, endpoint: str, body: bytes, content_type: str) -> UpstreamCall:
+        call = super().passthrough(endpoint, body, content_type)
+        return UpstreamCall(
+            path=self._prefix + call.path, body=body, headers=call.headers, params=self._params
+        )
+
     def prepare(
         self, op: Operation, body: dict[str, Any], model_id: str, stream: bool
     ) -> UpstreamCall:

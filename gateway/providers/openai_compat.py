@@ -158,6 +158,12 @@ class OpenAICompatible:
     def bearer(secret: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {secret}"} if secret else {}
 
+    def passthrough(self, endpoint: str, body: bytes, content_type: str) -> UpstreamCall:
+        """Another OpenAI endpoint (``images/generations``, ``rerank``, ...) with the client's
+        body as it is (``inbound.passthrough`` rewrites only its model)."""
+        headers = {**self._auth, "Content-Type": content_type}
+        return UpstreamCall(path="/" + endpoint, body=body, headers=headers)
+
     def supports(self, op: Operation) -> bool:
         return True
 
