@@ -9,7 +9,9 @@ deadline), about a second each. Properties:
   accepted body re-encodes to UTF-8 JSON (what is sent upstream).
 - SSE parser: any byte stream cut at any points yields exactly the events of the uncut stream,
   and each event's ``raw`` bytes concatenate back to the stream they came from.
-- translators: ``chat_to_messages`` on any chat-shaped body -> a request or ``InvalidRequest``;
+- translators: ``chat_to_messages`` on any chat-shaped body, and the inbound
+  ``messages_to_chat`` (Anthropic Messages) and ``responses_to_chat`` (Responses) on any
+  body of their shape -> a request or ``InvalidRequest``;
   each provider's ``decode`` on any bytes -> an answer or ``ValueError``/``KeyError``/``TypeError``
   (the attempt's ``bad_response``); ``error`` on any status and bytes -> an OpenAI-shaped error
   and never an exception; stream decoders on any event -> bytes, ``ValueError`` or a
@@ -28,6 +30,8 @@ from hypothesis import strategies as st
 
 from switchman.api.gatewayconfig import AnthropicSettings
 from switchman.gateway.errors import GatewayError, InvalidRequest
+from switchman.gateway.inbound.anthropic_openai import messages_to_chat
+from switchman.gateway.inbound.responses_openai import responses_to_chat
 from switchman.gateway.providers.anthropic import Anthropic
 from switchman.gateway.providers.openai_anthropic import chat_to_messages
 from switchman.gateway.providers.openai_compat import OpenAICompatible
@@ -173,6 +177,30 @@ def test_chat_to_anthropic_translation_on_any_chat_body(body: dict[str, Any]) ->
     assert refused_or(request, dict)
     if isinstance(request, dict):
         json.dumps(request)
+
+
+ANTHROPIC_BODY = st.fixed_dictionaries(
+    {"model": st.just("m"), "messages": st.lists(MESSAGE, max_size=4) | SMALL_JSON},
+    optional={
+        name: SMALL_JSON
+        for name in ("max_tokens", "system", "stream", "stop_sequences", "tools", "tool_choice")
+    },
+)
+RESPONSES_BODY = st.fixed_dictionaries(
+    {"model": st.just("m"), "input": TEXT | st.lists(MESSAGE, max_size=4) | SMALL_JSON},
+    optional={
+        name: SMALL_JSON
+        for name in ("instructions", "stream", "max_output_tokens", "tools", "text", "store")
+    },
+)
+
+
+@bounded
+@given(ANTHROPIC_BODY, RESPONSES_BODY)
+def test_inbound_translation_on_any_body(anthropic: dict[str, Any], responses: Any) -> None:
+    for translate, body in ((messages_to_chat, anthropic), (responses_to_chat, responses)):
+        result = outcome(lambda t=translate, b=body: t(b))
+        assert not isinstance(result, InvalidRequest) or result.status == 400
 
 
 PROVIDERS = [
