@@ -117,6 +117,15 @@ class LoRAAdapter(Spec):
     source: str = Field(min_length=1, description="Hub repo id or path of the adapter.")
 
 
+class MultimodalLimits(Spec):
+    """Most items of each kind one prompt may carry (vLLM's --limit-mm-per-prompt); a kind left
+    unset keeps vLLM's default. Each allowed item reserves encoder memory at start-up."""
+
+    image: int | None = Field(default=None, ge=0, le=256, description="Images per prompt.")
+    video: int | None = Field(default=None, ge=0, le=64, description="Videos per prompt.")
+    audio: int | None = Field(default=None, ge=0, le=64, description="Audio clips per prompt.")
+
+
 class Engine(Spec):
     """vLLM engine arguments."""
 
@@ -131,6 +140,28 @@ class Engine(Spec):
     quantization: str | None = Field(default=None, description="--quantization (awq, gptq...).")
     lora_adapters: list[LoRAAdapter] = Field(
         default_factory=list, description="--enable-lora with --lora-modules."
+    )
+    tokenizer_mode: Literal["auto", "slow", "mistral", "custom"] | None = Field(
+        default=None, description="--tokenizer-mode; mistral for Mistral's own (tekken) tokenizer."
+    )
+    config_format: Literal["auto", "hf", "mistral"] | None = Field(
+        default=None, description="--config-format; mistral reads Mistral's params.json."
+    )
+    load_format: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=32,
+        description="--load-format, e.g. mistral (consolidated weights), safetensors, gguf.",
+    )
+    tool_call_parser: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=32,
+        description="--enable-auto-tool-choice with --tool-call-parser (mistral, hermes, "
+        "llama3_json...): what makes OpenAI tools work with the model.",
+    )
+    limit_mm_per_prompt: MultimodalLimits | None = Field(
+        default=None, description="--limit-mm-per-prompt: images, videos, audio per prompt."
     )
     extra_args: list[str] = Field(default_factory=list, description="Appended to vLLM's args.")
 

@@ -116,6 +116,13 @@ def label_value(value: str) -> str:
     return f"{cleaned}-{digest}" if cleaned else digest
 
 
+def _engine_field_set(vllm: VLLM, alias: str) -> bool:
+    """Whether the engine field of camelCase name ``alias`` is set."""
+    fields = type(vllm.engine).model_fields
+    name = next(n for n, f in fields.items() if f.alias == alias)
+    return getattr(vllm.engine, name) is not None
+
+
 def _check_vllm(path: str, vllm: VLLM) -> list[str]:
     """Rules the schema cannot state: flags the Service relies on, GPUs set in one place."""
     problems = []
@@ -123,6 +130,9 @@ def _check_vllm(path: str, vllm: VLLM) -> list[str]:
         flag = arg.split("=", 1)[0]
         if flag in pod.MANAGED_FLAGS:
             problems.append(f"{path}.engine.extraArgs: {flag} is set by the operator; remove it")
+        elif flag in pod.ENGINE_FLAGS and _engine_field_set(vllm, pod.ENGINE_FLAGS[flag]):
+            field = pod.ENGINE_FLAGS[flag]
+            problems.append(f"{path}.engine.extraArgs: {flag} repeats engine.{field}; keep one")
     unknown = sorted(set(vllm.resources) - _RESOURCE_KEYS)
     if unknown:
         problems.append(f"{path}.resources: unknown keys {unknown}; use requests and limits")

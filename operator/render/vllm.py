@@ -26,6 +26,7 @@ Choices made here, and why:
 from __future__ import annotations
 
 import copy
+import json
 import posixpath
 from typing import Any
 
@@ -44,6 +45,15 @@ STARTUP_FAILURES = 180
 PRESTOP_SLEEP_S = 10
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 MANAGED_FLAGS = ("--model", "--served-model-name", "--host", "--port")
+# Flags the engine's typed fields set: extraArgs must not repeat them (vLLM's last one would win).
+ENGINE_FLAGS = {
+    "--tokenizer-mode": "tokenizerMode",
+    "--config-format": "configFormat",
+    "--load-format": "loadFormat",
+    "--tool-call-parser": "toolCallParser",
+    "--enable-auto-tool-choice": "toolCallParser",
+    "--limit-mm-per-prompt": "limitMmPerPrompt",
+}
 
 
 def model_path(vllm: VLLM) -> str:
@@ -78,6 +88,19 @@ def server_args(name: str, vllm: VLLM) -> list[str]:
     if engine.lora_adapters:
         args += ["--enable-lora", "--lora-modules"]
         args += [f"{lora.name}={lora.source}" for lora in engine.lora_adapters]
+    for flag, value in (
+        ("--tokenizer-mode", engine.tokenizer_mode),
+        ("--config-format", engine.config_format),
+        ("--load-format", engine.load_format),
+    ):
+        if value is not None:
+            args += [flag, value]
+    if engine.tool_call_parser is not None:
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", engine.tool_call_parser]
+    limits = engine.limit_mm_per_prompt
+    counts = limits.model_dump(exclude_none=True) if limits is not None else {}
+    if counts:  # JSON, as vLLM parses it: {"image":4}
+        args += ["--limit-mm-per-prompt", json.dumps(counts, separators=(",", ":"))]
     return args + list(engine.extra_args)
 
 

@@ -445,7 +445,14 @@ spec:
         source: {huggingFace: {repo: Qwen/Qwen2.5-1.5B-Instruct}}
         replicas: 2
         gpu: {count: 1, type: NVIDIA-L4}
-        engine: {maxModelLen: 8192, dtype: bfloat16}
+        engine:
+          maxModelLen: 8192
+          dtype: bfloat16
+          tokenizerMode: mistral
+          configFormat: mistral
+          loadFormat: mistral
+          toolCallParser: mistral
+          limitMmPerPrompt: {image: 4}
         cache: {size: 20Gi}
       capabilities: {tools: true, contextWindow: 8192}
       price: {inputPerMTok: 0.02, outputPerMTok: 0.06}
@@ -662,6 +669,19 @@ INVALID = [
          'spec.models[0].vllm.engine.dtype: Unsupported value: "fp4": supported values: "auto", '
          '"half", "float16", "bfloat16", "float", "float32"', "Input should be 'auto'",
          "bad-dtype-enum"),
+    case(MP, SMALL_LARGE_POOL, lambda s: m(s)["vllm"]["engine"].update(tokenizerMode="tekken"),
+         'spec.models[0].vllm.engine.tokenizerMode: Unsupported value: "tekken": supported '
+         'values: "auto", "slow", "mistral", "custom"', "Input should be 'auto'",
+         "bad-tokenizer-mode"),
+    case(MP, SMALL_LARGE_POOL,
+         lambda s: m(s)["vllm"]["engine"].update(limitMmPerPrompt={"image": -1}),
+         "spec.models[0].vllm.engine.limitMmPerPrompt.image: Invalid value: -1: "
+         "spec.models[0].vllm.engine.limitMmPerPrompt.image in body should be greater than or "
+         "equal to 0", "greater than or equal to 0", "negative-image-limit"),
+    case(MP, SMALL_LARGE_POOL,
+         lambda s: m(s)["vllm"]["engine"].update(limitMmPerPrompt={"images": 2}),
+         'unknown field "spec.models[0].vllm.engine.limitMmPerPrompt.images"',
+         "Extra inputs are not permitted", "unknown-modality"),
     case(MP, EXTERNAL_POOL, lambda s: m(s)["price"].update(inputPerMTok=-1),
          "spec.models[0].price.inputPerMTok: Invalid value: -1: spec.models[0].price.inputPerMTok "
          "in body should be greater than or equal to 0", "greater than or equal to 0",

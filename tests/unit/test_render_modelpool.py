@@ -313,6 +313,38 @@ def test_extra_args_may_not_set_managed_flags(flag: str) -> None:
     assert message.endswith("set by the operator; remove it")
 
 
+def test_typed_engine_fields_become_vllm_flags() -> None:
+    engine = {
+        "tokenizerMode": "mistral",
+        "configFormat": "mistral",
+        "loadFormat": "mistral",
+        "toolCallParser": "mistral",
+        "limitMmPerPrompt": {"image": 4, "video": 0},
+    }
+    args = container(render_pool(pool("p", vllm_model(engine=engine))))["args"]
+    tail = args[args.index("--enable-prefix-caching") + 1 :]
+    assert tail == [
+        "--tokenizer-mode", "mistral", "--config-format", "mistral", "--load-format", "mistral",
+        "--enable-auto-tool-choice", "--tool-call-parser", "mistral",
+        "--limit-mm-per-prompt", '{"image":4,"video":0}',
+    ]  # fmt: skip
+    plain = container(render_pool(pool("p", vllm_model())))["args"]
+    assert not {"--tokenizer-mode", "--tool-call-parser", "--limit-mm-per-prompt"} & set(plain)
+
+
+@pytest.mark.parametrize(
+    ("flag", "field"),
+    [("--tokenizer-mode=slow", "tokenizerMode"), ("--enable-auto-tool-choice", "toolCallParser")],
+)
+def test_extra_args_may_not_repeat_a_typed_engine_field(flag: str, field: str) -> None:
+    engine = {"tokenizerMode": "mistral", "toolCallParser": "mistral", "extraArgs": [flag]}
+    message = invalid(vllm_model(engine=engine))
+    name = flag.split("=")[0]
+    assert f"spec.models[0].vllm.engine.extraArgs: {name} repeats engine.{field}" in message
+    alone = vllm_model(engine={"extraArgs": [flag]})  # without the typed field: passed through
+    assert flag in container(render_pool(pool("p", alone)))["args"]
+
+
 def test_gpus_are_set_with_gpu_count_not_resources() -> None:
     message = invalid(vllm_model(resources={"limits": {"nvidia.com/gpu": "2"}, "requestz": {}}))
     assert "spec.models[0].vllm.resources.limits: set GPUs with gpu.count" in message
