@@ -24,7 +24,7 @@ from switchman.gateway.errors import (
     NotReady,
     PayloadTooLarge,
 )
-from switchman.gateway.inbound import count_tokens, messages, models, responses
+from switchman.gateway.inbound import count_tokens, messages, models, passthrough, responses
 from switchman.gateway.providers.exchange import Operation
 from switchman.gateway.serve.proxy import Proxy
 from switchman.gateway.serve.request import check_length
@@ -111,6 +111,11 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
 
 async def count_message_tokens(request: web.Request) -> web.Response:
     return await count_tokens.count(request, request.app[GATEWAY].watcher.current)
+
+
+async def passthrough_endpoint(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    return await passthrough.forward(request, gateway.proxy, lambda: gateway.watcher.current)
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
@@ -215,6 +220,7 @@ def add_routes(app: web.Application) -> None:
         ("/v1/messages", anthropic_messages),
         ("/v1/messages/count_tokens", count_message_tokens),
         ("/v1/responses", create_response),
+        *((path, passthrough_endpoint) for path in passthrough.ENDPOINTS),
     ):
         app.router.add_post(path, handler, expect_handler=expect_continue)
     app.router.add_get("/v1/models", list_models)

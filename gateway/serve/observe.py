@@ -253,6 +253,7 @@ class Observation:
                     else None,
                     "input_tokens": usage.prompt_tokens if usage else None,
                     "output_tokens": usage.completion_tokens if usage else None,
+                    "cached_input_tokens": usage.cached_tokens if usage else None,
                     "cost_usd": round(cost, 8),
                 }
             )
