@@ -8,6 +8,7 @@ import sys
 from bench import (
     classifier,
     compare,
+    memory,
     overhead,
     profile,
     replicas,
@@ -22,14 +23,16 @@ def main() -> int:
     all but ``profile`` (``compare``, the side-by-side run, first)."""
     args = sys.argv[1:]
     names = (
-        *("compare", "profile", "overhead", "telemetry", "classifier", "replicas", "routing"),
-        "tenancy",
+        *("compare", "profile", "memory", "overhead", "telemetry", "classifier", "replicas"),
+        *("routing", "tenancy"),
     )
     which = args.pop(0) if args and args[0] in names else None
     if which in (None, "compare"):
         asyncio.run(compare.main(args if which else []))
     if which == "profile":  # on demand: it needs py-spy and ptrace rights
         asyncio.run(profile.main(args))
+    if which in (None, "memory"):
+        asyncio.run(memory.main(args if which else []))
     if which in (None, "overhead"):
         asyncio.run(overhead.main(args))
     if which in (None, "telemetry"):

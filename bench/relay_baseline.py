@@ -1,7 +1,8 @@
 """A minimal aiohttp relay: the floor the gateway's overhead is compared against.
 
 ``python -m bench.relay_baseline UPSTREAM_URL PORT`` forwards POST bodies to the upstream on one
-pooled session and returns (or streams) the answer unchanged: no parsing, routing or metrics.
+pooled session (no connection cap) and returns (or streams) the answer unchanged: no parsing,
+routing or metrics.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main() -> None:
     app["upstream"] = upstream
 
     async def session(app: web.Application):  # type: ignore[no-untyped-def]
-        app[SESSION] = aiohttp.ClientSession()
+        app[SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         yield
         await app[SESSION].close()
 
