@@ -1,33 +1,29 @@
-"""``switchman classifier eval|score``: measure the complexity classifier, or score one prompt.
+"""``switchman classifier eval|score|calibrate``: measure, explain and fit the classifier.
 
-``eval`` scores the labelled prompts packaged with the classifier (the held-out half by
-default) and prints accuracy, misroute rates both ways, cost against always-large and a
-threshold sweep (``--json`` for machines); the numbers come from
-``switchman.gateway.routing.classifier.evaluate``. ``score`` prints one prompt's score, the tier a
-threshold would pick and every feature with its weight. Results go to stdout, progress and
-errors to stderr. Wired into ``switchman.cli.main``.
+``eval`` scores the labelled prompts packaged with the classifier (the held-out split by
+default) and prints the split's figures beside the length-only baseline, the quality modes,
+per-domain and per-language tables, leave-one-domain-out and leave-one-language-out results and
+the cost against always-large with the prices stated (``--json`` for machines; tables built by
+``classifier_report``). ``score`` prints one prompt's score, the tier a threshold would pick and
+every feature with its weight. ``calibrate`` fits the mode thresholds (``--refit``: the weights
+too) to a labels file and writes a weights file a route references (``complexity.weights``).
+Results go to stdout, progress and errors to stderr. Wired into ``switchman.cli.main``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import time
+from pathlib import Path
 from typing import Any
 
-from switchman.gateway.routing.classifier import FEATURES, Classifier, describe
-from switchman.gateway.routing.classifier.evaluate import (
-    Prices,
-    Report,
-    length_baseline,
-    load_examples,
-    per_domain,
-    report,
-    score_examples,
-    sweep,
-)
+from switchman.cli import classifier_report
+from switchman.gateway.routing.classifier import MODES, NAMES, Classifier, WeightsError, describe
+from switchman.gateway.routing.classifier.calibrate import CalibrationError, calibrate
+from switchman.gateway.routing.classifier.dataset import LabelsError, load_examples
+from switchman.gateway.routing.classifier.evaluate import Prices, report, score_examples
+from switchman.gateway.routing.classifier.train import render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,33 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "eval", help="evaluate on the labelled prompts", description="evaluate on the labelled "
         "prompts: accuracy, misroutes and cost against always routing to the large model",
     )  # fmt: skip
-    evaluate.add_argument("--threshold", type=_unit, default=0.5, help="default 0.5")
+    _add_weights(evaluate)
+    evaluate.add_argument("--mode", choices=MODES, default="balanced", help="default balanced")
+    evaluate.add_argument("--threshold", type=_unit, default=None, help="instead of --mode")
     evaluate.add_argument("--split", choices=("heldout", "train", "all"), default="heldout")
+    evaluate.add_argument(
+        "--holdout", choices=("both", "domain", "language", "none"), default="both",
+        help="leave-one-domain/language-out retraining (default both; minutes of CPU)",
+    )  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
-    defaults = Prices()
-    for field, text in (
-        ("small_input", "small model input"),
-        ("small_output", "small model output"),
-        ("large_input", "large model input"),
-        ("large_output", "large model output"),
-    ):
-        evaluate.add_argument(
-            f"--{field.replace('_', '-')}-price",
-            dest=field,
-            type=_non_negative,
-            default=getattr(defaults, field),
-            help=f"USD per 1M {text} tokens (default {getattr(defaults, field):.2f})",
-        )
-    for label in ("simple", "complex"):
-        evaluate.add_argument(
-            f"--{label}-output-tokens",
-            dest=f"{label}_output_tokens",
-            type=int,
-            default=getattr(defaults, f"{label}_output_tokens"),
-            help=f"output tokens assumed per {label} prompt "
-            f"(default {getattr(defaults, f'{label}_output_tokens')})",
-        )
-    evaluate.set_defaults(run=_run_eval)
+    _add_prices(evaluate)
+    evaluate.set_defaults(classifier_run=_run_eval)
     score = commands.add_parser("score", help="score one prompt and show its features")
     score.add_argument(
         "text",
@@ -70,15 +50,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="-",
         help="the prompt, or - (default) to read stdin: plain text, or a JSON request body",
     )
+    _add_weights(score)
     score.add_argument("--op", choices=("chat", "completions", "embeddings"), default=None)
-    score.add_argument("--threshold", type=_unit, default=0.5, help="default 0.5")
+    score.add_argument("--threshold", type=_unit, default=None, help="default: balanced mode's")
     score.add_argument("--json", action="store_true", help="machine-readable output")
-    score.set_defaults(run=_run_score)
+    score.set_defaults(classifier_run=_run_score)
+    fit = commands.add_parser(
+        "calibrate", help="fit the thresholds (and weights) to your own labelled prompts"
+    )
+    fit.add_argument(
+        "--labels", type=Path, required=True, help="JSON lines: prompt or messages, and label "
+        "(simple|complex|small|large) or preference (small|large|tie)",
+    )  # fmt: skip
+    fit.add_argument("--output", "-o", type=Path, required=True, help="weights file to write")
+    fit.add_argument("--refit", action="store_true", help="refit the weights too, not only "
+                     "the thresholds (packaged training data + your rows)")  # fmt: skip
+    _add_weights(fit)
+    fit.set_defaults(classifier_run=_run_calibrate)
+
+
+def _add_weights(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="a weights file (default: the packaged one)"
+    )
+
+
+def _add_prices(parser: argparse.ArgumentParser) -> None:
+    defaults = Prices()
+    for field, what in (("small_input", "small model input"), ("small_output",
+                        "small model output"), ("large_input", "large model input"),
+                        ("large_output", "large model output")):  # fmt: skip
+        parser.add_argument(
+            f"--{field.replace('_', '-')}-price", dest=field, type=_non_negative,
+            default=getattr(defaults, field),
+            help=f"USD per 1M {what} tokens (default {getattr(defaults, field):.2f})",
+        )  # fmt: skip
+    for label in ("simple", "complex"):
+        default = getattr(defaults, f"{label}_output_tokens")
+        parser.add_argument(
+            f"--{label}-output-tokens", dest=f"{label}_output_tokens", type=int, default=default,
+            help=f"output tokens assumed per {label} prompt (default {default})",
+        )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``switchman classifier``: the process exit status."""
-    result: int = args.run(args)
+    try:
+        result: int = args.classifier_run(args)
+    except (WeightsError, LabelsError, CalibrationError) as exc:
+        print(f"switchman classifier: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
@@ -96,67 +117,21 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _classifier(args: argparse.Namespace) -> Classifier:
+    return Classifier.load(args.weights) if args.weights else Classifier.load_default()
+
+
 def _run_eval(args: argparse.Namespace) -> int:
-    prices = Prices(
-        small_input=args.small_input,
-        small_output=args.small_output,
-        large_input=args.large_input,
-        large_output=args.large_output,
-        simple_output_tokens=args.simple_output_tokens,
-        complex_output_tokens=args.complex_output_tokens,
-    )
-    classifier = Classifier.load_default()
-    examples = load_examples(args.split)
-    started = time.perf_counter()
-    scored = score_examples(classifier, examples)
-    elapsed = time.perf_counter() - started
-    print(f"scored {len(scored)} prompts in {elapsed * 1000:.1f} ms", file=sys.stderr)
-    result = report(scored, args.threshold, prices)
-    cutoff, baseline = length_baseline(load_examples("train"), examples)
-    table = sweep(scored, prices)
+    prices = Prices(**{f: getattr(args, f) for f in Prices.__dataclass_fields__})
+    if args.holdout != "none":
+        print("retraining per left-out group: this takes a few minutes", file=sys.stderr)
+    result = classifier_report.evaluation(args, _classifier(args), prices)
+    print(f"evaluated in {result.seconds:.1f} s", file=sys.stderr)
     if args.json:
-        document = {
-            "split": args.split,
-            "prices": dataclasses.asdict(prices),
-            "report": dataclasses.asdict(result),
-            "length_baseline": {"cutoff_tokens": cutoff, "accuracy": baseline},
-            "per_domain_accuracy": per_domain(scored, args.threshold),
-            "sweep": [dataclasses.asdict(r) for r in table],
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(classifier_report.as_json(result), indent=2))
     else:
-        print(_text(args.split, prices, result, cutoff, baseline, table))
+        print(classifier_report.text(result))
     return 0
-
-
-def _text(
-    split: str, prices: Prices, r: Report, cutoff: float, baseline: float, table: list[Report]
-) -> str:
-    lines = [
-        f"split {split}: {r.n} prompts ({r.n_simple} simple, {r.n_complex} complex), "
-        f"threshold {r.threshold:.2f}",
-        f"accuracy        {r.accuracy:.3f}  (length-only baseline {baseline:.3f}: complex when "
-        f">= {cutoff:.0f} tokens)",
-        f"under-routing   {r.under_routing_rate:.3f}  complex prompts sent to small "
-        f"({r.under_routed} of {r.n_complex})",
-        f"over-routing    {r.over_routing_rate:.3f}  simple prompts sent to large "
-        f"({r.over_routed} of {r.n_simple})",
-        f"sent to large   {r.large_share:.3f}",
-        f"cost            ${r.cost_usd:.4f} routed vs ${r.always_large_usd:.4f} always-large: "
-        f"{r.cost_saved:.1%} saved",
-        f"  prices per 1M tokens: small ${prices.small_input:.2f} in / "
-        f"${prices.small_output:.2f} out, large ${prices.large_input:.2f} in / "
-        f"${prices.large_output:.2f} out; input tokens = prompt chars / 4; output tokens "
-        f"assumed {prices.simple_output_tokens} simple / {prices.complex_output_tokens} complex",
-        "",
-        "threshold  accuracy  under-routing  over-routing  to-large  cost-saved",
-    ]
-    for t in table:
-        lines.append(
-            f"{t.threshold:9.2f}  {t.accuracy:8.3f}  {t.under_routing_rate:13.3f}  "
-            f"{t.over_routing_rate:12.3f}  {t.large_share:8.3f}  {t.cost_saved:10.1%}"
-        )
-    return "\n".join(lines)
 
 
 def _request(text: str, op: str | None) -> tuple[str, Any]:
@@ -179,28 +154,47 @@ def _request(text: str, op: str | None) -> tuple[str, Any]:
 def _run_score(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     op, body = _request(text, args.op)
-    classifier = Classifier.load_default()
+    classifier = _classifier(args)
+    threshold = args.threshold if args.threshold is not None else classifier.thresholds["balanced"]
     score = classifier.score(op, body)
-    tier = "large" if score >= args.threshold else "small"
+    tier = "large" if score >= threshold else "small"
     features = classifier.explain(op, body)
     contributions = classifier.contributions(op, body)
     if args.json:
         document = {
             "op": op,
             "score": score,
-            "threshold": args.threshold,
+            "threshold": threshold,
             "tier": tier,
-            "reason": describe(score, args.threshold, tier),
+            "reason": describe(score, threshold, tier),
             "features": features,
             "contributions": contributions,
             "bias": classifier.bias,
         }
         print(json.dumps(document, indent=2))
         return 0
-    print(f"score {score:.3f}  ({describe(score, args.threshold, tier)})")
+    print(f"score {score:.3f}  ({describe(score, threshold, tier)})")
     print(f"{'feature':18} {'value':>7} {'weight':>8} {'log-odds':>9}")
     weights = classifier.weights
-    for name in FEATURES:
+    for name in NAMES:
         print(f"{name:18} {features[name]:7.3f} {weights[name]:8.3f} {contributions[name]:9.3f}")
     print(f"{'bias':18} {'':7} {'':8} {classifier.bias:9.3f}")
+    return 0
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    labels = load_examples("all", args.labels)
+    base = _classifier(args)
+    if args.refit:
+        print("refitting on the packaged training split plus your rows", file=sys.stderr)
+    result = calibrate(labels, args.labels, base, refit=args.refit)
+    args.output.write_text(render(result.document))
+    scored = score_examples(result.classifier, labels)
+    print(f"wrote {args.output} ({len(labels)} labelled prompts)", file=sys.stderr)
+    print(f"{'mode':9} {'threshold':>9} {'accuracy':>8} {'under-routing':>13} {'to-small':>8}")
+    for mode in MODES:
+        r = report(scored, result.classifier.thresholds[mode])
+        print(f"{mode:9} {r.threshold:9.4f} {r.accuracy:8.3f} {r.under_routing_rate:13.3f} "
+              f"{r.small_share:8.3f}")  # fmt: skip
+    print("(on the calibration rows themselves: hold some back to measure)")
     return 0

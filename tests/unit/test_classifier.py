@@ -6,48 +6,40 @@ Scenario matrix:
   words read from the instruction and not from pasted text, full lengths with bounded scans
   (two prompts that differ only outside the scanned windows get identical features),
   completions prompts (string and list), embeddings and unknown operations
-- scores: in [0, 1]; greetings and lookups low, proofs and designs high; adding reasoning cues
-  raises a score; long-but-simple and short-but-complex prompts from the data set
-- weights.json: loads; names every feature; trained on the packaged data (digest); retraining
-  reads only the training split and reproduces the file byte for byte; malformed weight
-  documents are refused with WeightsError
-- data set: >= 440 prompts, unique ids and prompts, exactly half held out per domain and label,
-  both labels and all twelve domains in both halves, well-formed bodies
-- evaluate: accuracy, misroute rates and cost by hand on crafted scores; the length baseline
+- n-grams: stable buckets (CRC-32, not the salted hash()), bounded window, CJK without spaces,
+  lone surrogates hash instead of raising
+- scores: in [0, 1]; greetings and lookups low, proofs and designs high in several languages;
+  adding reasoning cues raises a score; long-but-simple and short-but-complex data-set prompts;
+  contributions (features + n-grams) add up to the score
+- weights: malformed v2 documents (format, table size, thresholds) refused with WeightsError;
+  a missing weights file is a WeightsError, not an OSError
 - describe: both directions, equality, more digits when two would print a tie
 - bad inputs: garbage shapes and a seeded fuzz of JSON values never raise, always in [0, 1]
+(the data set, training and evaluation: test_classifier_data.py)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
-from collections import Counter
 from math import log1p
 from typing import Any
 
 import pytest
 
-from switchman.gateway.routing.classifier import FEATURES, Classifier, WeightsError, describe, train
-from switchman.gateway.routing.classifier.evaluate import (
-    Example,
-    Prices,
-    Scored,
-    dataset_path,
-    length_baseline,
-    load_examples,
-    report,
-    score_examples,
-    sweep,
+from switchman.gateway.routing.classifier import (
+    FEATURES,
+    NAMES,
+    Classifier,
+    WeightsError,
+    describe,
+    ngrams,
 )
+from switchman.gateway.routing.classifier.dataset import load_examples
+from switchman.gateway.routing.classifier.evaluate import score_examples
 from switchman.gateway.routing.classifier.features import BODY_CHARS, INSTRUCTION_CHARS, extract
-
-DOMAINS = {
-    "coding", "math", "writing", "factual_qa", "summarization", "translation", "extraction",
-    "reasoning", "chitchat", "support", "tool_use", "multi_turn",
-}  # fmt: skip
+from switchman.gateway.routing.classifier.ngrams import BUCKETS, CHAR_WINDOW, buckets
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +167,12 @@ def test_scores_order_easy_below_hard(classifier: Classifier) -> None:
             "sliding window, explain the trade-offs during a partition, and give pseudocode."
         ),
     ]
+    easy += [chat("¿Cuál es la capital de Francia?"), chat("Wie hoch ist der Mont Blanc?")]
+    hard += [chat("Beweise, dass es unendlich viele Primzahlen gibt.")]
     easy_scores = [classifier.score("chat", b) for b in easy]
     hard_scores = [classifier.score("chat", b) for b in hard]
     assert max(easy_scores) < 0.2
-    assert min(hard_scores) > 0.7
+    assert min(hard_scores) > classifier.thresholds["balanced"]
 
 
 def test_reasoning_cues_raise_the_score(classifier: Classifier) -> None:
@@ -192,9 +186,9 @@ def test_hard_cases_from_the_data_set(classifier: Classifier) -> None:
     long_simple = by_id["translation-simple-03"]  # a long notice, "Translate to French"
     short_complex = by_id["math-complex-01"]  # "Prove that there are infinitely many primes."
     assert long_simple.input_tokens > 100
-    assert classifier.score("chat", long_simple.body) < 0.5
+    assert classifier.score("chat", long_simple.body) < classifier.thresholds["balanced"]
     assert short_complex.input_tokens < 15
-    assert classifier.score("chat", short_complex.body) > 0.5
+    assert classifier.score("chat", short_complex.body) > classifier.thresholds["balanced"]
 
 
 def test_every_data_set_score_is_a_probability(classifier: Classifier) -> None:
@@ -210,158 +204,77 @@ def test_contributions_add_up_to_the_score(classifier: Classifier) -> None:
     assert classifier.score("chat", body) == pytest.approx(1 / (1 + math.exp(-z)))
 
 
-# weights.json
+# weights documents
 
 
-def test_weights_file_names_every_feature_and_its_data() -> None:
-    document = json.loads(train.WEIGHTS.read_text())
-    assert document["format"] == "switchman-classifier/v1"
-    assert list(document["weights"]) == list(FEATURES)
-    assert all(math.isfinite(w) for w in document["weights"].values())
-    digest = hashlib.sha256(dataset_path().read_bytes()).hexdigest()
-    assert document["training"]["data_sha256"] == digest, "data changed: retrain"
-    assert document["training"]["split"] == "train"
-    assert document["training"]["examples"] == len(load_examples("train"))
-    loaded = Classifier.load_default()
-    assert loaded.weights == document["weights"]
-    assert loaded.bias == document["bias"]
+V2 = "switchman-classifier/v2"
 
 
-def test_retraining_reads_only_the_training_split_and_reproduces_the_file(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    seen: list[str] = []
+def _document(**changes: Any) -> str:
+    doc: dict[str, Any] = {
+        "format": V2,
+        "weights": dict.fromkeys(NAMES, 0.0),
+        "bias": 0.0,
+        "thresholds": {"quality": 0.2, "balanced": 0.5, "cost": 0.8},
+        "ngram_table": [0.0] * BUCKETS,
+    }
+    return json.dumps({**doc, **changes})
 
-    def spy(split: str = "all", path: Any = None) -> list[Example]:
-        seen.append(split)
-        return load_examples(split, path)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(train, "load_examples", spy)
-    assert train.build() == train.WEIGHTS.read_text()
-    assert seen == ["train"]
+def test_a_well_formed_document_loads() -> None:
+    loaded = Classifier.from_json(_document(bias=-1.0))
+    assert loaded.bias == -1.0
+    assert loaded.thresholds == {"quality": 0.2, "balanced": 0.5, "cost": 0.8}
+    assert loaded.score("chat", chat("anything")) == pytest.approx(1 / (1 + math.e))
 
 
 @pytest.mark.parametrize(
     "text",
     [
         "not json",
-        json.dumps({"format": "other", "weights": {}, "bias": 0}),
-        json.dumps({"format": "switchman-classifier/v1", "weights": {"tokens": 1}, "bias": 0}),
-        json.dumps(
-            {"format": "switchman-classifier/v1",
-             "weights": {**dict.fromkeys(FEATURES, 0.0), "extra": 1.0}, "bias": 0}
-        ),
-        json.dumps(
-            {"format": "switchman-classifier/v1", "weights": dict.fromkeys(FEATURES, 0.0),
-             "bias": "0"}
-        ),
-        '{"format": "switchman-classifier/v1", "weights": {"tokens": NaN}, "bias": 0}',
+        json.dumps({"format": "switchman-classifier/v1", "weights": {}, "bias": 0}),
+        _document(weights={"tokens": 1}),
+        _document(weights={**dict.fromkeys(NAMES, 0.0), "extra": 1.0}),
+        _document(bias="0"),
+        _document(ngram_table=[0.0] * 10),
+        _document(ngram_table={"0": 1}),
+        _document(thresholds={"balanced": 1.5}),
+        _document(thresholds={"greedy": 0.5}),
+        _document().replace('"bias": 0.0', '"bias": NaN'),
     ],
-)  # fmt: skip
+)
 def test_malformed_weights_are_refused(text: str) -> None:
     with pytest.raises(WeightsError):
         Classifier.from_json(text)
 
 
-# data set
+def test_a_missing_weights_file_is_a_weights_error(tmp_path: Any) -> None:
+    with pytest.raises(WeightsError, match="cannot read"):
+        Classifier.load(tmp_path / "absent.json")
 
 
-def test_data_set_size_split_and_coverage() -> None:
-    examples = load_examples()
-    assert len(examples) >= 440
-    assert len({e.id for e in examples}) == len(examples)
-    prompts = [json.dumps(e.body["messages"], sort_keys=True) for e in examples]
-    assert len(set(prompts)) == len(prompts)
-    held = [e for e in examples if e.split == "heldout"]
-    assert len(held) * 2 == len(examples)
-    groups = Counter((e.domain, e.label) for e in examples)
-    held_groups = Counter((e.domain, e.label) for e in held)
-    assert {g: n // 2 for g, n in groups.items()} == held_groups  # stratified
-    assert {e.domain for e in examples} == DOMAINS
-    for split in ("train", "heldout"):
-        part = load_examples(split)
-        assert {e.split for e in part} == {split}
-        assert {e.domain for e in part} == DOMAINS
-        labels = Counter(e.label for e in part)
-        assert set(labels) == {"simple", "complex"}
-        assert 0.4 <= labels["complex"] / len(part) <= 0.6
+# n-grams
 
 
-def test_data_set_rows_are_well_formed_chat_bodies() -> None:
-    lengths = []
-    for line in dataset_path().read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        assert set(row) <= {"id", "domain", "label", "split", "messages", "tools",
-                            "response_format"}  # fmt: skip
-        assert row["label"] in ("simple", "complex")
-        assert row["split"] in ("train", "heldout")
-        assert row["messages"][-1]["role"] == "user"
-        assert all(m["role"] in ("system", "user", "assistant") for m in row["messages"])
-        for tool in row.get("tools", []):
-            assert tool["type"] == "function"
-            assert tool["function"]["name"]
-        if "response_format" in row:
-            assert row["response_format"]["type"] in ("json_object", "json_schema")
-        lengths.append(sum(len(json.dumps(m["content"])) for m in row["messages"]))
-    assert min(lengths) < 20
-    assert max(lengths) > 3000
+def test_buckets_are_stable_sorted_and_bounded() -> None:
+    found = buckets("prove that there are infinitely many primes")
+    assert found == sorted(set(found))
+    assert all(0 <= b < BUCKETS for b in found)
+    # CRC-32 of "w prove": the same in every process, unlike hash()
+    import zlib
+
+    assert zlib.crc32(b"w prove") % BUCKETS in found
+    assert buckets("") == []
+    long = "a" * CHAR_WINDOW + " middle words here " * 500 + "b" * CHAR_WINDOW
+    assert len(buckets(long)) < 4 * ngrams.MAX_WORDS + 2 * CHAR_WINDOW
 
 
-# evaluate
+def test_scripts_without_spaces_get_character_ngrams() -> None:
+    assert len(buckets("证明根号二是无理数")) >= 7  # one "word", seven trigrams
 
 
-def example(label: str, tokens: float, domain: str = "d") -> Example:
-    return Example(f"{domain}-{label}-{tokens}", domain, label, "heldout", {}, tokens)
-
-
-def test_report_counts_misroutes_and_cost_by_hand() -> None:
-    scored = [
-        Scored(example("simple", 100), 0.2),  # small, right
-        Scored(example("simple", 100), 0.7),  # large: over-routed
-        Scored(example("complex", 400), 0.9),  # large, right
-        Scored(example("complex", 400), 0.1),  # small: under-routed
-    ]
-    prices = Prices(1.0, 2.0, 10.0, 20.0, simple_output_tokens=10, complex_output_tokens=50)
-    r = report(scored, 0.5, prices)
-    assert (r.n, r.n_simple, r.n_complex) == (4, 2, 2)
-    assert r.accuracy == 0.5
-    assert (r.under_routed, r.over_routed) == (1, 1)
-    assert r.under_routing_rate == 0.5
-    assert r.over_routing_rate == 0.5
-    assert r.large_share == 0.5
-
-    def small(tokens: float, output: int) -> float:
-        return (tokens * 1.0 + output * 2.0) / 1e6
-
-    def large(tokens: float, output: int) -> float:
-        return (tokens * 10.0 + output * 20.0) / 1e6
-
-    expected = small(100, 10) + large(100, 10) + large(400, 50) + small(400, 50)
-    assert r.cost_usd == pytest.approx(expected)
-    assert r.always_large_usd == pytest.approx(2 * large(100, 10) + 2 * large(400, 50))
-    assert r.cost_saved == pytest.approx(1 - expected / r.always_large_usd)
-    assert [t.threshold for t in sweep(scored, prices)] == [
-        0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
-    ]  # fmt: skip
-    assert report(scored, 0.0, prices).over_routing_rate == 1.0
-    at_threshold = [Scored(example("complex", 10), 0.5), Scored(example("simple", 10), 0.5)]
-    boundary = report(at_threshold, 0.5, prices)  # a score equal to the threshold goes large
-    assert (boundary.under_routed, boundary.over_routed, boundary.large_share) == (0, 1, 1.0)
-
-
-def test_length_baseline_picks_the_best_training_cutoff() -> None:
-    train_set = [example("simple", 5), example("simple", 8), example("complex", 30),
-                 example("complex", 50), example("simple", 40)]  # fmt: skip
-    test_set = [example("simple", 10), example("complex", 35), example("complex", 20)]
-    cutoff, accuracy = length_baseline(train_set, test_set)
-    assert cutoff == 30
-    assert accuracy == pytest.approx(2 / 3)
-
-
-def test_classifier_beats_the_length_baseline_on_held_out(classifier: Classifier) -> None:
-    held = load_examples("heldout")
-    _, baseline = length_baseline(load_examples("train"), held)
-    assert report(score_examples(classifier, held), 0.5).accuracy > baseline + 0.05
+def test_lone_surrogates_hash() -> None:
+    assert buckets("bad \ud800 text")
 
 
 # describe

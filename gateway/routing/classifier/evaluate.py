@@ -1,54 +1,21 @@
-"""How well the classifier routes the labelled prompts, and what that routing would cost.
+"""How well the classifier routes labelled prompts, and what that routing would cost.
 
-Reads ``prompts.jsonl`` (``load_examples``), scores it (``score_examples``) and, for a
-threshold, reports accuracy, the two misroute rates and the cost against always sending
-everything to the large model (``report``, ``sweep``); ``length_baseline`` is the yardstick a
+Scores ``dataset.Example`` rows (``score_examples``) and, for a threshold, reports accuracy,
+the two misroute rates, the share sent small and the cost against always sending everything to
+the large model (``report``, ``sweep``, ``per_group``); ``length_baseline`` is the yardstick a
 classifier must beat. Used by ``switchman classifier eval`` (``switchman.cli.classifier``),
-``train`` (which reads the training split through ``load_examples``) and the tests. Offline
-only: the gateway's request path never imports this module.
+``holdout``, ``calibrate`` and the tests. Offline only: the request path never imports it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
-from switchman.gateway.routing.classifier.model import Classifier
+from switchman.gateway.routing.classifier.dataset import Example, input_tokens
 
-Split = Literal["all", "train", "heldout"]
-LABELS = ("simple", "complex")
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-@dataclass(frozen=True, slots=True)
-class Example:
-    """One labelled prompt: a chat request body and what it should be routed as."""
-
-    id: str
-    domain: str
-    label: str
-    split: str
-    body: dict[str, Any]
-    input_tokens: float  # estimated: characters / 4, message text and tool definitions
-
-    @property
-    def complex(self) -> bool:
-        return self.label == "complex"
-
-
-def _input_tokens(body: dict[str, Any]) -> float:
-    chars = len(json.dumps(body["tools"])) if "tools" in body else 0
-    for message in body["messages"]:
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
-    return chars / 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,37 +50,26 @@ class Report:
     under_routing_rate: float  # of the complex prompts
     over_routing_rate: float  # of the simple prompts
     large_share: float  # of all prompts
+    small_share: float  # of all prompts
     cost_usd: float
     always_large_usd: float
     cost_saved: float  # 1 - cost_usd / always_large_usd
 
 
-def dataset_path() -> Path:
-    """The packaged labelled prompts (a real file: the package is installed unzipped)."""
-    return Path(
-        str(resources.files("switchman.gateway.routing.classifier").joinpath("prompts.jsonl"))
-    )
+class Scorer(Protocol):
+    """What is evaluated: the classifier, or a baseline scored the same way."""
+
+    def score(self, op: str, body: Mapping[str, Any]) -> float: ...
 
 
-def load_examples(split: Split = "all", path: Path | None = None) -> list[Example]:
-    """The labelled prompts of one split, in file order."""
-    examples = []
-    with (path or dataset_path()).open(encoding="utf-8") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            body = {k: row[k] for k in ("messages", "tools", "response_format") if k in row}
-            example = Example(
-                row["id"], row["domain"], row["label"], row["split"], body, _input_tokens(body)
-            )
-            if split in ("all", example.split):
-                examples.append(example)
-    return examples
+def score_examples(scorer: Scorer, examples: Sequence[Example]) -> list[Scored]:
+    return [Scored(e, scorer.score("chat", e.body)) for e in examples]
 
 
-def score_examples(classifier: Classifier, examples: Sequence[Example]) -> list[Scored]:
-    return [Scored(e, classifier.score("chat", e.body)) for e in examples]
+def decided(scored: Sequence[Scored], threshold: float) -> list[Scored]:
+    """Scores replaced by the decision at ``threshold`` (1 large, 0 small): lets reports pool
+    rows that were decided at different thresholds (report them at 0.5)."""
+    return [Scored(s.example, 1.0 if s.score >= threshold else 0.0) for s in scored]
 
 
 def _cost(example: Example, large: bool, prices: Prices) -> float:
@@ -144,6 +100,7 @@ def report(scored: Sequence[Scored], threshold: float, prices: Prices = Prices()
         under_routing_rate=under / n_complex if n_complex else 0.0,
         over_routing_rate=over / n_simple if n_simple else 0.0,
         large_share=large / n if n else 0.0,
+        small_share=(n - large) / n if n else 0.0,
         cost_usd=cost,
         always_large_usd=always,
         cost_saved=1 - cost / always if always else 0.0,
@@ -156,12 +113,14 @@ def sweep(
     return [report(scored, t, prices) for t in thresholds]
 
 
-def per_domain(scored: Sequence[Scored], threshold: float) -> dict[str, float]:
-    """Accuracy per domain at ``threshold``."""
-    hits: dict[str, list[bool]] = {}
+def per_group(
+    scored: Sequence[Scored], threshold: float, key: str, prices: Prices = Prices()
+) -> dict[str, Report]:
+    """A report per value of the examples' ``key`` attribute (domain, language, style...)."""
+    groups: dict[str, list[Scored]] = {}
     for s in scored:
-        hits.setdefault(s.example.domain, []).append((s.score >= threshold) == s.example.complex)
-    return {domain: sum(h) / len(h) for domain, h in sorted(hits.items())}
+        groups.setdefault(str(getattr(s.example, key)), []).append(s)
+    return {name: report(rows, threshold, prices) for name, rows in sorted(groups.items())}
 
 
 def length_baseline(train: Sequence[Example], test: Sequence[Example]) -> tuple[float, float]:
@@ -178,3 +137,13 @@ def length_baseline(train: Sequence[Example], test: Sequence[Example]) -> tuple[
     candidates = sorted({e.input_tokens for e in train})
     best = max(candidates, key=lambda c: (accuracy(train, c), -c)) if candidates else 0.0
     return best, accuracy(test, best)
+
+
+class LengthScorer:
+    """The length-only baseline as a scorer: 1 from ``cutoff`` estimated tokens up, else 0."""
+
+    def __init__(self, cutoff: float) -> None:
+        self.cutoff = cutoff
+
+    def score(self, op: str, body: Mapping[str, Any]) -> float:
+        return 1.0 if input_tokens(dict(body)) >= self.cutoff else 0.0

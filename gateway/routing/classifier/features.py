@@ -1,7 +1,8 @@
 """Features of an OpenAI request body that predict how hard its prompt is, in bounded time.
 
 ``extract(op, body)`` turns a chat or completions body into the fixed-order vector named by
-``FEATURES``; ``model.Classifier`` weighs it, ``train`` fits the weights on the same vector.
+``FEATURES``; ``read`` also returns the instruction window, which ``ngrams`` hashes.
+``model.Classifier`` weighs both, ``train`` fits the weights on the same values.
 The cost is bounded whatever the body's size: lengths use full string lengths (O(1) each), but
 text is only scanned in two windows: the *instruction* (the first and last ``INSTRUCTION_CHARS``
 of the last user message, where the task is stated) for the many cue words, and the *body*
@@ -240,8 +241,13 @@ def _read(op: str, body: Mapping[str, Any]) -> tuple[str, list[str], int, int, i
 
 def extract(op: str, body: object) -> list[float]:
     """The feature vector (ordered as ``FEATURES``) of a chat or completions request body."""
+    return read(op, body)[0]
+
+
+def read(op: str, body: object) -> tuple[list[float], str]:
+    """(the feature vector, the lower-cased instruction window of the last user message)."""
     if not isinstance(body, Mapping) or op not in ("chat", "completions"):
-        return [0.0] * len(FEATURES)
+        return [0.0] * len(FEATURES), ""
     last, context, total, turns, images, system = _read(op, body)
     tools = body.get("tools")
     response_format = body.get("response_format")
@@ -261,7 +267,7 @@ def extract(op: str, body: object) -> list[float]:
     context_text = "\n".join(parts[1:]).lower()
     opening = instruction.lstrip()[:24]
 
-    return [
+    vector = [
         log1p(total / 4),
         log1p(len(last) / 4),
         log1p(turns),
@@ -284,3 +290,4 @@ def extract(op: str, body: object) -> list[float]:
         _count(instruction, CONSTRAINTS),
         _count(instruction, STEPS),
     ]
+    return vector, instruction
