@@ -12,8 +12,9 @@ model id, the answer (JSON, audio bytes, ...) comes back as it is, with the usua
 429s, 5xx and timeouts move on only for idempotent endpoints (everything but image generation,
 which may have been generated and billed already); another 4xx is the client's answer.
 
-Not here: tenant rate limits and budgets (admission lives in the chat pipeline; these endpoints
-report no token usage). Client authentication applies as for every ``/v1`` path.
+Tenants: client authentication applies as on every ``/v1`` path; a key's tenant is admitted as
+for chat (allowed routes and models, requests per minute), with no tokens reserved or billed:
+these endpoints report no token usage.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from switchman.gateway.serve.lease import Lease
 from switchman.gateway.serve.observe import Observation
 from switchman.gateway.serve.proxy import Proxy
 from switchman.gateway.serve.request import REQUEST_ID, STARTED, read_body
+from switchman.gateway.tenancy.gate import TENANT, TICKET
 from switchman.gateway.upstreams.client import UpstreamClient
 from switchman.gateway.upstreams.runtime import Runtime
 
@@ -61,7 +63,8 @@ class _Next(Exception):
         self.reason, self.error, self.blame = reason, error, blame
 
 
-def _candidates(runtime: Runtime, name: str, capability: str) -> tuple[str, list[Model]]:
+def _candidates(runtime: Runtime, name: str, capability: str) -> tuple[bool, list[Model]]:
+    """Whether ``name`` is a model named directly, and the candidates serving ``capability``."""
     route = runtime.table.routes.get(name)
     model = runtime.table.models.get(name)
     if route is None and model is None:
@@ -83,7 +86,7 @@ def _candidates(runtime: Runtime, name: str, capability: str) -> tuple[str, list
             "endpoint in its capabilities",
             param="model",
         )
-    return (name if route is not None else "direct"), able
+    return route is None, able
 
 
 async def forward(
@@ -108,9 +111,10 @@ async def forward(
         server = runtime.config.server
         raw = await read_body(request, server.max_body_bytes, server.edge.body_timeout_s)
         content_type = request.headers.get("Content-Type", "application/json")
-        route, models = _candidates(runtime, model_of(raw, content_type), capability)
-        strategy = "direct" if route == "direct" else "passthrough"
-        decision = Decision(route, strategy, len(models))
+        name = model_of(raw, content_type)
+        direct, models = _candidates(runtime, name, capability)
+        decision = Decision(name, "direct" if direct else "passthrough", len(models))
+        models = await _admitted(request, proxy, obs, name, direct, models)
         runtime.acquire()
         try:
             response = await _walk(
@@ -127,6 +131,24 @@ async def forward(
         raise
     finally:
         obs.finish(decision, None, status)
+
+
+async def _admitted(
+    request: web.Request,
+    proxy: Proxy,
+    obs: Observation,
+    name: str,
+    direct: bool,
+    models: list[Model],
+) -> list[Model]:
+    """The candidates the key's tenant may use, once its request limit admits the request (no
+    tokens are reserved: these endpoints report none). Keyless: all of them."""
+    tenant, tenancy = request.get(TENANT), proxy.tenancy
+    if tenant is None or tenancy is None or tenancy.settings is None:
+        return models
+    ticket, allowed = await tenancy.admit(tenant, name, direct, models, (0, 0))
+    request[TICKET] = obs.ticket = ticket
+    return allowed
 
 
 async def _walk(

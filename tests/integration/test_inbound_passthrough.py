@@ -15,14 +15,18 @@ plain HTTP). Scenario matrix:
   never asked; an unreachable first candidate still fails over
 - a model that does not declare the endpoint: 400 naming ``model``; an unknown one: 404
 - the request metric records the serving model once
+- tenants: a key is needed, a model outside the tenant's routes is a 403, the requests-per-minute
+  limit a 429 (the upstream asked once)
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +34,8 @@ import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from switchman.gateway.tenancy.keys import hash_key, new_key
 
 WAV = b"RIFF" + bytes(range(256)) * 64 + b"WAVE-end"
 
@@ -242,3 +248,30 @@ async def test_undeclared_and_unknown_models(
     assert "moderations" in undeclared.value.message
     assert chat_only.value.param == "model"
     assert good.seen == []
+
+
+async def test_tenants_are_admitted_as_for_chat(
+    tmp_path: Path, endpoints: StartEndpoints, start_gateway: Callable[..., Awaitable[Any]]
+) -> None:
+    good = await endpoints()
+    key = new_key()
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": [{"tenant": "team", "sha256": hash_key(key)}]}))
+    document = config({"good": good.base_url}, ALL)
+    document["tenancy"] = {
+        "keys_file": str(keys),
+        "tenants": [{"name": "team", "routes": ["auto"], "limits": {"requests_per_minute": 1}}],
+    }
+    gateway = await start_gateway(document, environ={"UPSTREAM_KEY": "k"})
+    async with openai.AsyncOpenAI(
+        base_url=f"{gateway.url}/v1", api_key=key, max_retries=0
+    ) as client:
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.moderations.create(model="good", input="x")  # not its route
+        await client.moderations.create(model="auto", input="x")
+        with pytest.raises(openai.RateLimitError):
+            await client.moderations.create(model="auto", input="x")  # one a minute
+    async with sdk(gateway.url) as keyless:
+        with pytest.raises(openai.AuthenticationError):
+            await keyless.moderations.create(model="auto", input="x")
+    assert len(good.seen) == 1
