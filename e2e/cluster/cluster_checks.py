@@ -9,6 +9,7 @@ from the operator's own render functions.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -120,6 +121,26 @@ def rollout_incomplete(deployment: Mapping[str, Any]) -> str | None:
     return None
 
 
+def check_engine_flags(child: str, engine: Any, args: list[str]) -> None:
+    """The typed engine fields the spec sets are on vLLM's command line, as vLLM reads them."""
+    wanted = {
+        "--max-model-len": engine.max_model_len,
+        "--tokenizer-mode": engine.tokenizer_mode,
+        "--config-format": engine.config_format,
+        "--load-format": engine.load_format,
+        "--tool-call-parser": engine.tool_call_parser,
+    }
+    for name, value in wanted.items():
+        if value is not None:
+            assert flag(args, name) == str(value), f"{child}: {name} {flag(args, name)} {args}"
+    if engine.tool_call_parser is not None:
+        assert "--enable-auto-tool-choice" in args, f"{child}: no --enable-auto-tool-choice"
+    limits = engine.limit_mm_per_prompt
+    if limits is not None and limits.model_dump(exclude_none=True):
+        given = json.loads(flag(args, "--limit-mm-per-prompt") or "{}")
+        assert given == limits.model_dump(exclude_none=True), f"{child}: limits {given}"
+
+
 def check_pool_children(kube: Kube, pool: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every child of a vLLM model exists, owned, labelled and selecting the model's pods."""
     namespace, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
@@ -138,6 +159,7 @@ def check_pool_children(kube: Kube, pool: Mapping[str, Any]) -> list[dict[str, A
         containers = deployment["spec"]["template"]["spec"]["containers"]
         served = [flag(c.get("args") or [], "--served-model-name") for c in containers]
         assert model.name in served, f"{child}: no --served-model-name {model.name}: {served}"
+        check_engine_flags(child, model.vllm.engine, containers[0].get("args") or [])
         if model.vllm.gpu.count > 0:
             gpus = [
                 str(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu"))
