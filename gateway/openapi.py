@@ -7,9 +7,13 @@ Describes the surface clients and tools see; request bodies are the OpenAI and A
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
+
+from switchman.api.gatewayconfig import PassthroughEndpoint
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+# GatewayConfig's PassthroughEndpoint values (gateway/inbound/passthrough.py serves them).
+_PASSTHROUGH = get_args(PassthroughEndpoint)
 _ANTHROPIC_ERROR = {
     "type": "object",
     "required": ["type", "error"],
@@ -77,7 +81,9 @@ _HEADERS = {
 _ERRORS = {
     "400": "Malformed JSON or a missing field.",
     "404": "Unknown model or route.",
-    "413": "Request body over the limit.",
+    "408": "The request body did not arrive within server.edge.body_timeout_s.",
+    "413": "Request body over the limit (before 100 Continue when the client expects one).",
+    "417": "An Expect header other than 100-continue.",
     "429": "Every candidate is rate limited (Retry-After passed on).",
     "502": "No candidate could be reached or all failed.",
     "504": "A candidate timed out.",
@@ -103,6 +109,14 @@ def _inbound() -> dict[str, Any]:
         "/v1/responses": _proxied(
             "OpenAI Responses, stateless (docs/responses-api.md)", ["input"], True
         ),
+        **{
+            f"/v1/{capability}": _proxied(
+                f"Passed through to models declaring '{capability}' (docs/passthrough.md)",
+                [],
+                False,
+            )
+            for capability in _PASSTHROUGH
+        },
         "/v1/models/{id}": {
             "get": {
                 "summary": "One route or model (Anthropic's shape with anthropic-version)",
