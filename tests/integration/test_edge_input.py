@@ -25,6 +25,7 @@ import pytest
 from conftest import Launch, StartGateway
 
 BIG = 50 * 1024 * 1024
+DEEP = "<deep>"  # marker: a nesting error's param (see the test)
 
 
 def gateway_config(sim_url: str, **server: Any) -> dict[str, Any]:
@@ -55,8 +56,8 @@ def openai_error(body: dict[str, Any]) -> dict[str, Any]:
     ("data", "param", "cue"),
     [
         (chat('"\\ud800"'), "messages[0].content", "surrogate"),
-        (chat("[" * 1000 + "]" * 1000), None, "levels deep"),
-        (chat("[" * 100_000 + "]" * 100_000), None, "levels deep"),
+        (chat("[" * 1000 + "]" * 1000), DEEP, "levels deep"),
+        (chat("[" * 100_000 + "]" * 100_000), DEEP, "levels deep"),
         (b'{"model": "tiny", "messages": [], "temperature": NaN}', None, "NaN"),
         (b'{"model": "tiny", "seed": ' + b"7" * 5000 + b"}", None, "digits"),
         (b'{"model": "tiny\xff"}', None, "UTF-8"),
@@ -83,7 +84,10 @@ async def test_hostile_body_is_a_400_naming_the_field(
 
     assert resp.status == 400
     error = openai_error(body)
-    assert error["param"] == param
+    if param is DEEP:  # the path where the walk found it, or none past the parser's own limit
+        assert error["param"] is None or error["param"].startswith("messages[0].content[0]")
+    else:
+        assert error["param"] == param
     assert cue in error["message"]
     assert "sys." not in error["message"]
     assert len(sim.state.recorder.entries()) == 0
