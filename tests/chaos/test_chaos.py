@@ -409,7 +409,7 @@ async def test_fifty_config_reloads_under_load(
                 gateway.write_config(changed)
                 await reloaded_to(gateway, first + i + 1)
 
-        tally, spent, _ = await run(gateway, fault)  # type: ignore[arg-type]
+        tally, spent, _ = await run(gateway, fault)
         reloaded = gateway.watcher.current
         assert reloaded is not None
     row = record(figures, request, "50 config reloads", tally, spent)

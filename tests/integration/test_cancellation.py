@@ -10,8 +10,9 @@ raw aiohttp (the SDK cannot hang up on purpose). Scenario matrix, each on both s
   request reached the upstream -> the upstream connection is closed within 1 s; the backup
   candidate is never asked (no retry); outcome ``client_closed`` (status 499), no error outcome
 - a stream that goes silent after three words (a stalled upstream) on a route that continues
-  cut streams: the client hangs up while it waits -> the upstream connection is closed within
-  1 s, long before the idle timeout; no continuation is sent anywhere
+  cut streams, or one still flowing: the client hangs up after three words -> the upstream
+  connection is closed within 1 s (long before the idle timeout); no continuation is sent
+  anywhere
 - an upload abandoned half-way (Content-Length 10000, 100 bytes sent, connection closed): outcome
   ``client_closed``; the gateway logs one line for it, at INFO or below, with no traceback
 """
@@ -141,10 +142,15 @@ async def test_a_client_leaving_a_long_generation_cancels_it_and_nothing_is_retr
     assert set(found) == {"client_closed"}
 
 
-async def test_a_client_leaving_a_silent_stream_cancels_it_and_no_continuation_is_sent(
-    serve: Serve,
+@pytest.mark.parametrize(
+    "behaviour",
+    [{"stall_after": 3, "tokens": 40}, {"tokens": 400, "delay": 0.02}],
+    ids=["silent", "flowing"],
+)
+async def test_a_client_leaving_a_stream_cancels_it_and_no_continuation_is_sent(
+    serve: Serve, behaviour: dict[str, Any]
 ) -> None:
-    async with upstreams(stall_after=3, tokens=40) as (slow, backup):
+    async with upstreams(**behaviour) as (slow, backup):
         url = await serve(config(slow, backup))
         body = {"model": "chat", "messages": HELLO, "stream": True}
         async with aiohttp.ClientSession() as session:
