@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from switchman.api.gatewayconfig import PassthroughEndpoint
+
 GROUP = "switchman.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -51,6 +53,12 @@ class Capabilities(Spec):
     json_schema: bool = Field(default=False, description="Honours response_format json_schema.")
     context_window: int = Field(
         default=8192, ge=1, le=10_000_000, description="Prompt plus completion tokens."
+    )
+    endpoints: list[PassthroughEndpoint] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Other OpenAI endpoints the model serves, passed through to it untouched "
+        "(images/generations, audio/transcriptions, audio/speech, moderations, rerank).",
     )
 
 

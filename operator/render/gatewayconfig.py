@@ -211,14 +211,17 @@ def _models(model: PoolModel, upstream: str) -> list[dict[str, Any]]:
         served += [(a.name, a.name) for a in model.vllm.engine.lora_adapters]
     elif model.external is not None:
         served = [(model.name, model.external.model or model.name)]
+    capabilities: dict[str, Any] = {
+        "vision": caps.vision,
+        "tools": caps.tools,
+        "json_schema": caps.json_schema,
+        "context_window": window,
+    }
+    if caps.endpoints:
+        capabilities["endpoints"] = list(caps.endpoints)
     common = {
         "upstream": upstream,
-        "capabilities": {
-            "vision": caps.vision,
-            "tools": caps.tools,
-            "json_schema": caps.json_schema,
-            "context_window": window,
-        },
+        "capabilities": capabilities,
         "price": {
             "input_per_mtok": model.price.input_per_m_tok,
             "output_per_mtok": model.price.output_per_m_tok,
