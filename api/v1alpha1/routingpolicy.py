@@ -235,6 +235,15 @@ class Gateway(Spec):
     """The gateway Deployment the policy gets."""
 
     replicas: int = Field(default=2, ge=1, le=100, description="Gateway pods.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Gateway processes per pod sharing its port (switchman gateway --workers): one event "
+            "loop, and so about one CPU core, each; set with the pod's CPU request."
+        ),
+    )
     image: str = Field(default=DEFAULT_GATEWAY_IMAGE, description="Gateway image.")
     resources: dict[str, Any] = Field(
         default_factory=lambda: {

@@ -155,7 +155,7 @@ def _deployment(
     container = {
         "name": "gateway",
         "image": gateway.image,
-        "args": _args(),
+        "args": _args(gateway.workers),
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "resources": dict(gateway.resources),
         "livenessProbe": _probe("/healthz", period=10, failures=3),
@@ -215,9 +215,10 @@ def _deployment(
     }
 
 
-def _args() -> list[str]:
+def _args(workers: int) -> list[str]:
     config = f"{CONFIG_DIR}/{CONFIG_KEY}"
-    return ["gateway", "--config", config, "--host", "0.0.0.0", "--port", str(GATEWAY_PORT)]
+    args = ["gateway", "--config", config, "--host", "0.0.0.0", "--port", str(GATEWAY_PORT)]
+    return [*args, "--workers", str(workers)] if workers > 1 else args
 
 
 def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
