@@ -258,6 +258,7 @@ async def _relay(
     response = web.StreamResponse(status=resp.status, headers={**headers, **decision.headers()})
     await response.prepare(request)
     async for chunk in resp.content.iter_chunked(64 * 1024):
-        await response.write(chunk)
+        # An upstream may echo the credential it was sent (a 401 body, say): never relay it.
+        await response.write(upstream.redactor.data(chunk))
     await response.write_eof()
     return response

@@ -4,8 +4,9 @@ A real gateway (``start_gateway``) with every telemetry sink captured: the gatew
 levels), the access log, spans (in-memory exporter, prompt capture on), ``/metrics``,
 ``/debug/decisions`` (asked with the admin token, itself a canary), ``/readyz`` and
 ``/v1/models``. Its upstreams are ``misbehaving`` servers that echo the credential they receive
-into their error bodies (OpenAI-kind and Anthropic-kind, as a relayed 4xx, a wrapped 5xx and
-before a stream starts) plus a healthy one, reached through failover. ``switchman render`` of
+into their error bodies (OpenAI-kind and Anthropic-kind, as a relayed 4xx, a wrapped 5xx,
+before a stream starts, and on a passed-through endpoint, ``/v1/moderations``) plus a healthy
+one, reached through failover. ``switchman render`` of
 example 03 is given the Secrets (canary values inside) along with the custom resources.
 
 Every client body and header, every log line, span attribute, event and status, every endpoint
@@ -90,6 +91,7 @@ async def test_no_canary_leaves_the_gateway(
     async with (
         misbehaving(status=500, error=leaky_error, echo_credential=True) as openai_leaky,
         misbehaving(status=401, error=denied, echo_credential=True) as anthropic_leaky,
+        misbehaving(status=401, error=denied, echo_credential=True) as moderation_leaky,
         misbehaving(tokens=4) as good,
     ):
         config: dict[str, Any] = {
@@ -104,11 +106,21 @@ async def test_no_canary_leaves_the_gateway(
                     "api_key": {"file": str(secret)},
                 },
                 {"name": "good", "base_url": good.base_url, "api_key": {"env": "OA_KEY"}},
+                {
+                    "name": "mod",
+                    "base_url": moderation_leaky.base_url,
+                    "api_key": {"env": "OA_KEY"},
+                },
             ],
             "models": [
                 {"name": "oa-model", "upstream": "oa"},
                 {"name": "an-model", "upstream": "an"},
                 {"name": "good-model", "upstream": "good"},
+                {
+                    "name": "mod-model",
+                    "upstream": "mod",
+                    "capabilities": {"endpoints": ["moderations"]},
+                },
             ],
             "routes": [
                 {"name": "auto", "candidates": ["oa-model", "an-model", "good-model"]},
@@ -129,6 +141,10 @@ async def test_no_canary_leaves_the_gateway(
             for stream in (False, True)
         ]
         async with aiohttp.ClientSession() as http:
+            moderation = {"model": "mod-model", "input": "hello"}
+            async with http.post(f"{gateway.base_url}/moderations", json=moderation) as resp:
+                seen.append(f"moderations {resp.status} {dict(resp.headers)} {await resp.text()}")
+                assert resp.status == 401
             for path in ("/metrics", "/readyz", "/v1/models", "/debug/decisions?limit=100"):
                 headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
                 async with http.get(gateway.url + path, headers=headers) as resp:
@@ -137,6 +153,7 @@ async def test_no_canary_leaves_the_gateway(
         # The scan is not vacuous: the keys reached the upstreams, which echoed them.
         assert openai_leaky.seen[0].headers["authorization"] == f"Bearer {ENV_KEY}"
         assert anthropic_leaky.seen[0].headers["x-api-key"] == FILE_KEY
+        assert moderation_leaky.seen[0].headers["authorization"] == f"Bearer {ENV_KEY}"
         assert any("[redacted]" in text for text in seen)
 
     access_log = access.getvalue().decode()
