@@ -29,6 +29,8 @@ chat does. Scenario matrix:
 - prompt caching: the same long system prompt twice -> the second Message reports
   ``cache_read_input_tokens`` (the simulator's prefix cache) with ``input_tokens`` the uncached
   rest; the access log line carries ``cached_input_tokens`` and a cost at the cached price
+- prefix affinity: three replicas, a repeated system prompt stays on one of them and every
+  repeat reads it from that replica's cache
 """
 
 from __future__ import annotations
@@ -443,3 +445,38 @@ async def test_a_server_tool_skips_to_the_anthropic_candidate(
     assert message.content[0].type == "text"
     assert claude.seen[0].body["tools"] == [tool]
     assert sim.state.recorder.entries() == []
+
+
+async def test_prefix_affinity_keeps_a_repeated_system_prompt_on_one_replica(
+    launch: Launch, start_gateway: Callable[..., Awaitable[Any]]
+) -> None:
+    replicas = [await launch() for _ in range(3)]
+    config = {
+        "version": 1,
+        "upstreams": [
+            {
+                "name": "pool",
+                "base_url": f"{replicas[0].url}/v1",
+                "discovery": {"static": [f"127.0.0.1:{sim.port}" for sim in replicas]},
+                "balance": {"policy": "least-loaded", "prefix_affinity": True},
+            }
+        ],
+        "models": [{"name": "pool", "upstream": "pool", "upstream_model": "tiny"}],
+    }
+    gateway = await start_gateway(config)
+    async with client(gateway.url) as sdk:
+        for seed in range(3):
+            system = " ".join(f"policy{seed}-{i}" for i in range(120))
+            served, reads = set(), []
+            for question in range(4):
+                raw = await sdk.messages.with_raw_response.create(
+                    model="pool",
+                    max_tokens=4,
+                    system=system,
+                    messages=[{"role": "user", "content": f"question {question}"}],
+                )
+                served.add(raw.headers["x-switchman-upstream"])
+                reads.append((await raw.parse()).usage.cache_read_input_tokens)
+            assert len(served) == 1, served  # the prefix stays where its cache is warm
+            assert reads[0] == 0
+            assert all(read and read >= 112 for read in reads[1:]), reads
