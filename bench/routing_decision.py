@@ -29,7 +29,8 @@ from typing import Any
 
 from switchman.api.gatewayconfig import GatewayConfig, Upstream
 from switchman.gateway.replicas.affinity import affinity_key
-from switchman.gateway.replicas.endpoints import Endpoint, EndpointSet
+from switchman.gateway.replicas.endpoints import EndpointSet
+from switchman.gateway.replicas.replica import Endpoint
 from switchman.gateway.routing.features import features
 from switchman.gateway.routing.table import ComplexityScorer, RoutingTable
 from switchman.gateway.upstreams.latency import Latency

@@ -1,6 +1,6 @@
 """A circuit breaker, configured by ``CircuitBreaker``: one per replica, one per (replica, model).
 
-``endpoints.Endpoint`` keeps one ``Breaker`` for the replica (connection errors, timeouts, broken
+``replica.Endpoint`` keeps one ``Breaker`` for the replica (connection errors, timeouts, broken
 streams) and one per model it served (429s and error statuses of that model), so one model's
 trouble never ejects the others. Routing asks ``available()`` while choosing, the failover loop
 admits an attempt with ``acquire()`` (or ``force()`` in panic mode) and reports exactly one of

@@ -1,5 +1,6 @@
 """One client per configured upstream: its pooled HTTP session, provider adapter, replicas
-(``endpoints``) and live state (in-flight count, latency EWMAs, rate-limit cool-down).
+(``endpoints``, whose breakers also hold a model's 429s) and live state (in-flight count, latency
+EWMAs).
 
 Built by ``runtime`` for each loaded config and reused across reloads while the upstream's spec
 and credential are unchanged, so connection pools, breakers and latency history survive hot
@@ -116,7 +117,6 @@ class UpstreamClient:
         self.holders = 0  # Runtimes using this client; closed by the last one to let go
         self.latency = Latency()
         self.endpoints = EndpointSet(spec, clock=clock)
-        self.cool_until = 0.0  # a 429 keeps it out of routing until then (clock time)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
 
@@ -128,16 +128,10 @@ class UpstreamClient:
             return
         self.endpoints.start(self.session)
 
-    def cool_down(self, seconds: float) -> None:
-        """Rate limited: keep it out of routing for ``seconds``."""
-        self.cool_until = max(self.cool_until, self._clock() + seconds)
-
     def unusable(self, model: str | None = None) -> str | None:
         """Why routing should pass it over now (for ``model``, an upstream model id), or None."""
         if self.problem:
             return "unconfigured"
-        if self.cool_until and self._clock() < self.cool_until:
-            return "rate_limited"
         return self.endpoints.refusal(model)
 
     def load(self) -> float:

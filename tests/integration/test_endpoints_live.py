@@ -27,9 +27,10 @@ from aiohttp.test_utils import TestServer
 
 from switchman.api.gatewayconfig import Upstream
 from switchman.api.resilience import HealthCheck, Scrape
-from switchman.gateway.replicas.endpoints import Endpoint, EndpointSet
+from switchman.gateway.replicas.endpoints import EndpointSet
 from switchman.gateway.replicas.healthcheck import check_round
 from switchman.gateway.replicas.loadscrape import scrape_round
+from switchman.gateway.replicas.replica import Endpoint
 from switchman.sim.runner import RunningSim, start
 from switchman.sim.settings import SimSettings
 

@@ -33,8 +33,9 @@ import pytest
 from switchman.api.gatewayconfig import Upstream
 from switchman.api.resilience import Balance, HealthCheck
 from switchman.gateway.replicas.affinity import AffinityKey, affinity_key
-from switchman.gateway.replicas.endpoints import Endpoint, EndpointSet
+from switchman.gateway.replicas.endpoints import EndpointSet
 from switchman.gateway.replicas.healthcheck import HealthStreak
+from switchman.gateway.replicas.replica import Endpoint
 
 
 class Clock:
