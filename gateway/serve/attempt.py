@@ -125,7 +125,7 @@ async def unary(
             asyncio.timeout(timeouts.total_s),
             open_upstream(metrics, target, call, forwarded, None) as resp,
         ):
-            payload = upstream.redactor.data(await _read_capped(upstream, resp))
+            payload = upstream.redactor.data(await read_capped(upstream, resp))
             if resp.status >= 300:
                 raise _status(upstream, resp.status, payload, resp.headers)
     except TimeoutError as exc:
@@ -203,7 +203,7 @@ async def stream(
     return outcome, info, ttft
 
 
-async def _read_capped(upstream: UpstreamClient, resp: aiohttp.ClientResponse) -> bytes:
+async def read_capped(upstream: UpstreamClient, resp: aiohttp.ClientResponse) -> bytes:
     """The whole body, or a ``response_too_large`` failure past ``max_response_bytes``."""
     cap = upstream.edge.max_response_bytes
     if resp.content_length is not None and resp.content_length > cap:

@@ -20,6 +20,7 @@ from switchman.api.routes import Route
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.providers.sse import SSEParser
 from switchman.gateway.serve import attempt as forward
+from switchman.gateway.serve.failures import Failure
 from switchman.gateway.serve.request import ClientRequest
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.tenancy import pricing
@@ -105,11 +106,14 @@ class Shadows:
             asyncio.timeout(upstream.spec.timeouts.total_s),
             forward.post(upstream, endpoint, call, {}) as resp,
         ):
-            if resp.status >= 400:
-                await resp.read()
+            if resp.status >= 300:  # redirects are never followed, for shadows either
                 raise _ShadowFailed(f"status_{resp.status // 100}xx")
             if not creq.stream:
-                return upstream.provider.decode(creq.op, await resp.read())[1].usage
+                try:
+                    payload = await forward.read_capped(upstream, resp)
+                except Failure as failure:  # over server.edge.max_response_bytes
+                    raise _ShadowFailed(failure.reason) from None
+                return upstream.provider.decode(creq.op, payload)[1].usage
             return await _drain(upstream.provider.stream(creq.op, model.target, True), resp)
 
 
