@@ -11,6 +11,8 @@ A real gateway (``start_gateway``) in front of ``misbehaving`` servers, driven b
 - size caps: a non-streamed answer over ``server.edge.max_response_bytes`` fails the attempt
   (failover to a small answer; alone a 502 naming the cap); a stream past
   ``max_stream_bytes`` ends with one error event, never a truncated success.
+- a Secret file with an inner newline: that upstream is unusable (``/readyz`` says why, without
+  the value) and the route fails over past it instead of answering 500s.
 - unknown context windows: a context-length 400 from a model whose window is unset moves on to
   the next model (window unset too), which serves it.
 - TLS: an HTTPS upstream signed by a private CA fails verification by default (502) and is
@@ -176,6 +178,29 @@ async def test_stream_past_the_byte_cap_ends_with_an_error_event(
         assert "8192" in caught.value.message
         assert pieces  # the client had the start of the answer, then one error event
         assert len("".join(pieces)) < 8192  # never more than the cap
+
+
+async def test_secret_file_with_an_inner_newline_is_passed_over(
+    start_gateway: StartGateway, tmp_path: Path
+) -> None:
+    secret = tmp_path / "api-key"
+    secret.write_text(f"{KEY}\nX-Injected: 1\n")
+    async with misbehaving(tokens=3) as broken, misbehaving(tokens=3) as good:
+        config = gateway_config(
+            up("broken", broken, api_key={"file": str(secret)}), up("good", good)
+        )
+        gateway = await start_gateway(config, environ={"KEY": KEY})
+        raw = await client(gateway.base_url).chat.completions.with_raw_response.create(
+            model="auto", messages=HELLO
+        )
+        readyz = gateway.watcher.current.upstreams["broken"].problem  # type: ignore[union-attr]
+
+        assert raw.headers["x-switchman-model"] == "good"
+        assert broken.seen == []
+        assert readyz == (
+            f"credential file:{secret} holds whitespace or a control character "
+            "(only one trailing newline is allowed)"
+        )
 
 
 async def test_context_error_with_unknown_windows_moves_on(start_gateway: StartGateway) -> None:
