@@ -148,8 +148,9 @@ async def test_a_client_leaving_a_long_generation_cancels_it_and_nothing_is_retr
     ids=["silent", "flowing"],
 )
 async def test_a_client_leaving_a_stream_cancels_it_and_no_continuation_is_sent(
-    serve: Serve, behaviour: dict[str, Any]
+    serve: Serve, behaviour: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with upstreams(**behaviour) as (slow, backup):
         url = await serve(config(slow, backup))
         body = {"model": "chat", "messages": HELLO, "stream": True}
@@ -171,6 +172,10 @@ async def test_a_client_leaving_a_stream_cancels_it_and_no_continuation_is_sent(
     assert slow.continuations == []
     assert found.get("client_closed") == 1
     assert set(found) == {"client_closed"}
+    gateway_records = [r for r in caplog.records if r.name.startswith("switchman.gateway")]
+    loud = [r for r in gateway_records if r.levelno > logging.INFO or r.exc_info]
+    assert loud == [], [r.getMessage() for r in loud]
+    assert sum("client closed" in r.getMessage() for r in gateway_records) == 1
 
 
 async def test_an_abandoned_upload_is_client_closed_with_one_quiet_log_line(
