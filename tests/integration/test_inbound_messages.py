@@ -254,8 +254,9 @@ async def test_errors_have_anthropic_types(
             assert (await resp.json())["error"]["type"] == "not_found_error"
 
 
+@pytest.mark.parametrize("streamed", [False, True])
 async def test_anthropic_upstream_gets_the_body_untouched(
-    start_gateway: Callable[..., Awaitable[Any]],
+    start_gateway: Callable[..., Awaitable[Any]], streamed: bool
 ) -> None:
     async with misbehaving(tokens=6) as upstream:
         config = {
@@ -266,30 +267,42 @@ async def test_anthropic_upstream_gets_the_body_untouched(
                     "kind": "anthropic",
                     "base_url": upstream.url,
                     "api_key": {"env": "CLAUDE_KEY"},
+                    "anthropic": {"version": "2026-10-21"},
                 }
             ],
             "models": [{"name": "sonnet", "upstream": "claude", "upstream_model": "claude-x"}],
         }
         gateway = await start_gateway(config, environ={"CLAUDE_KEY": "sk-ant-gateway"})
         system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
+        ask: dict[str, Any] = {
+            "model": "sonnet",
+            "max_tokens": 64,
+            "system": system,
+            "messages": TURNS,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "extra_headers": {
+                "anthropic-beta": "prompt-caching-2024-07-31",
+                "anthropic-version": "2023-06-01",  # the client's, not the upstream's configured
+            },
+        }
         async with client(gateway.url) as sdk:
-            message = await sdk.messages.create(
-                model="sonnet",
-                max_tokens=64,
-                system=system,  # type: ignore[arg-type]
-                messages=TURNS,
-                thinking={"type": "enabled", "budget_tokens": 1024},
-                extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
-            )
+            if streamed:
+                async with sdk.messages.stream(**ask) as stream:
+                    message = await stream.get_final_message()
+            else:
+                message = await sdk.messages.create(**ask)
     assert message.content[0].type == "text"
     assert message.content[0].text == answer_text(6)
+    assert message.usage.output_tokens == 6
     seen = upstream.seen[0]
     assert seen.path == "/v1/messages"
-    assert seen.body["model"] == "claude-x"
-    assert seen.body["system"] == system
-    assert seen.body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-    assert seen.body["messages"] == TURNS
+    assert seen.body == {
+        **{k: v for k, v in ask.items() if k != "extra_headers"},
+        "model": "claude-x",
+        "stream": streamed,
+    }
     assert seen.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert seen.headers["anthropic-version"] == "2023-06-01"
     assert seen.headers["x-api-key"] == "sk-ant-gateway"
 
 
