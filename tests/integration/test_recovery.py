@@ -5,7 +5,8 @@ switches at run time; clients are the official ``openai`` SDK. Scenario matrix:
 
 - blast radius: one upstream serving two models answers 429 (Retry-After 30 s) for ``big`` only:
   ``big`` moves to its backup and is then skipped, while ``small`` on the same upstream and
-  replica keeps being served there, with no attempt lost and no "rate_limited" filter
+  replica keeps being served there, with no attempt lost and nothing filtered; likewise 500s
+  of one model (a LoRA adapter that fails) open that model's breaker on the replica only
 - health check: a primary whose breaker opened (open_s 30 s) is used again as soon as an active
   health check passes after it recovers (well under a second of checks), not after open_s
 - panic: the only candidate's breaker is open (open_s 30 s, no health check) and the backend is
@@ -128,6 +129,56 @@ async def test_a_429_of_one_model_does_not_eject_the_other_models_of_the_upstrea
         assert "filtered" not in raw.headers["x-switchman-route"]
         assert raw.parse().choices[0].message.content == "small answer"
     assert [s.body["model"] for s in provider.seen] == ["big"] + ["small"] * 5
+
+
+async def test_a_breaker_trip_of_one_model_does_not_eject_the_other_models_of_the_replica(
+    start_gateway: Any, upstream: Start
+) -> None:
+    broken = fakes.openai_error(500, "adapter failed to load", type_="server_error")
+
+    async def shared(seen: Seen, request: web.Request) -> web.StreamResponse:
+        if seen.body["model"] == "adapter":
+            return await broken(seen, request)
+        return web.json_response(fakes.chat_completion(seen.body["model"], "base answer"))
+
+    vllm = await upstream(shared)
+    backup = await upstream(fakes.openai_chat("backup answer"))
+    breaker = {"consecutive_failures": 2, "open_s": 30.0, "max_open_s": 30.0}
+    gateway = await start_gateway(
+        {
+            "version": 1,
+            "upstreams": [
+                upstream_spec("vllm", vllm.url, circuit_breaker=breaker),
+                upstream_spec("backup", backup.url),
+            ],
+            "models": [
+                {"name": "adapter", "upstream": "vllm"},
+                {"name": "base", "upstream": "vllm"},
+                {"name": "spare", "upstream": "backup"},
+            ],
+            "routes": [
+                {"name": "adapter-route", "candidates": ["adapter", "spare"]},
+                {"name": "base-route", "candidates": ["base", "spare"]},
+            ],
+            "server": {"retry": {"per_candidate": 1}},
+        }
+    )
+
+    async with sdk(gateway) as client:
+        tripping = [await ask(client, "adapter-route") for _ in range(4)]
+        base = [await ask(client, "base-route") for _ in range(4)]
+        status = await readyz(gateway)
+
+    assert [r.headers["x-switchman-model"] for r in tripping] == ["spare"] * 4
+    # Two 500s open the adapter's breaker on that replica; then it is skipped without an attempt.
+    assert [r.headers["x-switchman-attempts"] for r in tripping] == ["2", "2", "1", "1"]
+    for raw in base:  # the replica and its other model are untouched
+        assert (raw.headers["x-switchman-model"], raw.headers["x-switchman-attempts"]) == (
+            "base",
+            "1",
+        )
+    (row,) = status["upstreams"]["vllm"]["endpoints"]
+    assert (row["breaker"], row["model_breakers"]) == ("closed", {"adapter": "open"})
 
 
 async def test_a_passing_health_check_brings_a_recovered_primary_back_at_once(
