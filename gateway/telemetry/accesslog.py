@@ -9,6 +9,8 @@ Two sinks. The gateway process writes straight to stdout (``to_stdout``): lines 
 orjson and appended to a buffer that is written and flushed once per event-loop iteration, so
 under load many lines share one write and none pays ``logging``'s per-record cost (a LogRecord,
 handler locks, a formatter); when the loop is idle a line is out within that same iteration.
+Writes are at most PIPE_BUF bytes and end at a line end, so they are atomic on a pipe: the
+workers of ``switchman gateway --workers N`` share stdout without interleaving lines.
 Embedders and tests pass a ``logging.Logger`` instead, whose level then decides whether lines
 are emitted.
 """
@@ -19,6 +21,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import select
 import sys
 from typing import Any, BinaryIO, Literal
 
@@ -82,5 +85,24 @@ class AccessLog:
             return
         lines, self._pending = self._pending, []
         with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to write
-            self._stream.write(b"\n".join(lines) + b"\n")
-            self._stream.flush()
+            for chunk in _chunks(lines):
+                self._stream.write(chunk)
+                self._stream.flush()
+
+
+def _chunks(lines: list[bytes]) -> list[bytes]:
+    """The lines joined into writes of at most PIPE_BUF bytes, each ending at a line end: a
+    write that small is atomic on a pipe, so the lines of several workers sharing stdout never
+    interleave."""
+    chunks: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        if batch and size + len(line) + 1 > select.PIPE_BUF:
+            chunks.append(b"\n".join(batch) + b"\n")
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line) + 1
+    if batch:
+        chunks.append(b"\n".join(batch) + b"\n")
+    return chunks

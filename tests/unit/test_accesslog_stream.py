@@ -1,0 +1,91 @@
+"""The access log's stdout sink (``AccessLog(fmt, stream=...)``), which bypasses ``logging``.
+
+Scenarios:
+- inside an event loop, lines written in one iteration reach the stream together at the end of
+  it (nothing before, everything after), one JSON object per line, in order;
+- without a running loop a line is written at once;
+- ``text`` writes ``key=value`` pairs and leaves out empty fields; ``off`` writes nothing;
+- many lines are written in chunks of at most PIPE_BUF bytes, each ending at a line end (atomic
+  on a pipe, so workers sharing stdout never interleave), and nothing is lost or reordered;
+- a closed stream does not raise into the request that is being accounted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import select
+
+from switchman.gateway.telemetry.accesslog import AccessLog
+
+
+class Recorder(io.RawIOBase):
+    """A binary stream that records each write separately."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+async def test_lines_of_one_loop_iteration_are_written_together_at_its_end() -> None:
+    out = Recorder()
+    log = AccessLog("json", stream=out)  # type: ignore[arg-type]
+    assert log.enabled
+    log.write({"request_id": "a", "status": 200, "cost_usd": 0.5})
+    log.write({"request_id": "b", "status": 404, "ttft_ms": None})
+    assert out.writes == []
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    lines = b"".join(out.writes).decode().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"request_id": "a", "status": 200, "cost_usd": 0.5},
+        {"request_id": "b", "status": 404, "ttft_ms": None},
+    ]
+    assert len(out.writes) == 1
+
+
+def test_without_a_loop_a_line_is_written_at_once() -> None:
+    out = Recorder()
+    AccessLog("json", stream=out).write({"request_id": "x"})  # type: ignore[arg-type]
+    assert out.writes == [b'{"request_id":"x"}\n']
+
+
+def test_text_leaves_out_empty_fields_and_off_writes_nothing() -> None:
+    out = Recorder()
+    AccessLog("text", stream=out).write({"route": "auto", "ttft_ms": None})  # type: ignore[arg-type]
+    assert out.writes == [b"route=auto\n"]
+    silent = Recorder()
+    off = AccessLog("off", stream=silent)  # type: ignore[arg-type]
+    assert not off.enabled
+    off.write({"route": "auto"})
+    assert silent.writes == []
+
+
+async def test_many_lines_go_out_in_line_aligned_writes_of_at_most_pipe_buf() -> None:
+    out = Recorder()
+    log = AccessLog("json", stream=out)  # type: ignore[arg-type]
+    records = [{"request_id": f"r{i:04d}", "pad": "x" * 200} for i in range(100)]
+    for record in records:
+        log.write(record)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(out.writes) > 1
+    assert all(len(w) <= select.PIPE_BUF and w.endswith(b"\n") for w in out.writes)
+    lines = b"".join(out.writes).decode().splitlines()
+    assert [json.loads(line) for line in lines] == records
+
+
+async def test_a_closed_stream_does_not_raise() -> None:
+    out = io.BytesIO()
+    log = AccessLog("json", stream=out)
+    out.close()
+    log.write({"request_id": "late"})
+    await asyncio.sleep(0)
+    log.flush()
