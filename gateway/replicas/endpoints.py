@@ -254,11 +254,15 @@ class EndpointSet:
 
     def refusal(self, model: str | None = None) -> str | None:
         """Why no replica takes ``model`` now (unavailable, rate_limited, model_failing)."""
-        up = [e for e in self.endpoints if e.available()]
+        endpoints = self.endpoints
+        if model is None:
+            return None if any(e.available() for e in endpoints) else "unavailable"
+        for endpoint in endpoints:  # the common case: the first one serves it
+            if endpoint.serves(model):
+                return None
+        up = [e for e in endpoints if e.available()]
         if not up:
             return "unavailable"
-        if model is None or any(e.serves(model) for e in up):
-            return None
         return "rate_limited" if any(e.model_breaker(model).held for e in up) else "model_failing"
 
     def load(self) -> float:
