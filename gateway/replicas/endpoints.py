@@ -4,7 +4,7 @@
 tasks with the upstream's pooled session; the failover loop calls ``pick`` before each attempt
 (then ``Endpoint.admit`` and ``inflight`` itself), reports the attempt with ``Endpoint.succeeded``,
 ``failed`` or ``release``, and ``served`` once a replica accepted a request; routing reads
-``available``/``load``/``queue_depth``; ``/readyz`` and ``/debug/decisions`` read ``snapshot``.
+``available``/``load``; ``/readyz`` and ``/debug/decisions`` read ``snapshot``.
 Each replica's live state (health, load, the breakers scoped by failure class) is its
 ``replica.Endpoint``.
 
@@ -269,15 +269,6 @@ class EndpointSet:
         """Mean ``load_value`` over the available replicas; 0 when none is available."""
         loads = [e.load_value() for e in self.endpoints if e.available()]
         return sum(loads) / len(loads) if loads else 0.0
-
-    def queue_depth(self) -> float | None:
-        """Requests waiting in the replicas' vLLM queues (fresh scrapes only); None: unknown."""
-        depth: float | None = None
-        for endpoint in self.endpoints:
-            load = endpoint.load
-            if load is not None:
-                depth = (depth or 0.0) + load.waiting
-        return depth
 
     def circuits(self) -> dict[str, int]:
         """How many replicas' circuits are closed, half-open and open (``Endpoint.circuit_state``:

@@ -83,7 +83,8 @@ async def test_scrape_loop_reads_a_simulators_load(
         async with http.post(f"{sim.url}/v1/chat/completions", json=CHAT) as response:
             await response.content.readline()  # the first chunk: the stream is now stalled
             await eventually(lambda: endpoint.load is not None and endpoint.load.running == 1)
-            assert endpoints.queue_depth() == 0.0
+            assert endpoint.load is not None
+            assert endpoint.load.waiting == 0.0
             assert endpoint.load_value() >= 1.0
     finally:
         await endpoints.close()

@@ -8,7 +8,7 @@ Scenario matrix:
   last set, warning once per distinct problem
 - load: no scrape -> own inflight; a scrape counted without double counting our own requests;
   queueing and a nearly full KV cache add; samples older than stale_after_s ignored (fake clock);
-  queue_depth and load() over fresh samples / available replicas
+  load() over fresh samples / available replicas
 - health verdicts: unhealthy after N failures in a row, healthy after M passes in a row
 - picking: skips unhealthy / open-breaker / excluded replicas, None when none; round-robin and
   random policies; least-loaded rotates ties; prefix affinity sends a shared system prompt to
@@ -234,13 +234,14 @@ def test_stale_scrapes_are_ignored() -> None:
     idle.record_load(running=0, waiting=1, kv_usage=0.2)
     clock.now += 5.0
     assert busy.load is not None
-    assert endpoints.queue_depth() == 4.0
+    assert idle.load is not None
     clock.now += 0.1
     assert busy.load is None
     assert busy.load_value() == 0.0
-    assert endpoints.queue_depth() is None
+    assert idle.load is None
     idle.record_load(running=0, waiting=2, kv_usage=0.2)
-    assert endpoints.queue_depth() == 2.0
+    assert idle.load is not None
+    assert idle.load.waiting == 2
 
 
 def test_set_load_is_the_mean_over_available_replicas() -> None:
