@@ -328,7 +328,7 @@ class GatewayConfig(Strict):
                 missing.append(route.shadow.model)
             if missing:
                 raise ValueError(f"route {route.name!r}: unknown models {missing}")
-            if route.complexity is not None:
+            if route.complexity is not None and route.complexity.tiers is not None:
                 known = {t.tier for t in route.complexity.tiers}
                 strays = sorted({tiers[c] for c in route.candidates} - known)
                 if strays:

@@ -25,6 +25,7 @@ Name = Annotated[
 Strategy = Literal["priority", "cheapest", "fastest", "least-loaded", "complexity", "weighted"]
 MidStream = Literal["continue", "terminate"]
 OnContentFilter = Literal["fail", "next"]
+QualityMode = Literal["quality", "balanced", "cost"]  # the classifier's thresholds, by name
 
 
 class Scorers(Strict):
@@ -56,13 +57,53 @@ class Tier(Strict):
 
 
 class Complexity(Strict):
-    """Complexity thresholds mapping the classifier's score to a wanted tier."""
+    """How the classifier's score picks a tier: a quality mode, or explicit thresholds.
 
-    tiers: list[Tier] = Field(min_length=1, description="Ascending; the first starts at 0.")
+    Without ``tiers`` the route runs a quality mode: the candidates' lowest tier below the
+    mode's threshold, their highest at or above it (tiers between, if any, spread evenly below
+    it). ``quality`` sends the most to the top tier, ``cost`` the least; the thresholds come
+    from the weights file (``switchman classifier calibrate`` fits them to your own labels).
+    """
+
+    mode: QualityMode | None = Field(
+        default=None,
+        description=(
+            "quality | balanced | cost: which of the weights file's thresholds sends a prompt "
+            "to the top tier. Default balanced; not with tiers."
+        ),
+    )
+    max_large_percent: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description=(
+            "Send at most this percent of requests to the top tier: the threshold rises to the "
+            "matching percentile of this gateway process's recent scores on the route."
+        ),
+    )
+    window: int = Field(
+        default=1000,
+        ge=50,
+        le=100_000,
+        description="Recent scores (per gateway process) that max_large_percent is taken over.",
+    )
+    weights: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Path of a weights file (switchman classifier calibrate) for this route; default: "
+            "the classifier packaged with the gateway."
+        ),
+    )
+    tiers: list[Tier] | None = Field(
+        default=None, min_length=1, description="Explicit thresholds, ascending from 0."
+    )
 
     @field_validator("tiers")
     @classmethod
-    def _ascending(cls, value: list[Tier]) -> list[Tier]:
+    def _ascending(cls, value: list[Tier] | None) -> list[Tier] | None:
+        if value is None:
+            return value
         if value[0].min_complexity != 0:
             raise ValueError("the first tier must start at min_complexity 0")
         for lower, upper in pairwise(value):
@@ -72,6 +113,12 @@ class Complexity(Strict):
         if len(set(names)) != len(names):
             raise ValueError("each tier may appear once")
         return value
+
+    @model_validator(mode="after")
+    def _mode_or_tiers(self) -> Complexity:
+        if self.tiers is not None and (self.mode is not None or self.max_large_percent):
+            raise ValueError("tiers are explicit thresholds: not with mode or max_large_percent")
+        return self
 
 
 class Shadow(Strict):
@@ -104,8 +151,8 @@ class Route(Strict):
     complexity: Complexity | None = Field(
         default=None,
         description=(
-            "Tier thresholds; strategy complexity without it spreads the candidates' tiers "
-            "evenly in candidate order."
+            "Quality mode or tier thresholds; strategy complexity without it runs the "
+            "balanced mode."
         ),
     )
     shadow: Shadow | None = None

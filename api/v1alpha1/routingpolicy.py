@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from switchman.api.routes import MidStream, OnContentFilter, Strategy
+from switchman.api.routes import MidStream, OnContentFilter, QualityMode, Strategy
 from switchman.api.v1alpha1.spec import DNS_LABEL, MODEL_NAME, Condition, SecretKeyRef, Spec, cel
 from switchman.api.v1alpha1.tenancy import PolicyTenancy
 
@@ -52,32 +52,59 @@ class Tier(Spec):
 
 
 class Complexity(Spec):
-    """Complexity thresholds mapping the classifier's score to a tier."""
+    """How the classifier's score picks a tier: a quality mode, or explicit thresholds."""
 
     model_config = Spec.model_config | {
         "json_schema_extra": cel(
             (
-                "self.tiers[0].minComplexity == 0.0",
+                "!has(self.tiers) || self.tiers[0].minComplexity == 0.0",
                 "the first tier must start at minComplexity 0",
             ),
             (
-                f"{_PAIRS}.all(i, i + 1 >= size(self.tiers) || "
+                f"!has(self.tiers) || {_PAIRS}.all(i, i + 1 >= size(self.tiers) || "
                 "self.tiers[i].minComplexity < self.tiers[i + 1].minComplexity)",
                 "tiers must have strictly ascending minComplexity",
             ),
             (
-                "self.tiers.all(a, self.tiers.exists_one(b, b.tier == a.tier))",
+                "!has(self.tiers) || self.tiers.all(a, self.tiers.exists_one(b, b.tier == a.tier))",
                 "each tier may appear once",
+            ),
+            (
+                "!has(self.tiers) || (!has(self.mode) && !has(self.maxLargePercent))",
+                "tiers are explicit thresholds: not with mode or maxLargePercent",
             ),
         )
     }
 
-    tiers: list[Tier] = Field(
-        min_length=1, max_length=MAX_TIERS, description="Ascending thresholds; the first is 0."
+    mode: QualityMode | None = Field(
+        default=None,
+        description=(
+            "quality | balanced | cost: the classifier's threshold for the top tier "
+            "(default balanced when no tiers)."
+        ),
+    )
+    max_large_percent: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="At most this percent of requests to the top tier (per gateway process).",
+    )
+    window: int = Field(
+        default=1000, ge=50, le=100_000, description="Recent scores maxLargePercent is taken over."
+    )
+    tiers: list[Tier] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TIERS,
+        description="Explicit ascending thresholds; the first is 0.",
     )
 
     @model_validator(mode="after")
     def _ascending(self) -> Complexity:
+        if self.tiers is None:
+            return self
+        if self.mode is not None or self.max_large_percent is not None:
+            raise ValueError("tiers are explicit thresholds: not with mode or maxLargePercent")
         if self.tiers[0].min_complexity != 0:
             raise ValueError("the first tier must start at minComplexity 0")
         if any(b.min_complexity <= a.min_complexity for a, b in pairwise(self.tiers)):
@@ -190,7 +217,9 @@ class Route(Spec):
     )
     strategy: Strategy = Field(default="priority", description="Preset of scorer weights.")
     scorers: Scorers | None = Field(default=None, description="Override preset weights.")
-    complexity: Complexity | None = Field(default=None, description="Tier thresholds.")
+    complexity: Complexity | None = Field(
+        default=None, description="Quality mode or tier thresholds."
+    )
     split: dict[str, Percent] | None = Field(
         default=None,
         min_length=1,

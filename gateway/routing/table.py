@@ -4,8 +4,10 @@ Built from a GatewayConfig by ``runtime`` (one per config generation, replaced w
 ``plan`` is called by ``proxy`` once per request. A name is a route (a virtual model with
 candidates, a strategy and scorer weights) or a model (served directly). Filters remove what
 cannot serve the request (capabilities, context window, health); scorers (``scoring``) rank the
-rest. Every plan keeps a row per candidate (scores or why it was removed) for
-``/debug/decisions``. Live state (health, load, latency) comes through ``UpstreamView``.
+rest; on routes that weigh quality, ``tiers.TierChoice`` turns the complexity score into the
+wanted tier (quality mode, share cap, a route's own weights file, loaded here at build time: a
+file that will not load is a ConfigError). Every plan keeps a row per candidate (scores or why
+it was removed) for ``/debug/decisions``. Live state comes through ``UpstreamView``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from switchman.api.gatewayconfig import GatewayConfig, Model
+from switchman.api.gatewayconfig import ConfigError, GatewayConfig, Model
 from switchman.api.routes import Route
 from switchman.gateway.errors import InvalidRequest
 from switchman.gateway.routing import scoring
+from switchman.gateway.routing.classifier import Classifier, WeightsError
 from switchman.gateway.routing.features import Features
+from switchman.gateway.routing.tiers import ComplexityScorer as ComplexityScorer
+from switchman.gateway.routing.tiers import TierChoice
 
 
 class UpstreamView(Protocol):
@@ -31,12 +37,6 @@ class UpstreamView(Protocol):
     def load(self) -> float: ...
 
     def latency_estimate(self, output_tokens: int) -> float | None: ...
-
-
-class ComplexityScorer(Protocol):
-    """The prompt complexity classifier (``switchman.gateway.routing.classifier``)."""
-
-    def score(self, op: str, body: dict[str, Any]) -> float: ...
 
 
 @dataclass(slots=True)
@@ -68,40 +68,38 @@ class Plan:
 class CompiledRoute:
     """A route's config turned into what ``plan`` needs per request."""
 
-    __slots__ = ("candidates", "spec", "tier_rank", "tiers", "uses_complexity", "weights")
+    __slots__ = ("candidates", "choice", "spec", "tier_rank", "uses_complexity", "weights")
 
-    def __init__(self, spec: Route, models: Mapping[str, Model]) -> None:
+    def __init__(
+        self, spec: Route, models: Mapping[str, Model], scorer: ComplexityScorer | None = None
+    ) -> None:
         self.spec = spec
         self.candidates = tuple(models[name] for name in spec.candidates)
         self.weights = scoring.weights(spec.strategy, spec.scorers)
         self.uses_complexity = any(name == "quality" for name, _ in self.weights)
-        if spec.complexity is not None:
-            self.tiers = [(t.min_complexity, t.tier) for t in spec.complexity.tiers]
-        else:  # the candidates' tiers, in candidate order, spread evenly over [0, 1)
-            names = list(dict.fromkeys(m.tier for m in self.candidates))
-            self.tiers = [(i / len(names), name) for i, name in enumerate(names)]
-        ranks = {name: i for i, (_, name) in enumerate(self.tiers)}
+        names = list(dict.fromkeys(m.tier for m in self.candidates))  # in candidate order
+        self.choice = TierChoice(spec.complexity, names, scorer)
+        ranks = {name: i for i, name in enumerate(self.choice.names)}
         self.tier_rank = [ranks.get(m.tier) for m in self.candidates]
-
-    def wanted(self, complexity: float) -> tuple[int, str]:
-        """The tier rank and reason for a complexity score: the highest threshold reached."""
-        rank = 0
-        for i, (threshold, _) in enumerate(self.tiers):
-            if complexity >= threshold:
-                rank = i
-        threshold, tier = self.tiers[rank]
-        if rank + 1 < len(self.tiers):
-            upper = self.tiers[rank + 1][0]
-            return rank, f"complexity {complexity:.2f} < {upper:.2f} -> {tier}"
-        return rank, f"complexity {complexity:.2f} >= {threshold:.2f} -> {tier}"
 
 
 class RoutingTable:
     """Name lookup and per-request planning over one config's models and routes."""
 
     def __init__(self, config: GatewayConfig) -> None:
+        """Raises ConfigError when a route's ``complexity.weights`` file cannot be loaded."""
         self.models = {model.name: model for model in config.models}
-        self.routes = {route.name: CompiledRoute(route, self.models) for route in config.routes}
+        loaded: dict[str, Classifier] = {}
+        self.routes: dict[str, CompiledRoute] = {}
+        for route in config.routes:
+            path = route.complexity.weights if route.complexity is not None else None
+            if path is not None and path not in loaded:
+                try:
+                    loaded[path] = Classifier.load(Path(path))
+                except WeightsError as exc:
+                    raise ConfigError(f"route {route.name!r}: complexity.weights: {exc}") from exc
+            scorer = loaded[path] if path is not None else None
+            self.routes[route.name] = CompiledRoute(route, self.models, scorer)
 
     def plan(
         self,
@@ -170,9 +168,10 @@ class RoutingTable:
         complexity = None
         why: str = spec.strategy
         wanted = 0
-        if route.uses_complexity and classifier is not None:
-            complexity = classifier.score(op, body)
-            wanted, why = route.wanted(complexity)
+        if route.uses_complexity and (classifier or route.choice.scorer) is not None:
+            scorer = route.choice.scorer or classifier
+            assert scorer is not None
+            complexity, wanted, why = route.choice.decide(scorer, op, body)
         order = self._rank(route, kept, rows, feats, views, wanted)
         if spec.strategy == "weighted":
             order, why = _split(spec, order, rng)

@@ -80,6 +80,7 @@ class ConfigWatcher:
             return False
         try:
             config = gatewayconfig.parse(text, source=str(self.path))
+            self._install(config, signature, digest)  # a route's weights file can fail here
         except gatewayconfig.ConfigError as exc:
             self._signature, self._digest = signature, digest
             self.last_error = str(exc)
@@ -87,7 +88,6 @@ class ConfigWatcher:
             self._metrics.config_last_reload_success.set(0)
             log.error("config reload rejected, keeping generation %d: %s", self._generation, exc)
             return False
-        self._install(config, signature, digest)
         log.info("config reloaded: generation %d", self._generation)
         return True
 
@@ -106,9 +106,10 @@ class ConfigWatcher:
     def _install(
         self, config: gatewayconfig.GatewayConfig, signature: Signature | None, digest: bytes
     ) -> None:
-        self._generation += 1
         previous = self.current
-        self.current = runtime.build(config, self._generation, previous, self.environ)
+        current = runtime.build(config, self._generation + 1, previous, self.environ)
+        self._generation += 1
+        self.current = current
         self._signature, self._digest, self.last_error = signature, digest, None
         if previous is not None:
             previous.retire()

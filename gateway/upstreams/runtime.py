@@ -21,12 +21,16 @@ class Runtime:
     """Routing table and upstream clients of one config generation."""
 
     def __init__(
-        self, config: GatewayConfig, generation: int, upstreams: dict[str, UpstreamClient]
+        self,
+        config: GatewayConfig,
+        generation: int,
+        upstreams: dict[str, UpstreamClient],
+        table: RoutingTable | None = None,
     ) -> None:
         self.config = config
         self.generation = generation
         self.loaded_at = time.time()
-        self.table = RoutingTable(config)
+        self.table = table if table is not None else RoutingTable(config)
         self.supports = {
             op: {name: client.provider.supports(op) for name, client in upstreams.items()}
             for op in ("chat", "completions", "embeddings")
@@ -85,7 +89,11 @@ def build(
     previous: Runtime | None,
     environ: Mapping[str, str],
 ) -> Runtime:
-    """A Runtime for ``config``, reusing the previous one's clients where nothing changed."""
+    """A Runtime for ``config``, reusing the previous one's clients where nothing changed.
+
+    Raises ConfigError (a route's weights file) before any client is made.
+    """
+    table = RoutingTable(config)
     old = previous.upstreams if previous else {}
     clients: dict[str, UpstreamClient] = {}
     for spec in config.upstreams:
@@ -101,4 +109,4 @@ def build(
     for client in clients.values():
         client.redactor = redactor
         client.edge = config.server.edge
-    return Runtime(config, generation, clients)
+    return Runtime(config, generation, clients, table)

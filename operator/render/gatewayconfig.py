@@ -263,7 +263,7 @@ def _route(route: Route, known: dict[str, str], unresolved: list[str]) -> dict[s
         "on_content_filter": route.on_content_filter,
     }
     if route.complexity is not None:
-        out["complexity"] = {"tiers": [t.model_dump() for t in route.complexity.tiers]}
+        out["complexity"] = route.complexity.model_dump(exclude_defaults=True)
     if route.shadow is not None and route.shadow.model in known:
         out["shadow"] = route.shadow.model_dump()
     return out

@@ -741,6 +741,10 @@ INVALID = [
              {"tier": "small", "minComplexity": 0.9}),
          f"spec.routes[0].complexity: {CEL}each tier may appear once",
          "each tier may appear once", "tier-twice"),
+    case(RP, POLICY, lambda s: r(s)["complexity"].update(mode="cost"),
+         f"spec.routes[0].complexity: {CEL}tiers are explicit thresholds: not with mode or "
+         "maxLargePercent",
+         "tiers are explicit thresholds: not with mode or maxLargePercent", "tiers-and-mode"),
     case(RP, POLICY, lambda s: s["routes"][1]["retry"].update(backoffBaseSeconds=3),
          f"spec.routes[1].retry: {CEL}backoffMaxSeconds must be at least backoffBaseSeconds",
          "backoffMaxSeconds must be at least backoffBaseSeconds", "backoff-base-above-max"),

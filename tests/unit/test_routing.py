@@ -40,6 +40,8 @@ class View:
 
 
 class FixedComplexity:
+    thresholds = {"quality": 0.3, "balanced": 0.5, "cost": 0.7}
+
     def __init__(self, value: float) -> None:
         self.value = value
 
