@@ -13,7 +13,7 @@ Scenario matrix (``mid_stream: continue``, 48 concurrent requests, two in three 
 - ``stall_after_tokens``: the primary holds after 5 tokens; the upstream's short ``idle_s``
   timeout detects it
 - ``stall`` at the first chunk: the role chunk arrives, then nothing (a stream committed with
-  no text yet is continued from the start); whole requests hit ``first_byte_s``
+  no text yet is continued from the start); whole requests hit ``total_s`` (2 s)
 - killed: the primary simulator is shut down while its streams are half way
 
   For each: zero client-visible errors; every stream has one id, no error event, exactly one
