@@ -114,12 +114,14 @@ class GuardedHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return
-        if self._header_timer is None and not self._busy():
-            self._arm(self._guard.edge().header_timeout_s)  # the first byte of a new request
         before = self._request_count
         super().data_received(data)
         if self._request_count != before:  # a request line and headers are complete
             self._disarm()
+        elif self._header_timer is None and not self._busy() and not self._force_close:
+            # The first bytes of a request whose headers are not all here yet (a whole request
+            # in one read, the common case, never starts a timer).
+            self._arm(self._guard.edge().header_timeout_s)
 
     def _busy(self) -> bool:
         return self._request_in_progress or bool(self._messages)
