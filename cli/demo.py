@@ -61,8 +61,7 @@ routes:
   - name: auto                          # easy prompts to small, hard ones to large
     candidates: [small, large]
     strategy: complexity
-    complexity:
-      tiers: [{{tier: small, min_complexity: 0}}, {{tier: large, min_complexity: 0.5}}]
+    complexity: {{mode: balanced}}      # quality | balanced | cost (docs/classifier.md)
   - name: cheap                         # always the cheapest that can serve the request
     candidates: [large, small]
     strategy: cheapest

@@ -1,11 +1,12 @@
 """A route's cap on the share of requests sent to its top tier ("at most X% to large").
 
-``CompiledRoute`` (``table``) owns one ``ShareCap`` per route with ``max_large_percent``: it
-keeps the route's last ``window`` complexity scores in a ring and, every ``_EVERY`` scores,
-recomputes the cut above which at most X% of them lie. The route's threshold is then the larger
-of its quality mode's and that cut. State is per gateway process and per config generation
-(a reload starts a new window): with N processes each holds its own share, which the law of
-large numbers keeps close to X% across them. Until ``_MIN_SAMPLES`` scores are in, no cap.
+``CompiledRoute`` (``table``) owns one ``ShareCap`` per route with ``max_large_percent``. It
+keeps the route's last ``window`` complexity scores in a ring and recomputes the cut above which
+at most X% of them lie: first when ``_MIN_SAMPLES`` scores are in (no cap before), then every
+``max(16, window // 64)`` scores, which amortizes the sort. The route's threshold is the larger
+of its quality mode's and that cut. State is per gateway process and per config generation (a
+reload starts a new window): with N processes each holds its own share, which the law of large
+numbers keeps close to X% across them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class ShareCap:
             self._ring[self._next] = score
             self._next = (self._next + 1) % self.window
         self._seen += 1
-        if self._seen >= _MIN_SAMPLES and self._seen % self._every == 0:
+        if self._seen == _MIN_SAMPLES or (
+            self._seen > _MIN_SAMPLES and self._seen % self._every == 0
+        ):
             self._cut = cut(self._ring, self.percent)
 
 
