@@ -64,9 +64,11 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--top", type=int, default=40, help="functions listed per table")
     parser.add_argument("--raw", type=Path, help="also keep the collapsed stacks here")
+    parser.add_argument("--tenancy", choices=("redis", "local", "off"), default="redis")
+    parser.add_argument("--native", action="store_true", help="C frames too (py-spy --native)")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(compare.sys.executable).parent / "py-spy")
-    settings = compare._parser().parse_args(["--targets", "switchman-1"])
+    settings = compare._parser().parse_args(["--targets", "switchman-1", "--tenancy", args.tenancy])
     workdir = Path(tempfile.mkdtemp(prefix="switchman-profile-"))
     upstream, chosen = compare.build(settings, workdir)
     upstream.start()
@@ -75,25 +77,29 @@ async def main(argv: list[str]) -> None:
     try:
         for target in chosen:
             await compare._ready(target)
-        gateway = chosen[0]
+        (gateway,) = [t for t in chosen if t.name == "switchman-1"]
         for kind in ("chat", "chat-stream"):
-            wrk.run(gateway.url(kind), compare.BODIES[kind], concurrency=8, seconds=1)
+            body = compare.BODIES[kind]
+            wrk.run(gateway.url(kind), body, concurrency=8, seconds=1, headers=gateway.headers)
             out = workdir / f"{kind}.txt"
-            record = [py_spy, "record", "--format", "raw", "--rate", "250", "--nonblocking"]
+            record = [py_spy, "record", "--format", "raw", "--rate", "250"]
+            record.append("--native" if args.native else "--nonblocking")
             record += ["--pid", str(gateway.pid(kind)), "--duration", f"{args.seconds:.0f}"]
             record += ["--output", str(out)]
             spy = threading.Thread(target=subprocess.run, args=(record,), kwargs={"check": True})
             spy.start()
             result = wrk.run(
                 gateway.url(kind),
-                compare.BODIES[kind],
+                body,
                 concurrency=args.concurrency,
                 seconds=args.seconds + 1,
+                headers=gateway.headers,
             )
             spy.join()
             head = (
-                f"# bench.profile: switchman-1, {kind}, c={args.concurrency}, "
-                f"{result['rps']:.0f} rps under py-spy\n"
+                f"# bench.profile: switchman-1 (tenancy {args.tenancy}), {kind}, "
+                f"c={args.concurrency}, "
+                f"{result['rps']:.0f} rps under py-spy, {result['errors']} errors\n"
             )
             args.out.mkdir(parents=True, exist_ok=True)
             text = head + summarise(out.read_text(), args.top)
