@@ -32,6 +32,9 @@ pytestmark = pytest.mark.vllm
 SYSTEM = "You are terse."
 TURNS: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Say hello."}]
 MAX_TOKENS = 8
+# Greedy decoding, so vLLM answers the same twice. The anthropic SDK has no temperature argument
+# any more (the current API version removed it); the gateway still translates the field.
+GREEDY = {"temperature": 0}
 MAX_MODEL_LEN = 512  # the session's vLLM --max-model-len (e2e/conftest.py)
 VllmJson = Callable[[str, dict[str, object]], tuple[int, dict[str, object]]]
 
@@ -62,7 +65,7 @@ def test_messages_create_equals_vllms_chat_answer(
     claude: anthropic.Anthropic, vllm_json: VllmJson
 ) -> None:
     raw = claude.messages.with_raw_response.create(
-        model="auto", system=SYSTEM, messages=TURNS, max_tokens=MAX_TOKENS, temperature=0
+        model="auto", system=SYSTEM, messages=TURNS, max_tokens=MAX_TOKENS, extra_body=GREEDY
     )
     message = raw.parse()
     chat = vllm_chat(vllm_json)
@@ -79,7 +82,7 @@ def test_messages_create_equals_vllms_chat_answer(
 
 def test_messages_stream(claude: anthropic.Anthropic, vllm_json: VllmJson) -> None:
     with claude.messages.stream(
-        model="auto", system=SYSTEM, messages=TURNS, max_tokens=MAX_TOKENS, temperature=0
+        model="auto", system=SYSTEM, messages=TURNS, max_tokens=MAX_TOKENS, extra_body=GREEDY
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
