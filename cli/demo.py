@@ -121,6 +121,17 @@ reply = client.chat.completions.with_raw_response.create(
 print(reply.headers["x-switchman-route"], "->", reply.parse().choices[0].message.content)
 PY
 
+The same routes speak Anthropic's Messages API and OpenAI's Responses API:
+
+  python - <<'PY'
+import anthropic, openai
+claude = anthropic.Anthropic(base_url="{gateway}", api_key="unused")
+print(claude.messages.create(model="auto", max_tokens=64,
+                             messages=[{{"role": "user", "content": "Hello"}}]).content[0].text)
+print(openai.OpenAI(base_url="{gateway}/v1", api_key="unused").responses.create(
+    model="auto", input="Hello").output_text)
+PY
+
 A hard prompt goes to the large model (x-switchman-route gives the complexity score):
 
   curl -s {gateway}/v1/chat/completions -H 'content-type: application/json' -D - -o /dev/null \
