@@ -192,7 +192,9 @@ class Proxy:
 
     def _budget(self, route: str, policy: Retry) -> RetryBudget:
         held = self.budgets.get(route)
-        if held is None or held[0] != policy:
+        # Identity first: the same loaded config hands the same object on every request, and
+        # comparing pydantic models field by field showed in the profile.
+        if held is None or (held[0] is not policy and held[0] != policy):
             held = (policy, RetryBudget(policy.budget_ratio, policy.budget_min_per_s))
             self.budgets[route] = held
         return held[1]
