@@ -39,8 +39,10 @@ def _dumps(obj: Any) -> bytes:
 
 
 def message_id(chat_id: object) -> str:
+    """``msg_`` + the chat id without ``chatcmpl-``; an Anthropic upstream's own id as it was."""
     text = chat_id if isinstance(chat_id, str) and chat_id else "gateway"
-    return "msg_" + text.removeprefix(ID_PREFIX)
+    text = text.removeprefix(ID_PREFIX)
+    return text if text.startswith("msg_") else "msg_" + text
 
 
 def stop_reason(choice: dict[str, Any]) -> tuple[str, str | None]:

@@ -452,6 +452,7 @@ def test_anthropic_upstream_events_survive_the_round_trip_through_chat() -> None
     chunks = [c for event in upstream for c in translator.feed(event["type"], event)]
     encoder = EventEncoder()
     events = _events(b"".join(encoder.chunk(c) for c in chunks) + encoder.done())
+    assert events[0]["message"]["id"] == "msg_up"  # the upstream's own id, not re-prefixed
     start = next(e for e in events if e["type"] == "content_block_start")
     assert start["content_block"]["id"] == "toolu_X"
     partials = [e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"]
