@@ -13,7 +13,9 @@ chat does. Scenario matrix:
 - tools, whole and streamed: a forced tool -> ``tool_use`` with the simulator's call id and
   parsed input; the tool_result sent back arrives upstream as a ``tool`` message with that id
 - count_tokens: equals the simulator's ``/tokenize`` and the input tokens of a real request
-  (``x-switchman-token-count: upstream``)
+  (``x-switchman-token-count: upstream``); an Anthropic upstream's own count_tokens gets the
+  client's body (model rewritten, ``cache_control`` kept); an upstream that cannot count gives the
+  gateway's estimate (``x-switchman-token-count: estimate``)
 - errors, each as the SDK's exception class with Anthropic's error type: unknown model
   (NotFoundError), missing max_tokens (BadRequestError), server tool sent to a translated upstream
   (BadRequestError), every upstream down (OverloadedError, 529), unknown path under
@@ -45,6 +47,8 @@ from typing import Any
 import aiohttp
 import anthropic
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from misbehaving import answer_text, misbehaving
 
 from switchman.gateway.telemetry.accesslog import AccessLog
@@ -493,3 +497,56 @@ async def test_prefix_affinity_keeps_a_repeated_system_prompt_on_one_replica(
             assert len(served) == 1, served  # the prefix stays where its cache is warm
             assert reads[0] == 0
             assert all(read and read >= 112 for read in reads[1:]), reads
+
+
+async def test_count_tokens_asks_an_anthropic_upstream_or_estimates(
+    start_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    seen: list[tuple[str, dict[str, str], Any]] = []
+
+    async def count(request: web.Request) -> web.Response:
+        seen.append((request.path, dict(request.headers), await request.json()))
+        return web.json_response({"input_tokens": 42})
+
+    app = web.Application()
+    app.router.add_post("/v1/messages/count_tokens", count)
+    anthropic_server = TestServer(app, host="127.0.0.1")
+    await anthropic_server.start_server()
+    async with misbehaving(tokens=3) as plain:  # OpenAI-compatible, no /tokenize
+        config = {
+            "version": 1,
+            "upstreams": [
+                {
+                    "name": "claude",
+                    "kind": "anthropic",
+                    "base_url": f"http://127.0.0.1:{anthropic_server.port}",
+                    "api_key": {"env": "CLAUDE_KEY"},
+                },
+                {"name": "plain", "base_url": plain.base_url},
+            ],
+            "models": [
+                {"name": "sonnet", "upstream": "claude", "upstream_model": "claude-x"},
+                {"name": "other", "upstream": "plain"},
+            ],
+        }
+        gateway = await start_gateway(config, environ={"CLAUDE_KEY": "sk-ant-gateway"})
+        system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
+        async with client(gateway.url) as sdk:
+            native = await sdk.messages.with_raw_response.count_tokens(
+                model="sonnet",
+                system=system,  # type: ignore[arg-type]
+                messages=TURNS,
+            )
+            estimated = await sdk.messages.with_raw_response.count_tokens(
+                model="other", system=SYSTEM, messages=TURNS
+            )
+    await anthropic_server.close()
+    assert (await native.parse()).input_tokens == 42
+    assert native.headers["x-switchman-token-count"] == "upstream"
+    ((path, headers, body),) = seen
+    assert path == "/v1/messages/count_tokens"
+    assert headers["x-api-key"] == "sk-ant-gateway"
+    assert body == {"model": "claude-x", "system": system, "messages": TURNS}
+    assert estimated.headers["x-switchman-token-count"] == "estimate"
+    words = len(SYSTEM) + sum(len(t["content"]) for t in TURNS)
+    assert 0 < (await estimated.parse()).input_tokens <= words
