@@ -8,6 +8,7 @@ import sys
 from bench import (
     classifier,
     compare,
+    inbound,
     memory,
     overhead,
     profile,
@@ -24,7 +25,7 @@ def main() -> int:
     args = sys.argv[1:]
     names = (
         *("compare", "profile", "memory", "overhead", "telemetry", "classifier", "replicas"),
-        *("routing", "tenancy"),
+        *("routing", "tenancy", "inbound"),
     )
     which = args.pop(0) if args and args[0] in names else None
     if which in (None, "compare"):
@@ -45,6 +46,8 @@ def main() -> int:
         routing_decision.main(args if which else [])
     if which in (None, "tenancy"):
         asyncio.run(tenancy_overhead.main(args if which else []))
+    if which in (None, "inbound"):
+        inbound.main(args if which else [])
     return 0
 
 
