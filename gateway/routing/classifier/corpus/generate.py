@@ -21,7 +21,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from switchman.gateway.routing.classifier.corpus import domains_stem, domains_world, native
+from switchman.gateway.routing.classifier.corpus import (
+    domains_stem,
+    domains_world,
+    native,
+    native_short,
+)
 from switchman.gateway.routing.classifier.corpus.frames import SIMPLE_INTENTS, Frames
 from switchman.gateway.routing.classifier.corpus.frames_more import (
     COMPLEX_INTENTS,
@@ -139,7 +144,7 @@ def _row(subject: Subject, intent: str, label: str, frames: Frames, k: int) -> R
 
 
 def _native() -> Iterator[Row]:
-    for i, (language, domain, label, text) in enumerate(native.ROWS):
+    for i, (language, domain, label, text) in enumerate((*native.ROWS, *native_short.ROWS)):
         yield {
             "id": f"native-{language}-{i:03d}",
             "domain": domain,
