@@ -212,7 +212,10 @@ async def test_models_retrieve(
         base_url=gateway.url, api_key="sk-client", max_retries=0
     ) as claude:
         info = await claude.models.retrieve("small")
+        page = await claude.models.list()
         with pytest.raises(anthropic.NotFoundError) as missing:
             await claude.models.retrieve("nope")
     assert (info.type, info.id, info.display_name) == ("model", "small", "small")
+    assert [m.id for m in page.data] == ["auto", "small", "org/large"]
+    assert page.has_more is False
     assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
