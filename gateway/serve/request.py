@@ -30,7 +30,6 @@ from switchman.gateway.errors import (
     RequestTimeout,
 )
 from switchman.gateway.providers.exchange import Operation, UpstreamCall
-from switchman.gateway.serve.downstream import Presentation
 from switchman.gateway.upstreams.client import Provider
 
 # Per-request values set by the error middleware, read by the proxy.
@@ -49,13 +48,18 @@ _REQUIRED: dict[Operation, str] = {
 }
 
 
-class ClientFormat(Presentation, Protocol):
+class ClientFormat(Protocol):
     """A client API other than OpenAI's, met at the edges of the chat pipeline (``inbound``).
 
     ``to_chat`` reads the client's raw body as a chat.completions body (``InvalidRequest`` if
     malformed); ``prepare`` makes each attempt's upstream call, ``body`` being that chat body or
-    a continuation of it; the client's answer is ``downstream.Presentation``'s.
+    a continuation of it; ``stream_response`` and ``whole`` are the client's answer (what
+    ``downstream.Presentation`` asks of it).
     """
+
+    def stream_response(self, headers: dict[str, str]) -> web.StreamResponse: ...
+
+    def whole(self, payload: bytes) -> bytes: ...
 
     def to_chat(self, raw: bytes) -> dict[str, Any]: ...
 
