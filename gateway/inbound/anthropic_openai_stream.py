@@ -131,13 +131,14 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 class EventEncoder:
     """Chat chunks in, Anthropic stream events (SSE bytes) out; see the module docstring."""
 
-    __slots__ = ("_blocks", "_open", "_stop", "_tools", "_usage", "ended", "started")
+    __slots__ = ("_blocks", "_kind", "_open", "_stop", "_tools", "_usage", "ended", "started")
 
     def __init__(self) -> None:
         self.started = False
         self.ended = False
         self._blocks = 0  # content blocks opened so far
         self._open: int | None = None  # the index of the open block
+        self._kind: str | None = None  # its type
         self._tools: dict[int, int] = {}  # chat tool call index -> block index
         self._stop: tuple[str, str | None] | None = None
         self._usage: dict[str, int] | None = None
@@ -159,6 +160,25 @@ class EventEncoder:
             if self._stop is not None:
                 out += self._end()
         return out
+
+    def native(self, name: str, data: dict[str, Any]) -> bytes:
+        """An Anthropic upstream's own event (``native``), relayed as it is; the state follows
+        it, so a continuation after a cut goes on in the same message and block."""
+        if self.ended:
+            return b""
+        index = data.get("index")
+        if name == "message_start":
+            self.started = True
+        elif name == "content_block_start" and isinstance(index, int):
+            block = data.get("content_block")
+            self._open = index
+            self._kind = str(block.get("type")) if isinstance(block, dict) else None
+            self._blocks = max(self._blocks, index + 1)
+        elif name == "content_block_stop":
+            self._open = self._kind = None
+        elif name == "message_stop":
+            self.ended = True
+        return _event(name, {k: v for k, v in data.items() if k != "type"})
 
     def done(self) -> bytes:
         """At the chat stream's ``[DONE]``: end the message if the usage chunk did not."""
@@ -194,7 +214,7 @@ class EventEncoder:
         delta = delta if isinstance(delta, dict) else {}
         text = delta.get("content")
         if isinstance(text, str) and text:
-            if self._open is None or self._open in self._tools.values():
+            if self._kind != "text":
                 out += self._open_block({"type": "text", "text": ""})
             out += _event(
                 "content_block_delta",
@@ -225,14 +245,14 @@ class EventEncoder:
 
     def _open_block(self, block: dict[str, Any]) -> bytes:
         out = self._close()
-        self._open = self._blocks
+        self._open, self._kind = self._blocks, str(block["type"])
         self._blocks += 1
         return out + _event("content_block_start", {"index": self._open, "content_block": block})
 
     def _close(self) -> bytes:
         if self._open is None:
             return b""
-        index, self._open = self._open, None
+        index, self._open, self._kind = self._open, None, None
         return _event("content_block_stop", {"index": index})
 
     def _end(self) -> bytes:

@@ -191,6 +191,10 @@ class EventEncoder:
                 out += self._end()
         return out
 
+    def native(self, name: str, data: dict[str, Any]) -> bytes:
+        """No upstream speaks Responses natively here: a named event never reaches this."""
+        return b""
+
     def done(self) -> bytes:
         if self.ended or self._response is None:
             return b""

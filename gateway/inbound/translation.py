@@ -11,11 +11,11 @@ per request, made by ``messages`` or ``responses``:
   the upstream provider's call for the chat body; when the client used something chat cannot
   carry (``Translated.problems``) that candidate is skipped (a ``Failure`` of scope ``model``)
   and, when no candidate can take the request as it is, the client gets a 400 naming the field;
-- ``stream_response`` is the client's stream (``writer.TranslatedStream``), ``whole`` a whole
-  answer in the client's format.
-
-Whatever the upstream, its answer comes back through the provider as chat and is re-encoded here,
-so accounting, failover and mid-stream continuation are one code path for every format.
+- ``decoder`` relays a native upstream's stream as it is (``native``: thinking blocks and
+  all) for the attempt that starts the answer; any other attempt's answer comes back through
+  its provider as chat, re-encoded by ``stream_response`` (the client's stream,
+  ``writer.TranslatedStream``) or ``whole`` (a whole answer in the client's format), so
+  accounting, failover and mid-stream continuation stay one code path for every format.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from aiohttp import web
 
 from switchman.gateway.errors import InvalidRequest
 from switchman.gateway.inbound.anthropic_openai import Translated
+from switchman.gateway.inbound.native import NativeMessagesStream
 from switchman.gateway.inbound.writer import Encoder, TranslatedStream
 from switchman.gateway.providers.exchange import UpstreamCall
 from switchman.gateway.serve.failures import Failure
 from switchman.gateway.serve.request import loads
-from switchman.gateway.upstreams.client import Provider
+from switchman.gateway.upstreams.client import Provider, StreamDecoder
 
 
 @runtime_checkable
@@ -95,6 +96,14 @@ class Translation:
             )
             raise Failure("untranslatable", error, scope="model")
         return provider.prepare("chat", body, model_id, stream)
+
+    def decoder(self, provider: Provider, model_id: str) -> StreamDecoder | None:
+        """For an attempt that starts the answer on an upstream speaking the client's format
+        natively (its call was ``native_messages``): a decoder relaying its events as they are.
+        None: the provider's own (chat) decoder."""
+        if self._native is not None and isinstance(provider, NativeMessages):
+            return NativeMessagesStream(model_id)
+        return None
 
     def stream_response(self, headers: dict[str, str]) -> web.StreamResponse:
         return TranslatedStream(self._encoder(self.body), headers=headers)

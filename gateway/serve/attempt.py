@@ -171,9 +171,11 @@ async def stream(
     timeouts = upstream.spec.timeouts
     loop = asyncio.get_running_loop()
     started = loop.time()
-    decoder: StreamDecoder = upstream.provider.stream(op, target.model.target, client.wants_usage)
-    if sent is not None:
-        decoder = Continued(decoder, *sent)
+    model_id = target.model.target
+    if sent is None:
+        decoder: StreamDecoder = client.decoder(upstream.provider, op, model_id)
+    else:  # a continuation is read as chat: the client's answer is already under way
+        decoder = Continued(upstream.provider.stream(op, model_id, client.wants_usage), *sent)
     async with open_upstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
         if resp.status >= 300:
             payload = await relay.read_error(resp, timeouts.idle_s, upstream.redactor)

@@ -19,13 +19,18 @@ from typing import Protocol
 from aiohttp import web
 
 from switchman.gateway.errors import GatewayError
+from switchman.gateway.providers.exchange import Operation
 from switchman.gateway.providers.sse import encode
 from switchman.gateway.serve.hangup import CLIENT_CLOSED
+from switchman.gateway.upstreams.client import Provider, StreamDecoder
 
 
 class Presentation(Protocol):
     """The client's own API format (``inbound``): its stream response, which takes the chat
-    chunks written here and sends that API's events, and a whole chat answer in that format."""
+    chunks written here and sends that API's events, and a whole chat answer in that format;
+    for an upstream that speaks that format, a decoder keeping its events as they are."""
+
+    def decoder(self, provider: Provider, model_id: str) -> StreamDecoder | None: ...
 
     def stream_response(self, headers: dict[str, str]) -> web.StreamResponse: ...
 
@@ -49,6 +54,12 @@ class ClientStream:
     ended: bool = False
     gaps: list[float] = field(default_factory=list)
     format: Presentation | None = None  # None: the client speaks OpenAI's chat/completions
+
+    def decoder(self, provider: Provider, op: Operation, model_id: str) -> StreamDecoder:
+        """How an attempt that starts the answer reads its stream: the client format's own
+        decoder for an upstream speaking it, else the provider's."""
+        native = self.format.decoder(provider, model_id) if self.format is not None else None
+        return native or provider.stream(op, model_id, self.wants_usage)
 
     @property
     def committed(self) -> bool:

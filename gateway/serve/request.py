@@ -30,7 +30,7 @@ from switchman.gateway.errors import (
     RequestTimeout,
 )
 from switchman.gateway.providers.exchange import Operation, UpstreamCall
-from switchman.gateway.upstreams.client import Provider
+from switchman.gateway.upstreams.client import Provider, StreamDecoder
 
 # Per-request values set by the error middleware, read by the proxy.
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -54,8 +54,10 @@ class ClientFormat(Protocol):
     ``to_chat`` reads the client's raw body as a chat.completions body (``InvalidRequest`` if
     malformed); ``prepare`` makes each attempt's upstream call, ``body`` being that chat body or
     a continuation of it; ``stream_response`` and ``whole`` are the client's answer (what
-    ``downstream.Presentation`` asks of it).
+    ``downstream.Presentation`` asks of it, ``decoder`` included).
     """
+
+    def decoder(self, provider: Provider, model_id: str) -> StreamDecoder | None: ...
 
     def stream_response(self, headers: dict[str, str]) -> web.StreamResponse: ...
 

@@ -31,6 +31,9 @@ chat does. Scenario matrix:
 - prompt caching: the same long system prompt twice -> the second Message reports
   ``cache_read_input_tokens`` (the simulator's prefix cache) with ``input_tokens`` the uncached
   rest; the access log line carries ``cached_input_tokens`` and a cost at the cached price
+- an Anthropic upstream's stream reaches the client event for event (thinking blocks with their
+  signature, ping, usage); cut after 5 words, it continues on an OpenAI-compatible backup in the
+  same message and text block
 - prefix affinity: three replicas, a repeated system prompt stays on one of them and every
   repeat reads it from that replica's cache
 """
@@ -550,3 +553,127 @@ async def test_count_tokens_asks_an_anthropic_upstream_or_estimates(
     assert estimated.headers["x-switchman-token-count"] == "estimate"
     words = len(SYSTEM) + sum(len(t["content"]) for t in TURNS)
     assert 0 < (await estimated.parse()).input_tokens <= words
+
+
+NATIVE_EVENTS: list[dict[str, Any]] = [
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_native",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 4, "output_tokens": 1},
+        },
+    },
+    {"type": "ping"},
+    {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "thinking_delta", "thinking": "Let me think."},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "signature_delta", "signature": "c2ln"},
+    },
+    {"type": "content_block_stop", "index": 0},
+    {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hello"}},
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": " world"}},
+    {"type": "content_block_stop", "index": 1},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": 7},
+    },
+    {"type": "message_stop"},
+]
+
+
+async def test_an_anthropic_upstreams_stream_reaches_the_client_as_it_is(
+    start_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    async def messages(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "text/event-stream"
+        await response.prepare(request)
+        for event in NATIVE_EVENTS:
+            data = json.dumps(event).encode()
+            await response.write(b"event: " + event["type"].encode() + b"\ndata: " + data + b"\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    config = {
+        "version": 1,
+        "upstreams": [
+            {"name": "claude", "kind": "anthropic", "base_url": f"http://127.0.0.1:{server.port}"}
+        ],
+        "models": [{"name": "sonnet", "upstream": "claude", "upstream_model": "claude-x"}],
+    }
+    gateway = await start_gateway(config)
+    body = {
+        "model": "sonnet",
+        "max_tokens": 64,
+        "messages": TURNS,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+    }
+    events = await raw_events(gateway.url, body)
+    async with client(gateway.url) as sdk, sdk.messages.stream(**body) as stream:
+        final = await stream.get_final_message()
+    await server.close()
+    assert events == NATIVE_EVENTS  # every event, ping and thinking included, as it was
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    thinking = final.content[0]
+    assert thinking.type == "thinking"
+    assert (thinking.thinking, thinking.signature) == ("Let me think.", "c2ln")
+    assert final.content[1].type == "text"
+    assert final.content[1].text == "Hello world"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (10, 7)
+    assert final.usage.cache_read_input_tokens == 4
+
+
+async def test_a_cut_anthropic_stream_continues_on_an_openai_upstream_as_one_message(
+    start_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    async with (
+        misbehaving(tokens=30, cut_after=5) as claude,
+        misbehaving(tokens=30) as backup,
+    ):
+        config = {
+            "version": 1,
+            "upstreams": [
+                {"name": "claude", "kind": "anthropic", "base_url": claude.url},
+                {"name": "backup", "base_url": backup.base_url, "continuation": "vllm"},
+            ],
+            "models": [
+                {"name": "a", "upstream": "claude"},
+                {"name": "b", "upstream": "backup"},
+            ],
+            "routes": [{"name": "auto", "candidates": ["a", "b"], "mid_stream": "continue"}],
+        }
+        gateway = await start_gateway(config)
+        body = {"model": "auto", "max_tokens": 100, "messages": TURNS}
+        events = await raw_events(gateway.url, body)
+    names = [e["type"] for e in events]
+    assert names.count("message_start") == 1
+    assert names.count("message_delta") == 1
+    assert names[-1] == "message_stop"
+    assert "error" not in names
+    text = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    assert text == answer_text(30)
+    blocks = {e["index"] for e in events if e["type"].startswith("content_block")}
+    assert blocks == {0}  # the continuation went on in the cut text block
+    assert [s.mechanism for s in backup.seen] == ["vllm"]
