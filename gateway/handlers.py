@@ -73,9 +73,12 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         except PayloadTooLarge as exc:
             error = exc
     if error is not None:
-        response = web.Response(
-            status=error.status, body=error.payload(), content_type="application/json"
-        )
+        if messages.anthropic_client(request):  # /v1/messages*: Anthropic's shape, as ever
+            response = messages.error_response(error)
+        else:
+            response = web.Response(
+                status=error.status, body=error.payload(), content_type="application/json"
+            )
         response.force_close()
         return response
     if request.version == HttpVersion11:

@@ -19,7 +19,8 @@ chat does. Scenario matrix:
 - errors, each as the SDK's exception class with Anthropic's error type: unknown model
   (NotFoundError), missing max_tokens (BadRequestError), server tool sent to a translated upstream
   (BadRequestError), every upstream down (OverloadedError, 529), unknown path under
-  /v1/messages (NotFoundError shape)
+  /v1/messages (NotFoundError shape), a declared body over the limit with
+  ``Expect: 100-continue`` (413 ``request_too_large`` before the body is invited)
 - Anthropic upstream: the client's body arrives untouched but for ``model`` (``cache_control``
   and ``thinking`` kept), with the client's ``anthropic-beta``, the gateway's ``x-api-key`` (never
   the client's), and the answer comes back to the SDK as a Message
@@ -677,3 +678,28 @@ async def test_a_cut_anthropic_stream_continues_on_an_openai_upstream_as_one_mes
     blocks = {e["index"] for e in events if e["type"].startswith("content_block")}
     assert blocks == {0}  # the continuation went on in the cut text block
     assert [s.mechanism for s in backup.seen] == ["vllm"]
+
+
+async def test_an_oversized_body_with_expect_is_refused_in_anthropics_shape(
+    launch: Launch, start_gateway: Callable[..., Awaitable[Any]]
+) -> None:
+    sim = await launch()
+    config = sim_config(sim)
+    config["server"] = {"max_body_bytes": 1024}
+    gateway = await start_gateway(config)
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 4096\r\nExpect: 100-continue\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.server.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(65536), 5)
+    finally:
+        writer.close()
+    status_line, _, rest = raw.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 413")
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "request_too_large"
