@@ -121,6 +121,37 @@ class Complexity(Strict):
         return self
 
 
+class Guard(Strict):
+    """When a lower tier's non-streamed answer is escalated to a higher tier (a cascade).
+
+    Checked on each answer from a model whose tier is below a later candidate's; the first
+    check that fires escalates. Streams are not guarded.
+    """
+
+    min_mean_logprob: float | None = Field(
+        default=None,
+        le=0,
+        description=(
+            "Escalate when the mean token log-probability of the answer is below this (only "
+            "when the upstream returns logprobs)."
+        ),
+    )
+    request_logprobs: bool = Field(
+        default=False,
+        description="Ask guarded attempts for logprobs (logprobs: true) when the client did not.",
+    )
+    empty: bool = Field(default=True, description="Escalate an empty answer (no text, no tools).")
+    refusal: bool = Field(default=True, description="Escalate a refusal.")
+    truncated: bool = Field(
+        default=True,
+        description="Escalate an answer cut at the length limit the client did not set.",
+    )
+    invalid_json: bool = Field(
+        default=True,
+        description="Escalate invalid JSON answering a json_object/json_schema request.",
+    )
+
+
 class Shadow(Strict):
     """Mirror a share of requests to another model; its answer is recorded and discarded."""
 
@@ -166,6 +197,13 @@ class Route(Strict):
     )
     on_content_filter: OnContentFilter = Field(
         default="fail", description="A content-filter refusal: answer it, or try the next model."
+    )
+    guard: Guard | None = Field(
+        default=None,
+        description=(
+            "Quality guard (cascade): a non-streamed answer from a lower tier that shows low "
+            "confidence is escalated to the next candidate of a higher tier."
+        ),
     )
 
     @field_validator("candidates")

@@ -38,7 +38,7 @@ from switchman.gateway.replicas.affinity import AffinityKey, affinity_key
 from switchman.gateway.replicas.replica import Endpoint
 from switchman.gateway.routing.table import Plan
 from switchman.gateway.serve import attempt as forward
-from switchman.gateway.serve import continuation
+from switchman.gateway.serve import continuation, guard
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget, backoff_delay
 from switchman.gateway.serve.downstream import ClientStream
@@ -108,6 +108,11 @@ class Walk:
         self.sent: continuation.Sent | None = None  # what the client had at the last break
         self.mechanism: str | None = None  # how the current attempt asks to continue
         self.refused: dict[str, set[str]] = {}  # continuation mechanisms refused, per upstream
+        self.guard = guard.for_request(
+            plan.spec, runtime.table.models, plan.order, creq.op, creq.stream, creq.body
+        )
+        # the first escalated answer: served if no higher tier answers after all
+        self.kept: tuple[bytes, ResponseInfo, Model, UpstreamClient, str | None] | None = None
 
     async def run(self) -> Answer:
         """Try the plan's models in order with retries; see the module docstring."""
@@ -292,6 +297,11 @@ class Walk:
                 failure = self.cut or failure  # a continuation's refusal never masks the break
             error = failure.error if failure else UpstreamUnavailable("no upstream could continue")
             return await self._end(failure.reason if failure else "", error)
+        if self.kept is not None:  # every higher tier failed: the escalated answer serves
+            payload, info, model, upstream, address = self.kept
+            self.decision.serve(model, upstream, address)
+            self.decision.outcome = "ok"
+            return self.client.whole(payload, self.decision.headers()), info
         if self.last is None:
             raise UpstreamUnavailable(f"no model behind '{self.plan.route}' is available")
         raise self.last.error
@@ -331,7 +341,9 @@ class Walk:
         creq, model, upstream = self.creq, target.model, target.upstream
         headers = dict(self.forwarded)
         self.obs.attempt(model, upstream, headers, target.endpoint.address)
-        call = creq.prepare(upstream.provider, self._body(upstream), model.target)
+        body = self._body(upstream)
+        call = creq.prepare(upstream.provider, self.guard.body(model, body) if self.guard else body,
+                            model.target)  # fmt: skip
         if creq.stream:
             return await self._stream(target, call, headers)
         loop = asyncio.get_running_loop()
@@ -339,6 +351,11 @@ class Walk:
         payload, info = await forward.unary(self.metrics, target, creq.op, call, headers)
         tokens = info.usage.completion_tokens if info.usage else None
         upstream.latency.observe_unary(loop.time() - started, tokens)
+        escalation = self.guard.escalation(model, info) if self.guard else None
+        if escalation is not None:
+            guard.Guard.count(self.metrics, self.plan.route, model, escalation, info)
+            self.kept = self.kept or (payload, info, model, upstream, target.endpoint.address)
+            raise escalation
         decision = self.decision
         decision.serve(model, upstream, target.endpoint.address)
         decision.outcome = "ok"

@@ -182,6 +182,23 @@ FAMILIES: tuple[Spec, ...] = (
         ("route", "reason"),
     ),
     Spec(
+        "escalations",
+        Counter,
+        "switchman_escalations",
+        "Non-streamed answers the quality guard sent to a higher tier, by route, the model "
+        "that answered and why (escalated_empty, _refusal, _truncated, _invalid_json, "
+        "_low_logprob).",
+        ("route", "model", "reason"),
+    ),
+    Spec(
+        "escalation_cost",
+        Counter,
+        "switchman_escalation_cost_usd",
+        "What the escalated answers cost (the cascade's extra spend), by route and the model "
+        "that gave them; billed to no tenant.",
+        ("route", "model"),
+    ),
+    Spec(
         "complexity",
         Histogram,
         "switchman_complexity_score",
@@ -293,6 +310,8 @@ class Metrics:
     retries: Counter
     retries_exhausted: Counter
     midstream: Counter
+    escalations: Counter
+    escalation_cost: Counter
     complexity: Histogram
     shadow_requests: Counter
     shadow_duration: Histogram
