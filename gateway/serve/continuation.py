@@ -71,8 +71,9 @@ class Transcript:
     Writes are appended as they are (cheap on the per-chunk path) and compacted every
     ``COMPACT_BYTES``: one regex pass keeps only the JSON string literals of ``content`` /
     ``text`` (no JSON parsing), plus the first write for the stream's identity, so memory follows
-    the answer's text, not its SSE framing. Tool-call deltas or a finish reason make the stream
-    not continuable.
+    the answer's text, not its SSE framing. Tool-call deltas (chat's ``tool_calls``, or the
+    ``tool_use`` blocks of an Anthropic stream relayed as it is) or a finish reason make the
+    stream not continuable.
     """
 
     __slots__ = ("_first", "_literals", "_pending", "_pending_size", "_stopped", "_tokens", "limit")
@@ -100,7 +101,7 @@ class Transcript:
         data = b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
-        if b'"tool_calls"' in data or _FINISHED.search(data):
+        if b'"tool_calls"' in data or b'"tool_use"' in data or _FINISHED.search(data):
             self._stop()
             return
         for found in _TEXT.finditer(data):
@@ -206,8 +207,8 @@ class Join:
         return "" if trim is None else self._release(trim)
 
     def end(self) -> str:
-        """The held text, judged as the whole continuation."""
-        if self.decided:
+        """The held text, judged as the whole continuation (nothing held: nothing to judge)."""
+        if self.decided or not self._held:
             return ""
         trim = self._judge(final=True)
         return self._release(trim or 0)
@@ -333,7 +334,7 @@ class Continued:
         choices = chunk.get("choices")
         if isinstance(choices, list):
             kept = [c for c in choices if _keep(c)]
-            if not kept and choices and "usage" not in chunk:
+            if not kept and choices and chunk.get("usage") is None:
                 return b""
             chunk["choices"] = kept
             if not self._join.decided and (content := _content(kept)) is not None:

@@ -34,7 +34,8 @@ chat does. Scenario matrix:
   rest; the access log line carries ``cached_input_tokens`` and a cost at the cached price
 - an Anthropic upstream's stream reaches the client event for event (thinking blocks with their
   signature, ping, usage); cut after 5 words, it continues on an OpenAI-compatible backup in the
-  same message and text block
+  same message and text block; cut inside a tool call, it is not continued as text but ends with
+  one ``error`` event
 - prefix affinity: three replicas, a repeated system prompt stays on one of them and every
   repeat reads it from that replica's cache
 """
@@ -703,3 +704,63 @@ async def test_an_oversized_body_with_expect_is_refused_in_anthropics_shape(
     body = json.loads(rest.partition(b"\r\n\r\n")[2])
     assert body["type"] == "error"
     assert body["error"]["type"] == "request_too_large"
+
+
+async def test_an_anthropic_stream_cut_inside_a_tool_call_is_not_continued_as_text(
+    start_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    opening = [
+        NATIVE_EVENTS[0],
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": '{"city": "Os'},
+        },
+    ]
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "text/event-stream"
+        await response.prepare(request)
+        for event in opening:
+            data = json.dumps(event).encode()
+            await response.write(b"event: " + event["type"].encode() + b"\ndata: " + data + b"\n\n")
+        assert request.transport is not None
+        request.transport.close()  # cut inside the tool call's arguments
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with misbehaving(tokens=30) as backup:
+        config = {
+            "version": 1,
+            "upstreams": [
+                {
+                    "name": "claude",
+                    "kind": "anthropic",
+                    "base_url": f"http://127.0.0.1:{server.port}",
+                },
+                {"name": "backup", "base_url": backup.base_url, "continuation": "vllm"},
+            ],
+            "models": [{"name": "a", "upstream": "claude"}, {"name": "b", "upstream": "backup"}],
+            "routes": [{"name": "auto", "candidates": ["a", "b"], "mid_stream": "continue"}],
+        }
+        gateway = await start_gateway(config)
+        events = await raw_events(
+            gateway.url, {"model": "auto", "max_tokens": 64, "messages": TURNS}
+        )
+    await server.close()
+    names = [e["type"] for e in events]
+    assert names[:3] == ["message_start", "content_block_start", "content_block_delta"]
+    assert names[-1] == "error"
+    assert names.count("error") == 1
+    assert "message_stop" not in names
+    assert all(e["delta"]["type"] == "input_json_delta" for e in events if "delta" in e)
+    assert [s.mechanism for s in backup.seen if s.mechanism != "fresh"] == []
