@@ -114,6 +114,19 @@ class Complexity(Spec):
         return self
 
 
+class Guard(Spec):
+    """Which checks escalate a lower tier's non-streamed answer to the next higher tier."""
+
+    min_mean_logprob: float | None = Field(
+        default=None, le=0, description="Escalate below this mean token logprob (if returned)."
+    )
+    request_logprobs: bool = Field(default=False, description="Ask guarded attempts for logprobs.")
+    empty: bool = Field(default=True, description="Escalate an empty answer.")
+    refusal: bool = Field(default=True, description="Escalate a refusal.")
+    truncated: bool = Field(default=True, description="Escalate a cut the client did not ask.")
+    invalid_json: bool = Field(default=True, description="Escalate invalid JSON for JSON asks.")
+
+
 class Shadow(Spec):
     """Mirror a share of requests to another model; answers are discarded."""
 
@@ -238,6 +251,10 @@ class Route(Spec):
     )
     on_content_filter: OnContentFilter = Field(
         default="fail", description="A content-filter refusal: answer it or try the next."
+    )
+    guard: Guard | None = Field(
+        default=None,
+        description="Quality guard: escalate a lower tier's low-confidence whole answer.",
     )
 
     @model_validator(mode="after")

@@ -264,6 +264,8 @@ def _route(route: Route, known: dict[str, str], unresolved: list[str]) -> dict[s
     }
     if route.complexity is not None:
         out["complexity"] = route.complexity.model_dump(exclude_defaults=True)
+    if route.guard is not None:
+        out["guard"] = route.guard.model_dump()
     if route.shadow is not None and route.shadow.model in known:
         out["shadow"] = route.shadow.model_dump()
     return out
