@@ -14,7 +14,8 @@ Choices where the API reference leaves room:
   ``call_id`` kept as the tool call id) and ``function_call_output`` items (``tool`` messages);
   ``reasoning`` items are dropped.
 - ``text.format`` becomes ``response_format`` (``json_schema`` keeps its name, schema and
-  strictness); ``max_output_tokens`` becomes ``max_tokens``.
+  strictness); ``max_output_tokens`` becomes ``max_tokens``; ``reasoning.effort`` becomes
+  ``reasoning_effort``; ``prompt_cache_key``, ``service_tier``, ``top_logprobs`` pass as they are.
 - Only ``function`` tools can be served by chat upstreams: built-in tools (web search, file
   search, computer use, MCP, ...) are refused.
 """
@@ -32,7 +33,10 @@ _STATEFUL = {
     "conversation": "conversation: this gateway keeps no conversation state; send the earlier "
     "turns as 'input' items instead",
 }
-_COPIED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "seed")
+_COPIED = (
+    *("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "seed"),
+    *("prompt_cache_key", "service_tier", "top_logprobs"),
+)
 _ROLES = ("user", "assistant", "system", "developer")
 
 
@@ -82,6 +86,9 @@ def responses_to_chat(body: dict[str, Any]) -> Translated:
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     _text_format(body.get("text"), chat)
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+        chat["reasoning_effort"] = reasoning["effort"]
     return Translated(chat=chat)
 
 

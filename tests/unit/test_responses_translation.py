@@ -109,6 +109,17 @@ def test_request_translates_to_the_golden_chat_body() -> None:
     assert responses_to_chat(REQUEST).chat == CHAT
 
 
+def test_reasoning_effort_and_cache_key_carry_over() -> None:
+    body = {
+        "model": "m",
+        "input": "hi",
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "prompt_cache_key": "tenant-7",
+    }
+    chat = responses_to_chat(body).chat
+    assert (chat["reasoning_effort"], chat["prompt_cache_key"]) == ("low", "tenant-7")
+
+
 def test_a_string_input_is_one_user_message() -> None:
     chat = responses_to_chat({"model": "m", "input": "hi"}).chat
     assert chat == {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
