@@ -97,18 +97,24 @@ class Translation:
             raise Failure("untranslatable", error, scope="model")
         return provider.prepare("chat", body, model_id, stream)
 
+    def native(self, provider: Provider) -> bool:
+        """Whether ``provider`` speaks the client's format (its fresh calls are
+        ``native_messages``, and its answers go to the client as they are)."""
+        return self._native is not None and isinstance(provider, NativeMessages)
+
     def decoder(self, provider: Provider, model_id: str) -> StreamDecoder | None:
         """For an attempt that starts the answer on an upstream speaking the client's format
-        natively (its call was ``native_messages``): a decoder relaying its events as they are.
-        None: the provider's own (chat) decoder."""
-        if self._native is not None and isinstance(provider, NativeMessages):
-            return NativeMessagesStream(model_id)
-        return None
+        natively: a decoder relaying its events as they are. None: the provider's own (chat)."""
+        return NativeMessagesStream(model_id) if self.native(provider) else None
 
     def stream_response(self, headers: dict[str, str]) -> web.StreamResponse:
         return TranslatedStream(self._encoder(self.body), headers=headers)
 
     def whole(self, payload: bytes) -> bytes:
-        """A whole chat.completion in the client's format."""
-        answer = self._whole(json.loads(payload), self.body)
+        """A whole chat.completion in the client's format; a native upstream's own answer (an
+        Anthropic Message) as it is."""
+        answer = json.loads(payload)
+        if answer.get("type") == "message" and self._native is not None:
+            return payload
+        answer = self._whole(answer, self.body)
         return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()

@@ -112,8 +112,10 @@ async def unary(
     op: Operation,
     call: UpstreamCall,
     forwarded: Mapping[str, str],
+    native: bool = False,
 ) -> tuple[bytes, ResponseInfo]:
-    """A whole answer from one attempt: the client's body bytes and what they say.
+    """A whole answer from one attempt: the client's body bytes and what they say (``native``:
+    the upstream's own bytes, for a client speaking its format; read by the provider all the same).
 
     Bounded by the generation timeout (``timeouts.total_s``) alone: a server sends a whole
     answer's headers only once it has generated it, so ``first_byte_s`` would cut long answers.
@@ -142,7 +144,8 @@ async def unary(
             UpstreamUnavailable(f"upstream '{upstream.name}' broke off its response: {exc}"),
         ) from exc
     try:
-        return upstream.provider.decode(op, payload)
+        body, info = upstream.provider.decode(op, payload)
+        return (payload if native else body), info
     except (ValueError, KeyError, TypeError) as exc:
         raise Failure(
             "bad_response",

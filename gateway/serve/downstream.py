@@ -32,6 +32,8 @@ class Presentation(Protocol):
 
     def decoder(self, provider: Provider, model_id: str) -> StreamDecoder | None: ...
 
+    def native(self, provider: Provider) -> bool: ...
+
     def stream_response(self, headers: dict[str, str]) -> web.StreamResponse: ...
 
     def whole(self, payload: bytes) -> bytes: ...
@@ -54,6 +56,10 @@ class ClientStream:
     ended: bool = False
     gaps: list[float] = field(default_factory=list)
     format: Presentation | None = None  # None: the client speaks OpenAI's chat/completions
+
+    def native(self, provider: Provider) -> bool:
+        """Whether the client speaks ``provider``'s format, so its answers go to it as they are."""
+        return self.format is not None and self.format.native(provider)
 
     def decoder(self, provider: Provider, op: Operation, model_id: str) -> StreamDecoder:
         """How an attempt that starts the answer reads its stream: the client format's own

@@ -348,7 +348,8 @@ class Walk:
             return await self._stream(target, call, headers)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        payload, info = await forward.unary(self.metrics, target, creq.op, call, headers)
+        native = self.client.native(upstream.provider)
+        payload, info = await forward.unary(self.metrics, target, creq.op, call, headers, native)
         tokens = info.usage.completion_tokens if info.usage else None
         upstream.latency.observe_unary(loop.time() - started, tokens)
         escalation = self.guard.escalation(model, info) if self.guard else None

@@ -32,7 +32,8 @@ chat does. Scenario matrix:
 - prompt caching: the same long system prompt twice -> the second Message reports
   ``cache_read_input_tokens`` (the simulator's prefix cache) with ``input_tokens`` the uncached
   rest; the access log line carries ``cached_input_tokens`` and a cost at the cached price
-- an Anthropic upstream's stream reaches the client event for event (thinking blocks with their
+- an Anthropic upstream's whole answer reaches the client as it is (thinking block included);
+  its stream reaches the client event for event (thinking blocks with their
   signature, ping, usage); cut after 5 words, it continues on an OpenAI-compatible backup in the
   same message and text block; cut inside a tool call, it is not continued as text but ends with
   one ``error`` event
@@ -764,3 +765,45 @@ async def test_an_anthropic_stream_cut_inside_a_tool_call_is_not_continued_as_te
     assert "message_stop" not in names
     assert all(e["delta"]["type"] == "input_json_delta" for e in events if "delta" in e)
     assert [s.mechanism for s in backup.seen if s.mechanism != "fresh"] == []
+
+
+async def test_a_whole_anthropic_answer_reaches_the_client_as_it_is(
+    start_gateway: Callable[..., Awaitable[Any]],
+) -> None:
+    answer = {
+        "id": "msg_whole",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [
+            {"type": "thinking", "thinking": "Hmm.", "signature": "c2ln"},
+            {"type": "text", "text": "Hi", "citations": None},
+        ],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 9, "cache_read_input_tokens": 3, "output_tokens": 2},
+    }
+
+    async def messages(request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    config = {
+        "version": 1,
+        "upstreams": [
+            {"name": "claude", "kind": "anthropic", "base_url": f"http://127.0.0.1:{server.port}"}
+        ],
+        "models": [{"name": "sonnet", "upstream": "claude", "upstream_model": "claude-x"}],
+    }
+    gateway = await start_gateway(config)
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "sonnet", "max_tokens": 64, "messages": TURNS}
+        async with http.post(f"{gateway.url}/v1/messages", json=body) as resp:
+            assert resp.status == 200
+            assert resp.headers["x-switchman-model"] == "sonnet"
+            got = await resp.json()
+    await server.close()
+    assert got == answer
