@@ -11,9 +11,10 @@ per request, made by ``messages`` or ``responses``:
   the upstream provider's call for the chat body; when the client used something chat cannot
   carry (``Translated.problems``) that candidate is skipped (a ``Failure`` of scope ``model``)
   and, when no candidate can take the request as it is, the client gets a 400 naming the field;
-- ``decoder`` relays a native upstream's stream as it is (``native``: thinking blocks and
-  all) for the attempt that starts the answer; any other attempt's answer comes back through
-  its provider as chat, re-encoded by ``stream_response`` (the client's stream,
+- ``native`` says whether an upstream speaks the client's format; then ``decoder`` relays its
+  stream as it is (``inbound.native``: thinking blocks and all) for the attempt that starts the
+  answer, and ``whole`` passes its whole answer on unchanged. Any other answer comes back
+  through its provider as chat, re-encoded by ``stream_response`` (the client's stream,
   ``writer.TranslatedStream``) or ``whole`` (a whole answer in the client's format), so
   accounting, failover and mid-stream continuation stay one code path for every format.
 """
