@@ -9,8 +9,10 @@ the load scrape (``loadscrape``) calls ``record_load``; ``balancer`` reads ``ava
 
 Breakers are scoped by failure class: the replica's ``breaker`` counts what says the replica is in
 trouble (connection errors, timeouts, broken or stalled streams) and keeps every model off it;
-``model_breaker(model)`` counts what one model on it answered (5xx and 408/409 statuses) and holds
-its 429s, so one model's errors or quota never eject the other models of the same replica.
+``model_breaker(model)`` counts what one model on it answered (error statuses, answers that
+cannot be parsed, in-band error events) and holds its 429s, so one model's errors or quota never
+eject the other models of the same replica. Which one a failure counts against is the failover
+loop's ``Failure.blame`` (``serve.failures``).
 """
 
 from __future__ import annotations
