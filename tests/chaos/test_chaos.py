@@ -19,7 +19,8 @@ on the backup); a continuation target that restarts from scratch (trimmed at the
 a continuation target refusing assistant prefill (next candidate); malformed chunks; EOF
 after the finish without ``[DONE]``; in-band error events; the primary down 6 s then healthy
 (the issue's 60 s scaled down tenfold for CI: the gateway's recovery is driven by its health
-checks, not by how long the outage lasted); 50 config reloads; SIGTERM of the gateway process
+checks, not by how long the outage lasted), and the same without health checks (an external
+provider: the breaker's ``max_open_s`` bounds it, 2 s here); 50 config reloads; SIGTERM of the gateway process
 with streams in flight.
 """
 
@@ -121,7 +122,7 @@ def set_fault(server: Misbehaving, **fault: Any) -> None:
 
 
 async def run(
-    gateway: RunningGateway, fault: Fault, limit: int = LIMIT
+    gateway: RunningGateway, fault: Fault, limit: int = LIMIT, after_s: float = AFTER_S
 ) -> tuple[Tally, Spent, float | None]:
     """Load before, during and after ``fault``: the tally, upstream attempts per client request
     (and how many failed) and the time back to the primary after the fault's recovery."""
@@ -129,7 +130,7 @@ async def run(
     load = Load(gateway.base_url, EXPECTED, limit=limit)
     await asyncio.sleep(WARM_S)
     recovered = await fault()
-    await asyncio.sleep(AFTER_S)
+    await asyncio.sleep(after_s)
     tally = await load.stop()
     total_after, failed_after = await gateway.attempts()
     spent = Spent((total_after - total) / max(len(tally.results), 1), failed_after - failed)
@@ -285,6 +286,31 @@ async def test_primary_down_then_healthy_is_used_again_promptly(
     assert_fault_seen(row)
     assert back is not None
     assert back < 2.0
+
+
+async def test_primary_without_health_checks_is_back_within_max_open_s(
+    start_gateway: StartGateway, figures: list[dict[str, Any]], request: pytest.FixtureRequest
+) -> None:
+    """An external provider has no health check: its breaker's open time (doubling up to
+    ``max_open_s``, 30 s by default, 2 s here) alone bounds the time back."""
+    async with backends() as (primary, backup):
+        document = config(primary.url, backup.url, health=False)
+        breaker = {"open_s": 0.5, "max_open_s": 2.0}
+        document["upstreams"][0]["circuit_breaker"] = breaker
+        gateway = await start_gateway(document)
+        down = {"status": 503, "error": {"error": {"message": "down", "type": "server_error"}}}
+
+        async def fault() -> float:
+            return await lasting(DOWN_S, primary, **down)
+
+        limit = max(LIMIT, int((DOWN_S + 4) * 80))
+        tally, spent, back = await run(gateway, fault, limit, after_s=3.5)
+    fault_name = f"primary down {DOWN_S:g} s (503), no health checks (max_open_s 2 s)"
+    row = record(figures, request, fault_name, tally, spent, back)
+    assert_guarantees(tally, row)
+    assert_fault_seen(row)
+    assert back is not None
+    assert back < 2.0 + 1.0  # max_open_s, plus the probe's own request
 
 
 # --- streams that break -----------------------------------------------------------------------
