@@ -16,8 +16,9 @@ Scenario matrix:
 - evaluate: accuracy, misroute rates, shares and cost by hand on crafted scores; the length
   baseline's cutoff
 - calibrate: thresholds fitted to a labels file keep under-routing within bound on it, weights
-  unchanged; labels as simple/complex, small/large or a judge's preference; too few or bad rows
-  refused with a clear message
+  unchanged; with refit the weights change and the user's rows are learned; labels as
+  simple/complex, small/large or a judge's preference; too few or bad rows refused with a
+  clear message
 """
 
 from __future__ import annotations
@@ -296,6 +297,21 @@ def test_calibrated_thresholds_hold_their_bound_on_the_users_rows(
     loaded = Classifier.load(written)
     assert loaded.thresholds == result.classifier.thresholds
     assert result.document["training"]["calibration_rows"] == len(labels)
+
+
+def test_refit_calibration_refits_the_weights_on_the_users_rows_too(
+    tmp_path: Path, classifier: Classifier
+) -> None:
+    held = load_examples("heldout")[:40]
+    path = _labels(tmp_path, [{"messages": e.body["messages"], "label": e.label} for e in held])
+    labels = load_examples("all", path)
+    result = calibrate(labels, path, classifier, refit=True)
+    assert result.classifier.weights != classifier.weights
+    assert result.document["training"]["refit"] is True
+    assert result.document["training"]["calibration_rows"] == len(labels) == 40
+    scored = score_examples(result.classifier, labels)
+    threshold = result.classifier.thresholds["balanced"]
+    assert report(scored, threshold).accuracy >= 0.9  # seen three times in training
 
 
 def test_calibration_refuses_too_few_or_one_sided_labels(

@@ -25,16 +25,12 @@ from switchman.gateway.routing.classifier.corpus import (
     domains_stem,
     domains_world,
     native,
+    native_more,
     native_short,
 )
 from switchman.gateway.routing.classifier.corpus.frames import SIMPLE_INTENTS, Frames
-from switchman.gateway.routing.classifier.corpus.frames_more import (
-    COMPLEX_INTENTS,
-    HARD,
-    POLITE,
-    PREAMBLE,
-    REPLY,
-)
+from switchman.gateway.routing.classifier.corpus.frames_more import COMPLEX_INTENTS, HARD
+from switchman.gateway.routing.classifier.corpus.styles import POLITE, PREAMBLE, REPLY
 from switchman.gateway.routing.classifier.corpus.subject import Subject
 
 HERE = Path(__file__).parent
@@ -144,7 +140,8 @@ def _row(subject: Subject, intent: str, label: str, frames: Frames, k: int) -> R
 
 
 def _native() -> Iterator[Row]:
-    for i, (language, domain, label, text) in enumerate((*native.ROWS, *native_short.ROWS)):
+    rows = (*native.ROWS, *native_more.ROWS, *native_short.ROWS)
+    for i, (language, domain, label, text) in enumerate(rows):
         yield {
             "id": f"native-{language}-{i:03d}",
             "domain": domain,
