@@ -45,6 +45,7 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     stdout: Path | None = None
+    cwd: Path | None = None  # LiteLLM's spawned workers must not see the repo's operator/
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     # Which started process serves each kind (relays are one per kind).
     serving: dict[str, int] = field(default_factory=dict)
@@ -62,6 +63,7 @@ class Target:
                     stdout=out,
                     stderr=subprocess.STDOUT if self.stdout else None,
                     start_new_session=True,
+                    cwd=self.cwd,
                 )
             )
 
@@ -195,7 +197,7 @@ def switchman(
 def litellm(name: str, port: int, config: Path, workers: int, workdir: Path) -> Target:
     command = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--num_workers", str(workers)]
-    env = {"LITELLM_LOG": "ERROR", "JSON_LOGS": "True", "LITELLM_MODE": "PRODUCTION"}
+    env = {"LITELLM_LOG": "ERROR", "JSON_LOGS": "True"}
     return Target(
         name,
         {"chat": port, "chat-stream": port},
@@ -204,6 +206,7 @@ def litellm(name: str, port: int, config: Path, workers: int, workdir: Path) -> 
         env=env,
         headers={"Authorization": f"Bearer {MASTER_KEY}"},
         stdout=workdir / f"{name}.log",
+        cwd=workdir,
     )
 
 
