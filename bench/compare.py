@@ -90,7 +90,7 @@ def build(args: argparse.Namespace, workdir: Path) -> tuple[FakeUpstream, list[t
         if name == "direct":
             chosen.append(targets.Target("direct", {"chat": a[0], "chat-stream": b[0]}, [], ""))
         elif name == "relay":
-            chosen.append(targets.relay(a[0], b[0], (free_port(), free_port())))
+            chosen.append(targets.relay(a[0], b[0], (free_port(), free_port()), workdir))
         elif name.startswith("litellm-"):
             if not targets.litellm_available():
                 raise SystemExit("LiteLLM is not installed: run `bash bench/setup.sh`")
@@ -161,11 +161,29 @@ def measure(target: targets.Target, kind: str, concurrency: int, seconds: float)
     if pids:
         pids = procs.tree(target.pid(kind))
         used = procs.cpu_seconds(pids) - cpu
-        result["cpu_us_per_request"] = used / max(result["requests"], 1) * 1e6
+        if result["requests"]:
+            result["cpu_us_per_request"] = used / result["requests"] * 1e6
         result["cpu_cores"] = used / (result["duration_us"] / 1e6)
         result["rss_mb"] = procs.rss_bytes(pids) / 2**20
     result["machine_busy"] = (busy1 - busy0) / max(total1 - total0, 1)
     return result
+
+
+def _duration(
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]],
+    name: str,
+    kind: str,
+    concurrency: int,
+    seconds: float,
+) -> float:
+    """``seconds``, or longer for a slow target: at least three times the latency this point
+    should have (``concurrency`` over the requests/s measured at the next lower concurrency),
+    up to 30 s, so that a server slower than the window still completes requests in it."""
+    lower = [c for (n, k, c) in runs if n == name and k == kind and c < concurrency]
+    if not lower:
+        return seconds
+    rps = statistics.median(r["rps"] for r in runs[(name, kind, max(lower))])
+    return min(max(seconds, 3 * concurrency / max(rps, 1e-3)), 30.0)
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -223,13 +241,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for kind in args.kinds:
                 for concurrency in args.concurrency:
                     for target in order:
-                        result = measure(target, kind, concurrency, args.seconds)
+                        seconds = _duration(runs, target.name, kind, concurrency, args.seconds)
+                        result = measure(target, kind, concurrency, seconds)
                         runs.setdefault((target.name, kind, concurrency), []).append(result)
                         print(
                             f"round {round_no} {kind:11} c={concurrency:<4} {target.name:12} "
                             f"{result['rps']:9.0f} rps  p50 {result['p50_ms']:8.2f} ms  "
                             f"p99 {result['p99_ms']:8.2f} ms  "
                             f"cpu {result.get('cpu_us_per_request', 0):7.0f} us/req  "
+                            f"{seconds:4.1f} s  "
                             f"errors {result['errors']}",
                             flush=True,
                         )

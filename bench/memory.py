@@ -173,7 +173,7 @@ async def main(argv: list[str]) -> None:
         [[sys.executable, "-m", "bench.collector", str(collector)]],
         "/stats",
     )
-    relay = targets.relay(port, port, (free_port(), free_port()))
+    relay = targets.relay(port, port, (free_port(), free_port()), workdir)
     started = [upstream, col, gateway, relay]
     results: dict[str, Any] = {"machine": machine(), "points": []}
     try:

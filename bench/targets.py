@@ -210,7 +210,9 @@ def litellm(name: str, port: int, config: Path, workers: int, workdir: Path) -> 
     )
 
 
-def relay(json_upstream: int, sse_upstream: int, ports: tuple[int, int]) -> Target:
+def relay(
+    json_upstream: int, sse_upstream: int, ports: tuple[int, int], workdir: Path | None = None
+) -> Target:
     commands = [
         [sys.executable, "-m", "bench.relay_baseline", f"http://127.0.0.1:{upstream}", str(port)]
         for upstream, port in ((json_upstream, ports[0]), (sse_upstream, ports[1]))
@@ -220,6 +222,7 @@ def relay(json_upstream: int, sse_upstream: int, ports: tuple[int, int]) -> Targ
         {"chat": ports[0], "chat-stream": ports[1]},
         commands,
         "/health",
+        stdout=workdir / "relay.log" if workdir else None,
         serving={"chat": 0, "chat-stream": 1},
     )
 
