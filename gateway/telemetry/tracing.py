@@ -143,6 +143,22 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
     raise TracingConfigError(f"{variable}={protocol!r}: use http/protobuf or grpc")
 
 
+class _Resource(Resource):
+    """A Resource whose hash is computed once: the OTLP encoder groups every exported span by
+    resource, and the SDK's hash serialises the attributes to JSON each time (it showed in the
+    export thread's profile). The attributes never change after start-up."""
+
+    _hash: int | None = None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = super().__hash__()
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or super().__eq__(other)
+
+
 def _resource(environ: Mapping[str, str]) -> Resource:
     """service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES, else switchman-gateway."""
     attributes: dict[str, str] = {
@@ -155,7 +171,7 @@ def _resource(environ: Mapping[str, str]) -> Resource:
     service = environ.get("OTEL_SERVICE_NAME", "").strip()
     if service:
         attributes["service.name"] = service
-    return Resource(attributes)
+    return _Resource(attributes)
 
 
 class _HandedIds(RandomIdGenerator):
