@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     def ready() -> None:
         where = f"http://{args.host}:{args.port}"
         who = f"worker {pod.index} " if pod is not None else ""
+        if pod is not None:
+            pod.listening()
         print(f"switchman gateway {who}listening on {where} (config {args.config})", flush=True)
 
     # What start-up built (config, routing tables, classifier weights, the OTel SDK, every

@@ -8,9 +8,10 @@ and ``/debug/decisions``), starts each worker with the gateway's own command lin
 ``SWITCHMAN_WORKER=<index>/<count>/<directory>`` in its environment,
 passes SIGTERM/SIGINT on to all of them, and waits for them to drain (each within its own
 ``--shutdown-grace``). A worker that exits while the gateway runs is started again after a
-second; one that fails within its first seconds (bad config, port taken) stops the gateway
-with its exit code, since the next one would fail alike. Workers get SIGTERM if the supervisor
-itself dies, so none outlives it holding the port.
+second; one that exits before it listened (bad config, port taken: it never touched its
+``worker-<index>.ready`` file) stops the gateway with its exit code, since the next one would
+fail alike. Workers get SIGTERM if the supervisor itself dies, so none outlives it holding the
+port.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-STARTUP_S = 5.0  # a worker that dies sooner is a failure to start, not a crash
+from switchman.gateway.workers import Workers
+
 RESTART_DELAY_S = 1.0
 
 
@@ -64,18 +66,22 @@ class Supervisor:
         self.grace_s = grace_s
         self.directory = Path(tempfile.mkdtemp(prefix="switchman-workers-"))
         os.chmod(self.directory, 0o700)
-        self.workers: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+        self.workers: dict[int, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
+    def _ready_file(self, index: int) -> Path:
+        return Workers(index, self.count, self.directory).ready_file(index)
+
     def _start(self, index: int) -> None:
+        self._ready_file(index).unlink(missing_ok=True)
         command = [sys.executable, "-m", "switchman.cli.main", *self.argv]
         env = {**os.environ, WORKER_ENV: f"{index}/{self.count}/{self.directory}"}
         proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
-        self.workers[index] = (proc, time.monotonic())
+        self.workers[index] = proc
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
-        for proc, _ in self.workers.values():
+        for proc in self.workers.values():
             if proc.poll() is None:
                 proc.send_signal(signum)
 
@@ -93,17 +99,17 @@ class Supervisor:
     def _watch(self) -> int:
         while not self.stopping:
             time.sleep(0.2)
-            for index, (proc, started) in list(self.workers.items()):
+            for index, proc in list(self.workers.items()):
                 code = proc.poll()
                 if code is None or self.stopping:
                     continue
-                if time.monotonic() - started < STARTUP_S and code != 0:
+                if not self._ready_file(index).exists():
                     print(
                         f"switchman gateway: worker {index} failed to start (exit {code}); "
                         "stopping the other workers",
                         file=sys.stderr,
                     )
-                    return code
+                    return code or 1
                 print(
                     f"switchman gateway: worker {index} exited ({code}); starting it again",
                     file=sys.stderr,
@@ -114,11 +120,11 @@ class Supervisor:
         return 0
 
     def _stop(self) -> None:
-        for proc, _ in self.workers.values():
+        for proc in self.workers.values():
             if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + self.grace_s + 5
-        for proc, _ in self.workers.values():
+        for proc in self.workers.values():
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:

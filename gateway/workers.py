@@ -42,6 +42,14 @@ class Workers:
     def socket(self, index: int) -> Path:
         return self.directory / f"worker-{index}.sock"
 
+    def ready_file(self, index: int) -> Path:
+        """Exists once worker ``index`` listens: the supervisor tells a worker that could not
+        start (restarting it would fail alike) from one that died while serving."""
+        return self.directory / f"worker-{index}.ready"
+
+    def listening(self) -> None:
+        self.ready_file(self.index).touch()
+
 
 WORKERS = web.AppKey("workers", Workers)
 

@@ -6,6 +6,8 @@ Scenarios:
   family is declared once, and the request counts of both workers add up to what was sent;
 - ``/debug/decisions`` merges both workers' decisions, newest first, each naming its worker;
 - SIGTERM stops the supervisor and both workers cleanly (exit 0, no process left);
+- a worker killed with SIGKILL is started again by the supervisor, and the pod serves and
+  scrapes as two workers again (the new one's counters start from zero, under its label);
 - a worker that cannot start (the port is held by a socket without SO_REUSEPORT) stops the
   gateway with exit 2 at once instead of restarting forever.
 """
@@ -142,6 +144,38 @@ async def test_two_workers_both_serve_and_metrics_read_as_one_pod(
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     assert not [pid for pid in workers if _alive(pid)]
+
+
+async def test_a_killed_worker_is_started_again(tmp_path: Path, sim: RunningSim) -> None:
+    config = _write_config(tmp_path, sim)
+    port = processes.free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with processes.gateway(
+        config, port, "--workers", "2", "--access-log", "off", stderr=processes.PIPE, grace=20
+    ) as proc:
+        await processes.wait_http(f"{base}/readyz", proc=proc, deadline=60)
+        await _both_listening(base)
+        before = _children(proc.pid)
+        os.kill(before[0], signal.SIGKILL)
+        for _ in range(300):
+            now = _children(proc.pid)
+            if len(now) == 2 and before[0] not in now:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            left = _children(proc.pid)
+            raise AssertionError(f"no worker started in place of {before[0]}: {left}")
+        await _both_listening(base)
+        await _send(base, REQUESTS)
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as resp:
+            by_worker = _requests_by_worker(await resp.text())
+        assert set(by_worker) == {"0", "1"}
+        assert sum(by_worker.values()) == REQUESTS  # the killed worker's counts went with it
+        assert proc.returncode is None
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert proc.stderr is not None
+    assert "starting it again" in (await proc.stderr.read()).decode()
 
 
 async def test_a_worker_that_cannot_bind_stops_the_gateway(tmp_path: Path, sim: RunningSim) -> None:
