@@ -5,13 +5,14 @@ uses one core; N workers each bind the same address with SO_REUSEPORT and the ke
 incoming connections over them. The supervisor holds no socket and serves nothing: it makes a
 private 0700 directory for the workers' sockets (``gateway.workers``: the merged ``/metrics``
 and ``/debug/decisions``), starts each worker with the gateway's own command line and
-``SWITCHMAN_WORKER=<index>/<count>/<directory>`` in its environment,
-passes SIGTERM/SIGINT on to all of them, and waits for them to drain (each within its own
-``--shutdown-grace``). A worker that exits while the gateway runs is started again after a
-second; one that exits before it listened (bad config, port taken: it never touched its
-``worker-<index>.ready`` file) stops the gateway with its exit code, since the next one would
-fail alike. Workers get SIGTERM if the supervisor itself dies, so none outlives it holding the
-port.
+``SWITCHMAN_WORKER=<index>/<count>/<directory>`` in its environment, passes SIGTERM/SIGINT on
+to all of them, and waits for them to drain (each within its own ``--shutdown-grace``).
+
+A worker that exits while the gateway runs is started again after a second (doubling, up to
+30 s, while it keeps dying within 30 s of its start). One that exits before it listened (bad
+config, port taken: it never touched its ``worker-<index>.ready`` file) stops the gateway with
+its exit code, since the next one would fail alike. Workers get SIGTERM if the supervisor
+itself dies, so none outlives it holding the port.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from types import FrameType
 from switchman.gateway.workers import Workers
 
 RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 30.0
+STABLE_S = 30.0  # a worker that dies sooner after its start backs the next restart off
 
 
 WORKER_ENV = "SWITCHMAN_WORKER"  # "<index>/<count>/<socket directory>", set for each worker
@@ -67,6 +70,8 @@ class Supervisor:
         self.directory = Path(tempfile.mkdtemp(prefix="switchman-workers-"))
         os.chmod(self.directory, 0o700)
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: dict[int, float] = {}
+        self.quick_deaths: dict[int, int] = {}
         self.stopping = False
 
     def _ready_file(self, index: int) -> Path:
@@ -78,6 +83,7 @@ class Supervisor:
         env = {**os.environ, WORKER_ENV: f"{index}/{self.count}/{self.directory}"}
         proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
         self.workers[index] = proc
+        self.started[index] = time.monotonic()
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -97,11 +103,17 @@ class Supervisor:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def _watch(self) -> int:
+        due: dict[int, float] = {}  # worker index -> when to start it again
         while not self.stopping:
             time.sleep(0.2)
+            now = time.monotonic()
+            for index, when in list(due.items()):
+                if when <= now:
+                    del due[index]
+                    self._start(index)
             for index, proc in list(self.workers.items()):
                 code = proc.poll()
-                if code is None or self.stopping:
+                if code is None or index in due or self.stopping:
                     continue
                 if not self._ready_file(index).exists():
                     print(
@@ -110,14 +122,20 @@ class Supervisor:
                         file=sys.stderr,
                     )
                     return code or 1
+                delay = self._backoff(index, now)
                 print(
-                    f"switchman gateway: worker {index} exited ({code}); starting it again",
+                    f"switchman gateway: worker {index} exited ({code}); "
+                    f"starting it again in {delay:g} s",
                     file=sys.stderr,
                 )
-                time.sleep(RESTART_DELAY_S)
-                if not self.stopping:
-                    self._start(index)
+                due[index] = now + delay
         return 0
+
+    def _backoff(self, index: int, now: float) -> float:
+        """1 s, doubled for each death within ``STABLE_S`` of the last start, up to 30 s."""
+        quick = now - self.started.get(index, now) < STABLE_S
+        self.quick_deaths[index] = self.quick_deaths.get(index, 0) + 1 if quick else 0
+        return min(RESTART_DELAY_S * 2 ** self.quick_deaths[index], MAX_RESTART_DELAY_S)
 
     def _stop(self) -> None:
         for proc in self.workers.values():
