@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", nargs="+", default=list(ALL), choices=ALL)
     parser.add_argument("--kinds", nargs="+", default=["chat", "chat-stream"])
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--note", default="", help="a line for the results (what else ran)")
     parser.add_argument(
         "--tenancy",
         choices=("redis", "local", "off"),

@@ -107,6 +107,8 @@ def markdown(results: dict[str, Any]) -> str:
         "thread; latency is to the last byte (for streams an upper bound of time to first "
         "token: the fake upstream sends the whole stream at once).",
     ]
+    if results["settings"].get("note"):
+        lines.append(f"Note: {results['settings']['note']}")
     if results.get("collector"):
         lines.append(f"OTLP collector received: {results['collector']}.")
     lines += ["", "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
