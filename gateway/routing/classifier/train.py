@@ -39,7 +39,7 @@ PENALTIES = (0.0003, 0.001, 0.01, 0.1)
 FOLDS = 5
 MAX_ITERATIONS = 50
 SMOOTHING = 0.03  # added to every bucket's count on both sides (chosen by CV log-loss)
-MODE_UNDER_ROUTING = {"quality": 0.03, "balanced": 0.09, "cost": 0.18}
+MODE_UNDER_ROUTING = {"quality": 0.03, "balanced": 0.11, "cost": 0.2}
 WEIGHTS = Path(__file__).with_name("weights.json")
 
 Matrix = list[list[float]]

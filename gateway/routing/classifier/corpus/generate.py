@@ -30,6 +30,7 @@ from switchman.gateway.routing.classifier.corpus import (
 )
 from switchman.gateway.routing.classifier.corpus.frames import SIMPLE_INTENTS, Frames
 from switchman.gateway.routing.classifier.corpus.frames_more import COMPLEX_INTENTS, HARD
+from switchman.gateway.routing.classifier.corpus.frames_native import CONTEXT_ASK, PROVE
 from switchman.gateway.routing.classifier.corpus.styles import POLITE, PREAMBLE, REPLY
 from switchman.gateway.routing.classifier.corpus.subject import Subject
 
@@ -110,6 +111,8 @@ def _intents() -> Iterator[tuple[str, str, Frames]]:
     yield FACT, "simple", HARD  # the same frames as hard questions: the content decides
     for name, frames in COMPLEX_INTENTS.items():
         yield name, "complex", frames
+    yield "prove", "complex", PROVE
+    yield "context_ask", "simple", CONTEXT_ASK
 
 
 def _row(subject: Subject, intent: str, label: str, frames: Frames, k: int) -> Row:
