@@ -125,7 +125,7 @@ class Guard(Strict):
     """When a lower tier's non-streamed answer is escalated to a higher tier (a cascade).
 
     Checked on each answer from a model whose tier is below a later candidate's; the first
-    check that fires escalates. Streams are not guarded.
+    check that fires escalates. Streams only with ``hold_stream_chunks`` (refusal, empty).
     """
 
     min_mean_logprob: float | None = Field(
@@ -149,6 +149,15 @@ class Guard(Strict):
     invalid_json: bool = Field(
         default=True,
         description="Escalate invalid JSON answering a json_object/json_schema request.",
+    )
+    hold_stream_chunks: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description=(
+            "Streams: hold this many chunks before sending anything and escalate a refusal or "
+            "an empty answer among them (0: streams are not guarded)."
+        ),
     )
 
 

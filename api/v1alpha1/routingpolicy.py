@@ -125,6 +125,9 @@ class Guard(Spec):
     refusal: bool = Field(default=True, description="Escalate a refusal.")
     truncated: bool = Field(default=True, description="Escalate a cut the client did not ask.")
     invalid_json: bool = Field(default=True, description="Escalate invalid JSON for JSON asks.")
+    hold_stream_chunks: int = Field(
+        default=0, ge=0, le=256, description="Streams: chunks held and checked first (0: none)."
+    )
 
 
 class Shadow(Spec):

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -153,6 +153,15 @@ async def unary(
         ) from exc
 
 
+class Hold(Protocol):
+    """The quality guard's hold of a stream's start (``guard``): how many client-visible
+    chunks to read before committing, and the verdict on them (a Failure escalates)."""
+
+    chunks: int
+
+    def check(self, held: bytes, ended: bool) -> Failure | None: ...
+
+
 async def stream(
     metrics: Metrics,
     target: Target,
@@ -162,6 +171,7 @@ async def stream(
     client: ClientStream,
     sent: tuple[Sent, str] | None,
     commit: Callable[[], dict[str, str]],
+    hold: Hold | None = None,
 ) -> tuple[str, ResponseInfo, float]:
     """Relay one attempt's stream; returns (outcome, info, seconds to its first chunk).
 
@@ -169,6 +179,7 @@ async def stream(
     attempt continues a cut stream.
     ``commit`` is called when this attempt is the one that starts the client's stream: it
     returns the response headers (the decision record as of now).
+    ``hold``: before a commit, read up to ``hold.chunks`` chunks and raise its verdict, if any.
     """
     upstream = target.upstream
     timeouts = upstream.spec.timeouts
@@ -193,6 +204,8 @@ async def stream(
         )
         first = await pipe.first(upstream.name)
         ttft = loop.time() - started
+        if hold is not None and not client.committed:
+            first = await _held(pipe, first, hold, upstream.name)
         if not client.committed:
             await client.commit(commit())
         try:
@@ -206,6 +219,18 @@ async def stream(
         usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
     )
     return outcome, info, ttft
+
+
+async def _held(pipe: relay.Relay, first: bytes, hold: Hold, name: str) -> bytes:
+    """The stream's first ``hold.chunks`` client-visible chunks, once the guard passed them."""
+    parts = [first]
+    while len(parts) < hold.chunks and not pipe.ended:
+        parts.append(await pipe.first(name))
+    held = b"".join(parts)
+    failure = hold.check(held, pipe.ended)
+    if failure is not None:
+        raise failure
+    return held
 
 
 async def read_capped(upstream: UpstreamClient, resp: aiohttp.ClientResponse) -> bytes:

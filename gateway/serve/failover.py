@@ -109,8 +109,9 @@ class Walk:
         self.mechanism: str | None = None  # how the current attempt asks to continue
         self.refused: dict[str, set[str]] = {}  # continuation mechanisms refused, per upstream
         self.guard = guard.for_request(
-            plan.spec, runtime.table.models, plan.order, creq.op, creq.stream, creq.body
-        )
+            plan.spec, runtime.table.models, plan.order, creq.op, creq.stream, creq.body,
+            creq.format is None,
+        )  # fmt: skip
         # the first escalated answer: served if no higher tier answers after all
         self.kept: tuple[bytes, ResponseInfo, Model, UpstreamClient, str | None] | None = None
 
@@ -383,9 +384,14 @@ class Walk:
         resume = None
         if self.sent is not None and self.mechanism is not None:
             resume = (self.sent, self.mechanism)
-        outcome, info, ttft = await forward.stream(
-            self.metrics, target, self.creq.op, call, headers, client, resume, commit
-        )
+        hold = self.guard.hold(model) if self.guard and resume is None else None
+        try:
+            outcome, info, ttft = await forward.stream(
+                self.metrics, target, self.creq.op, call, headers, client, resume, commit, hold
+            )
+        except guard.Escalation as escalation:
+            guard.Guard.count(self.metrics, self.plan.route, model, escalation, ResponseInfo())
+            raise
         if not served:
             decision.serve(model, upstream, address)
         decision.outcome = outcome

@@ -5,7 +5,9 @@
 in order: a refusal (the ``refusal`` field or a refusal opening), an empty answer (no text, no
 tool call), an answer cut at a length limit the client did not set, invalid JSON for a
 ``json_object`` / ``json_schema`` request, and a mean token log-probability under
-``min_mean_logprob`` when the upstream returned logprobs. An escalation is an ``Escalation``
+``min_mean_logprob`` when the upstream returned logprobs. A stream is checked only with
+``hold_stream_chunks``: ``StreamHold`` (``attempt.Hold``) reads that many chunks before the
+commit and escalates a refusal or an empty answer among them. An escalation is an ``Escalation``
 failure: scope ``model`` (the walk moves on), blamed on no breaker (the replica is fine), its
 reason a bounded ``escalated_*`` label, counted with the escalated answer's cost
 (``switchman_escalations_total``, ``switchman_escalation_cost_usd_total``: the extra spend,
@@ -48,10 +50,13 @@ class Escalation(Failure):
 
 def for_request(
     spec: Route | None, models: Mapping[str, Model], order: Sequence[Model], op: str,
-    stream: bool, body: Mapping[str, Any],
+    stream: bool, body: Mapping[str, Any], openai_format: bool = True,
 ) -> Guard | None:  # fmt: skip
-    """The guard of a planned request, or None: no ``guard`` on the route, a stream, not chat."""
-    if spec is None or spec.guard is None or stream or op != "chat":
+    """The guard of a planned request, or None: no ``guard`` on the route, not chat, or a
+    stream without ``hold_stream_chunks`` (or in another client format than OpenAI's)."""
+    if spec is None or spec.guard is None or op != "chat":
+        return None
+    if stream and not (spec.guard.hold_stream_chunks and openai_format):
         return None
     tiers = list(dict.fromkeys(models[name].tier for name in spec.candidates))
     return Guard(spec.guard, tiers, order, body)
@@ -101,6 +106,12 @@ class Guard:
         error = UpstreamUnavailable(f"model '{model.name}' answered with low confidence: {detail}")
         return Escalation(f"escalated_{reason}", error, scope="model")
 
+    def hold(self, model: Model) -> StreamHold | None:
+        """The hold of ``model``'s stream start (``attempt.Hold``), when it is guarded."""
+        if not self.spec.hold_stream_chunks or not self.guards(model):
+            return None
+        return StreamHold(self.spec, model)
+
     @staticmethod
     def count(metrics: Metrics, route: str, model: Model, escalation: Escalation,
               info: ResponseInfo) -> None:  # fmt: skip
@@ -132,6 +143,50 @@ class Guard:
             if mean is not None and mean < spec.min_mean_logprob:
                 return "low_logprob", f"mean token logprob {mean:.2f} < {spec.min_mean_logprob:g}"
         return None
+
+
+class StreamHold:
+    """Judges the held start of a stream (OpenAI SSE, as the client would get it)."""
+
+    __slots__ = ("chunks", "model", "spec")
+
+    def __init__(self, spec: GuardSpec, model: Model) -> None:
+        self.spec, self.model = spec, model
+        self.chunks = spec.hold_stream_chunks
+
+    def check(self, held: bytes, ended: bool) -> Escalation | None:
+        text, tools = _streamed(held)
+        opening = text[:160].lower().replace("\u2019", "'").lstrip()
+        reason = None
+        if self.spec.refusal and opening.startswith(_REFUSALS):
+            reason = "refusal"
+        elif self.spec.empty and ended and not text.strip() and not tools:
+            reason = "empty"
+        if reason is None:
+            return None
+        error = UpstreamUnavailable(f"model '{self.model.name}' began its stream with a {reason}")
+        return Escalation(f"escalated_{reason}", error, scope="model")
+
+
+def _streamed(held: bytes) -> tuple[str, bool]:
+    """(the text of the held chunks' deltas, whether any carried a tool call)."""
+    texts: list[str] = []
+    tools = False
+    for line in held.split(b"\n"):
+        if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+            continue
+        try:
+            chunk = json.loads(line[5:])
+        except ValueError:
+            continue
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                content = delta.get("content") or delta.get("refusal")
+                texts.append(content if isinstance(content, str) else "")
+                tools = tools or bool(delta.get("tool_calls"))
+    return "".join(texts), tools
 
 
 def _is_json(text: str) -> bool:

@@ -12,7 +12,9 @@ Scenario matrix:
   (max_tokens), a mean logprob above the bar, a tool call with no text, no guard on the route
 - request_logprobs: the guarded small attempt asks for logprobs, the large one does not
 - the large model fails after an escalation: the small answer is served (200), never an error
-- streams are not guarded
+- streams are not guarded unless hold_stream_chunks: then a stream that opens with a refusal is
+  escalated before anything reaches the client (the client streams the large answer), and a
+  confident one streams from the small model
 """
 
 from __future__ import annotations
@@ -252,4 +254,35 @@ async def test_streams_are_not_guarded(gateway: tuple[Start, Upstream, Upstream]
         )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text.startswith("I'm sorry")
+    assert large.bodies == []
+
+
+async def _stream_text(base_url: str) -> str:
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="sk", max_retries=0, timeout=20)
+    async with client:
+        stream = await client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "q"}], stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+async def test_a_held_stream_that_opens_with_a_refusal_is_escalated(
+    gateway: tuple[Start, Upstream, Upstream],
+) -> None:
+    start, small, large = gateway
+    small.message = {"role": "assistant", "content": "I'm sorry, but I can't help with that."}
+    base_url, metrics = await start({"hold_stream_chunks": 4})
+    assert await _stream_text(base_url) == "large answer"
+    assert len(small.bodies) == len(large.bodies) == 1
+    assert sample(metrics, "switchman_escalations_total", route="auto", model="small",
+                  reason="escalated_refusal") == 1  # fmt: skip
+
+
+async def test_a_held_confident_stream_is_served_by_the_small_model(
+    gateway: tuple[Start, Upstream, Upstream],
+) -> None:
+    start, small, large = gateway
+    base_url, _ = await start({"hold_stream_chunks": 4})
+    assert await _stream_text(base_url) == "small answer"
+    assert len(small.bodies) == 1
     assert large.bodies == []

@@ -40,5 +40,6 @@ def test_guard_renders_every_check() -> None:
         "refusal": True,
         "truncated": False,
         "invalid_json": True,
+        "hold_stream_chunks": 0,
     }
     assert "guard" not in render({})
