@@ -343,8 +343,9 @@ class Walk:
         headers = dict(self.forwarded)
         self.obs.attempt(model, upstream, headers, target.endpoint.address)
         body = self._body(upstream)
-        call = creq.prepare(upstream.provider, self.guard.body(model, body) if self.guard else body,
-                            model.target)  # fmt: skip
+        if self.guard is not None:
+            body = self.guard.body(model, upstream.spec.kind, body)
+        call = creq.prepare(upstream.provider, body, model.target)
         if creq.stream:
             return await self._stream(target, call, headers)
         loop = asyncio.get_running_loop()

@@ -89,9 +89,11 @@ class Guard:
     def guards(self, model: Model) -> bool:
         return self.higher.get(model.name, False)
 
-    def body(self, model: Model, body: dict[str, Any]) -> dict[str, Any]:
-        """The attempt's body: with ``logprobs: true`` for a guarded model when so configured."""
-        if self.spec.request_logprobs and self.guards(model) and not body.get("logprobs"):
+    def body(self, model: Model, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The attempt's body: with ``logprobs: true`` for a guarded model when so configured
+        (OpenAI-compatible upstreams only: Anthropic's API has no logprobs)."""
+        wanted = self.spec.request_logprobs and kind != "anthropic"
+        if wanted and self.guards(model) and not body.get("logprobs"):
             return {**body, "logprobs": True}
         return body
 
