@@ -3,7 +3,7 @@
 ``evaluation(args)`` scores the packaged labelled prompts (one split) with the packaged or a
 given weights file at a quality mode's threshold (or ``--threshold``) and gathers: the split's
 report beside the length-only baseline, every mode's report, a threshold sweep, per-domain and
-per-language tables, and leave-one-domain-out / leave-one-language-out results
+per-language (and per-source) tables, and leave-one-domain-out / leave-one-language-out results
 (``holdout``, retraining per group: minutes of CPU). ``text``/``as_json`` render it. Called by
 ``switchman.cli.classifier``.
 """
@@ -44,6 +44,7 @@ class Evaluation:
     table: list[Report]
     domains: dict[str, Report]
     languages: dict[str, Report]
+    sources: dict[str, Report]
     holdouts: list[Summary]
     seconds: float
 
@@ -69,6 +70,7 @@ def evaluation(args: argparse.Namespace, classifier: Classifier, prices: Prices)
         table=sweep(scored, prices),
         domains=per_group(scored, threshold, "domain", prices),
         languages=per_group(scored, threshold, "language", prices),
+        sources=per_group(scored, threshold, "source", prices),
         holdouts=holdouts,
         seconds=time.perf_counter() - started,
     )
@@ -85,6 +87,7 @@ def as_json(e: Evaluation) -> dict[str, Any]:
         "modes": {m: asdict(r) for m, r in e.modes.items()},
         "per_domain": {g: asdict(r) for g, r in e.domains.items()},
         "per_language": {g: asdict(r) for g, r in e.languages.items()},
+        "per_source": {g: asdict(r) for g, r in e.sources.items()},
         "holdout": {
             s.key: {
                 "pooled": asdict(s.pooled),
@@ -131,7 +134,11 @@ def text(e: Evaluation) -> str:
         _HEADER,
         *(_row(f"{m} {x.threshold:.3f}", x) for m, x in e.modes.items()),
     ]
-    for title, groups in (("per domain", e.domains), ("per language", e.languages)):
+    for title, groups in (
+        ("per source (generated, native, hand-written)", e.sources),
+        ("per domain", e.domains),
+        ("per language", e.languages),
+    ):
         lines += ["", f"{title} ({e.mode})", _HEADER, *(_row(g, x) for g, x in groups.items())]
     for s in e.holdouts:
         name = {"domain": "leave-one-domain-out", "language": "leave-one-language-out"}[s.key]

@@ -83,6 +83,7 @@ async def test_eval_json_matches_evaluate() -> None:
     assert document["per_language"] == {
         g: pytest.approx(dataclasses.asdict(r)) for g, r in languages.items()
     }
+    assert set(document["per_source"]) == {"generated", "handwritten", "native"}
     assert len(document["per_domain"]) >= 15
     assert len(document["per_language"]) >= 10
     assert document["holdout"] == {}
