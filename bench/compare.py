@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kinds", nargs="+", default=["chat", "chat-stream"])
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--note", default="", help="a line for the results (what else ran)")
+    parser.add_argument("--stem", default="compare", help="result file names (STEM.md, ...)")
     parser.add_argument(
         "--tenancy",
         choices=("redis", "local", "off"),
@@ -203,9 +205,21 @@ def machine() -> dict[str, Any]:
             break
     mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
     versions = {"python": platform.python_version()}
-    for tool, flag in (("nginx", "-v"), ("wrk", "-v")):
-        done = subprocess.run([tool, flag], capture_output=True, text=True, check=False)
-        versions[tool] = (done.stdout + done.stderr).strip().splitlines()[0]
+    for tool, pattern in (("nginx", r"nginx/(\S+)"), ("wrk", r"wrk (\S+)")):
+        done = subprocess.run([tool, "-v"], capture_output=True, text=True, check=False)
+        found = re.search(pattern, done.stdout + done.stderr)
+        versions[tool] = found.group(1) if found else "unknown"
+    if targets.litellm_available():
+        python = str(targets.LITELLM_VENV / "bin" / "python")
+        code = "import importlib.metadata as m; print(m.version('litellm'))"
+        done = subprocess.run(  # not from the repo root: its operator/ would shadow the stdlib's
+            [python, "-c", code], capture_output=True, text=True, check=False, cwd="/"
+        )
+        versions["litellm"] = done.stdout.strip() or "unknown"
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    versions["switchman commit"] = done.stdout.strip() or "unknown"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -292,4 +306,4 @@ async def _collector_stats(chosen: list[targets.Target]) -> dict[str, int] | Non
 async def main(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
     results = await run(args)
-    report.write(results, args.out)
+    report.write(results, args.out, args.stem)
