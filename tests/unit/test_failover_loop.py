@@ -132,6 +132,9 @@ class Client:
     def committed(self) -> bool:
         return self.response is not None
 
+    def native(self, provider: Any) -> bool:
+        return False
+
     async def commit(self, headers: dict[str, str]) -> None:
         self.response = web.StreamResponse()
         self.got.append("commit")
@@ -183,7 +186,9 @@ class Script:
             raise act
         return act
 
-    async def unary(self, metrics: Any, target: Any, op: Any, call: Any, headers: Any) -> Any:
+    async def unary(
+        self, metrics: Any, target: Any, op: Any, call: Any, headers: Any, native: bool = False
+    ) -> Any:
         act = self._next(target)
         if isinstance(act, asyncio.Event):
             act.set()
@@ -200,6 +205,7 @@ class Script:
         client: Client,
         resume: tuple[Sent, str] | None,
         commit: Any,
+        hold: Any = None,
     ) -> Any:
         act = self._next(target, resume)
         if not client.committed:
@@ -247,6 +253,7 @@ async def walk(
         request=request,  # type: ignore[arg-type]
         runtime=SimpleNamespace(  # type: ignore[arg-type]
             upstreams=upstreams,
+            table=SimpleNamespace(models=models),
             config=SimpleNamespace(server=SimpleNamespace(mid_stream=mid_stream)),
         ),
         creq=parse("chat", json.dumps(body).encode()),
@@ -503,7 +510,7 @@ async def test_a_cancelled_attempt_releases_its_admission_once(
     task = asyncio.create_task(
         walk({"a": [hanging]}, stream=False, order=("a",), calls=calls, monkeypatch=monkeypatch)
     )
-    await hanging.wait()
+    await asyncio.wait_for(hanging.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
