@@ -1,8 +1,8 @@
 """The record of one request's routing decision and upstream attempts.
 
-The proxy appends an entry per attempt; ``headers()`` turns the record into the ``x-switchman-*``
-response headers that explain which model served the request and why; ``decisions`` keeps
-recent ones for ``/debug/decisions``.
+``proxy`` opens one per request and the failover loop (``failover``) appends an entry per
+attempt; ``headers()`` turns the record into the ``x-switchman-*`` response headers that explain
+which model served the request and why; ``decisions`` keeps recent ones for ``/debug/decisions``.
 """
 
 from __future__ import annotations

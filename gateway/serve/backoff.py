@@ -1,6 +1,6 @@
 """How long to wait before a retry, and whether a route may retry at all.
 
-Used by the proxy's retry loop (``Retry`` in ``switchman.api.resilience`` holds the knobs):
+Used by the retry loop, ``failover`` (``Retry`` in ``switchman.api.resilience`` holds the knobs):
 
 - ``backoff_delay``: exponential backoff with full jitter (uniform in ``[0, min(cap,
   base * 2**attempt))``), so retries from many clients spread out instead of arriving together.

@@ -1,6 +1,6 @@
 """Mid-stream failover: continue a cut stream from another upstream as if nothing happened.
 
-Used by ``proxy`` for routes with ``mid_stream: continue``. While a stream is relayed, a
+Used by ``failover`` for routes with ``mid_stream: continue``. While a stream is relayed, a
 ``Transcript`` keeps the text the client received. When the upstream dies or stalls after that,
 ``Transcript.read`` recovers the partial answer, ``request_body`` asks the next attempt to
 continue it (the conversation plus the partial assistant message, in the way that upstream

@@ -1,6 +1,6 @@
 """Failure classes: what an upstream's failure means for the next attempt.
 
-Used by ``proxy`` when an attempt fails. Every failure is a ``Failure`` with a bounded ``reason``
+Used by ``failover`` when an attempt fails. Every failure is a ``Failure`` with a bounded ``reason``
 label; its ``scope`` says where to go next:
 
 - ``endpoint``: this replica is in trouble (refused, reset, 5xx, timeout, stall, a stream cut):
