@@ -135,7 +135,7 @@ def mechanism_of(body: dict[str, Any], anthropic: bool) -> tuple[Mechanism, str]
     if last.get("role") == "assistant":
         kind: Mechanism = "vllm" if body.get("continue_final_message") else "prefill"
         return kind, _text(last.get("content"))
-    if len(messages) >= 2 and messages[-2].get("role") == "assistant" and not anthropic:
+    if len(messages) >= 2 and messages[-2].get("role") == "assistant":
         said = _text(last.get("content")).lower()
         if "continue" in said or "cut off" in said:
             return "instruct", _text(messages[-2].get("content"))

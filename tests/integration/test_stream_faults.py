@@ -8,7 +8,8 @@ The answer is ``misbehaving.answer_text(60)`` (60 words, one token each).
 - A cut after 40 of 60 words continued on a fallback that ignores the ``instruct`` request and
   restarts: the client gets the 60 words once and usage of 60 completion tokens (the repeat is
   trimmed at the join); the same for a stall; the same when the fallback is asked by ``prefill``
-  first, refuses it with a 400 and is then asked by ``instruct``; a restart that goes another way
+  first, refuses it with a 400 and is then asked by ``instruct`` (an OpenAI-compatible fallback
+  and an Anthropic one, which the gateway speaks Messages to); a restart that goes another way
   cannot be joined: one clean ``APIError``, never a corrupt success.
 - The continuation target answering 404 / 401 / a content-filter 400 / a prefill-refusal 400
   after the 200 stream started: the body stays one well-formed SSE stream (no second HTTP
@@ -153,6 +154,25 @@ async def test_a_restarted_continuation_is_trimmed_to_one_whole_answer(
     assert mechanisms[-1] == "instruct"
     if fallback_spec:
         assert mechanisms == ["prefill", "instruct"]  # the refused mechanism, then the next
+
+
+async def test_an_anthropic_fallback_refusing_prefill_is_asked_by_instruct(
+    start_gateway: Any,
+) -> None:
+    fallback = {"on_continue": "restart", "rejects": frozenset({"prefill"})}
+    async with pair({"cut_after": 40}, fallback) as (first, second):
+        document = config(first, second)
+        document["upstreams"][1].update(
+            kind="anthropic", base_url=second.url, api_key={"env": "ANTHROPIC_KEY"}
+        )
+        gateway = await start_gateway(document, environ={"ANTHROPIC_KEY": "sk-ant-fake"})
+        text, usage = await sdk_stream(gateway.base_url)
+
+    assert text == ANSWER
+    assert usage is not None
+    assert usage["completion_tokens"] == WORDS
+    assert [s.path for s in second.seen] == ["/v1/messages"] * 2
+    assert [s.mechanism for s in second.seen] == ["prefill", "instruct"]
 
 
 async def test_a_restart_that_goes_another_way_ends_with_one_clean_error(
