@@ -1,13 +1,24 @@
-"""Mid-stream continuation: reading what the client got, asking to go on, re-labelling chunks."""
+"""Mid-stream continuation: reading what the client got, asking to go on, re-labelling chunks,
+and verifying the join (restarts and, for ``instruct``, repeated tails trimmed; a restart that
+goes another way refused; usage without what was dropped)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
 from switchman.gateway.providers.openai_compat import OpenAIStream
 from switchman.gateway.providers.sse import SSEParser, encode
-from switchman.gateway.serve.continuation import INSTRUCTION, Continued, Transcript, request_body
+from switchman.gateway.serve.continuation import (
+    INSTRUCTION,
+    Continued,
+    Join,
+    JoinUnverified,
+    Transcript,
+    request_body,
+)
 
 
 def chunk(content: str | None = None, *, role: str | None = None, **extra: Any) -> bytes:
@@ -160,3 +171,86 @@ def test_long_streams_are_compacted_to_their_text_and_read_whole() -> None:
     assert sent.text == "".join(pieces)
     assert sent.tokens == 2000
     assert sent.continuable
+
+
+# --- the join ------------------------------------------------------------------------------------
+
+SENT = "The quick brown fox jumps over the lazy dog"
+
+
+def joined(pieces: list[str], mechanism: str = "instruct") -> tuple[str, int]:
+    """What the client gets of a continuation fed piece by piece, and the pieces dropped."""
+    join = Join(SENT, overlaps=mechanism == "instruct")
+    out = "".join(join.feed(piece) for piece in pieces) + join.end()
+    return out, join.dropped
+
+
+@pytest.mark.parametrize(
+    ("pieces", "mechanism", "expected", "dropped"),
+    [
+        # a real continuation passes unchanged
+        ([" and", " runs", " away."], "instruct", " and runs away.", 0),
+        # answered from scratch: the repeat is dropped, whatever the mechanism
+        (["The quick", " brown fox", " jumps over", " the lazy", " dog and", " runs."], "vllm",
+         " and runs.", 4),
+        ([SENT, " and runs."], "instruct", " and runs.", 1),
+        # asked by instruct, the model repeats the last words first: trimmed
+        (["the lazy dog", " and", " runs."], "instruct", " and runs.", 1),
+        # vllm continues the message itself: a tail it writes again is its own text
+        (["the lazy dog", " again."], "vllm", "the lazy dog again.", 0),
+        # a short coincidence is not an overlap
+        (["dog-", "like."], "instruct", "dog-like.", 0),
+        # an empty continuation (the answer was complete) is fine
+        ([], "instruct", "", 0),
+    ],
+    ids=["continues", "restart-vllm", "restart-one-piece", "overlap-instruct", "vllm-own-text",
+         "short-coincidence", "empty"],
+)  # fmt: skip
+def test_the_join_trims_restarts_and_repeated_tails(
+    pieces: list[str], mechanism: str, expected: str, dropped: int
+) -> None:
+    assert joined(pieces, mechanism) == (expected, dropped)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["The quick brown", " cat sleeps."],  # a restart that went another way
+        ["The quick brown fox"],  # a restart that stopped short
+    ],
+    ids=["diverged", "short-restart"],
+)
+def test_a_join_that_cannot_be_verified_raises(pieces: list[str]) -> None:
+    with pytest.raises(JoinUnverified):
+        joined(pieces)
+
+
+def test_the_join_holds_text_only_while_it_is_unclear() -> None:
+    join = Join(SENT, overlaps=True)
+    assert join.feed("The quick") == ""  # might be a restart
+    assert join.feed(" brown fox jumps over the lazy dog") == ""
+    assert join.feed(" too.") == " too."
+    assert join.decided
+    assert join.feed(" More.") == " More."
+
+
+def test_continued_usage_leaves_out_what_the_join_dropped() -> None:
+    sent = sent_so_far(chunk("", role="assistant"), chunk("Hello"), chunk(" world")).read()
+    decoder = Continued(OpenAIStream(wants_usage=True), sent, "instruct")
+    parser, out = SSEParser(), b""
+    usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}  # its 3 pieces
+    for raw in (
+        chunk("", role="assistant", id="second"),
+        chunk("Hello", id="second"),
+        chunk(" world", id="second"),
+        chunk("!", id="second"),
+        chunk(None, id="second", finish="stop"),
+        encode(json.dumps({"id": "second", "choices": [], "usage": usage}).encode()),
+        b"data: [DONE]\n\n",
+    ):
+        for event in parser.feed(raw):
+            out += decoder.feed(event)
+    events = [json.loads(e.data) for e in SSEParser().feed(out) if not e.is_done]
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+    assert text == "!"
+    assert events[-1]["usage"]["completion_tokens"] == 3  # 2 before the cut + 3 - 2 dropped
