@@ -301,7 +301,7 @@ class PoolModel(Spec):
     vllm: VLLM | None = Field(default=None, description="Served in the cluster by vLLM.")
     external: External | None = Field(default=None, description="Served by a provider.")
     capabilities: Capabilities = Field(default_factory=Capabilities)
-    price: Price = Field(default_factory=Price)
+    price: Price | None = Field(default=None, description="Unset: unpriced (unknown, not free).")
     tier: str = Field(default="default", min_length=1, max_length=63, description="Quality tier.")
 
     @model_validator(mode="after")

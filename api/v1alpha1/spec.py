@@ -51,8 +51,12 @@ class Capabilities(Spec):
     vision: bool = Field(default=False, description="Accepts image parts.")
     tools: bool = Field(default=False, description="Accepts tools (function calling).")
     json_schema: bool = Field(default=False, description="Honours response_format json_schema.")
-    context_window: int = Field(
-        default=8192, ge=1, le=10_000_000, description="Prompt plus completion tokens."
+    context_window: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="Prompt plus completion tokens. Unset: unknown (never filtered on), or vLLM's "
+        "maxModelLen for an in-cluster model.",
     )
     endpoints: list[PassthroughEndpoint] = Field(
         default_factory=list,
@@ -63,13 +67,15 @@ class Capabilities(Spec):
 
 
 class Price(Spec):
-    """USD per one million tokens; the gateway's cost scorer and spend metrics use it."""
+    """USD per one million tokens; the gateway's cost scorer and spend metrics use it. A model
+    without a price is unpriced (unknown, not free): ``cheapest`` ranks it after priced ones and
+    its spend is not billed."""
 
     input_per_m_tok: float = Field(
-        default=0.0, ge=0, alias="inputPerMTok", description="USD per 1M input tokens."
+        ge=0, alias="inputPerMTok", description="USD per 1M input tokens."
     )
     output_per_m_tok: float = Field(
-        default=0.0, ge=0, alias="outputPerMTok", description="USD per 1M output tokens."
+        ge=0, alias="outputPerMTok", description="USD per 1M output tokens."
     )
 
 

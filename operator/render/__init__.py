@@ -7,8 +7,8 @@ talks to the Kubernetes API. A spec that cannot be rendered raises ``InvalidSpec
 ``UnresolvedReferences`` subclass when nothing the policy references exists yet).
 """
 
-from switchman.operator.render.meta import InvalidSpec
 from switchman.operator.render.gatewayconfig import UnresolvedReferences
+from switchman.operator.render.meta import InvalidSpec
 from switchman.operator.render.modelpool import render_pool
 from switchman.operator.render.policy import PolicyRender, render_policy
 

@@ -205,9 +205,10 @@ def _models(model: PoolModel, upstream: str) -> list[dict[str, Any]]:
     window = caps.context_window
     served = [(model.name, model.name)]
     if model.vllm is not None:
-        if model.vllm.engine.max_model_len is not None:
+        limit = model.vllm.engine.max_model_len
+        if limit is not None:
             # vLLM refuses longer requests, so never route one there.
-            window = min(window, model.vllm.engine.max_model_len)
+            window = limit if window is None else min(window, limit)
         served += [(a.name, a.name) for a in model.vllm.engine.lora_adapters]
     elif model.external is not None:
         served = [(model.name, model.external.model or model.name)]
@@ -222,7 +223,9 @@ def _models(model: PoolModel, upstream: str) -> list[dict[str, Any]]:
     common = {
         "upstream": upstream,
         "capabilities": capabilities,
-        "price": {
+        "price": None
+        if model.price is None
+        else {
             "input_per_mtok": model.price.input_per_m_tok,
             "output_per_mtok": model.price.output_per_m_tok,
         },

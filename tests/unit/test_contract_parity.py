@@ -70,6 +70,11 @@ def test_route_choices_are_the_same_in_both_planes(crd: str, gateway: str) -> No
     assert len(_enum(CRD[crd])) >= 2
 
 
+def _is_float(prop: dict[str, Any]) -> bool:
+    options = prop.get("anyOf", [prop])
+    return any(option.get("type") == "number" for option in options)
+
+
 def _snake(camel: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
 
@@ -79,8 +84,9 @@ def test_durations_carry_their_unit_in_both_planes() -> None:
     gateway_stems = {name.removesuffix("_s") for name in GATEWAY if name.endswith("_s")}
     shared = crd_stems & gateway_stems
     assert {"connect", "first_byte", "idle", "total", "backoff_base", "deadline"} <= shared
-    crd_snake = {_snake(name) for name in CRD}
-    # A duration suffixed in one plane is never bare in the other.
-    assert not {stem for stem in gateway_stems if stem in crd_snake}
-    assert not {stem for stem in crd_stems if stem in GATEWAY}
+    # A duration suffixed in one plane is never a bare number of the same name in the other
+    # (a count such as a classifier's ``window`` of recent scores is an integer, not a duration).
+    crd_numbers = {_snake(name) for name, prop in CRD.items() if _is_float(prop)}
+    assert not {stem for stem in gateway_stems if stem in crd_numbers}
+    assert not {stem for stem in crd_stems if stem in GATEWAY and _is_float(GATEWAY[stem])}
     assert not [name for name in GATEWAY if name.endswith("_seconds")]

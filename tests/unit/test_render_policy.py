@@ -36,8 +36,8 @@ from switchman.operator.render import (
     InvalidSpec,
     PolicyRender,
     UnresolvedReferences,
-    render_policy,
 )
+from switchman.operator.render import render_policy as _render_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "render"
@@ -75,12 +75,31 @@ def _external(name: str, tier: str = "default", **external: Any) -> dict[str, An
 
 
 def _policy(*pools: str, routes: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:
+    """A policy over ``pools``; without ``routes``, one route ``default`` over every model of
+    those pools (a policy needs at least one route; the candidates are filled in at render)."""
     return {
         "apiVersion": "switchman.dev/v1alpha1",
         "kind": "RoutingPolicy",
         "metadata": {"name": "chat", "namespace": "ml", "uid": "uid-policy", "generation": 3},
-        "spec": {"pools": [{"name": p} for p in pools], "routes": routes or [], **spec},
+        "spec": {
+            "pools": [{"name": p} for p in pools],
+            "routes": routes or [{"name": "default", "candidates": []}],
+            **spec,
+        },
     }
+
+
+def render_policy(
+    policy: dict[str, Any], pools: dict[str, dict[str, Any]], *args: Any
+) -> PolicyRender:
+    """``render_policy`` with ``_policy``'s placeholder route given every model of the pools."""
+    routes = policy["spec"]["routes"]
+    if routes == [{"name": "default", "candidates": []}]:
+        found = [m for p in pools.values() for m in p.get("spec", {}).get("models", [])]
+        models = list(dict.fromkeys(m["name"] for m in found if "vllm" in m or "external" in m))
+        policy = copy.deepcopy(policy)
+        policy["spec"]["routes"] = [{"name": "default", "candidates": models or ["none"]}]
+    return _render_policy(policy, pools, *args)
 
 
 def _manifest(result: PolicyRender, kind: str) -> dict[str, Any]:
@@ -255,7 +274,9 @@ def test_models_carry_served_names_explicit_capabilities_price_and_tier() -> Non
         True,
         128000,
     )
-    assert models["small"].price.model_dump() == {"input_per_mtok": 0.02, "output_per_mtok": 0.04}
+    price = models["small"].price
+    assert price is not None
+    assert (price.input_per_mtok, price.output_per_mtok) == (0.02, 0.04)
     assert (models["small"].tier, models["gpt"].tier, models["claude"].tier) == (
         "small",
         "large",
@@ -637,3 +658,17 @@ def test_every_manifest_is_valid_for_the_newest_kubernetes(example: str) -> None
     result = render_policy(policy, pools, {s: "1" for s in ("openai-api-key",)})
     for manifest in result.manifests:
         kubernetes_validate.validate(manifest, latest_version(), strict=True)
+
+
+def test_unset_price_and_window_render_as_unknown_not_free_or_8192() -> None:
+    pool = _pool(
+        "chat",
+        _external("claude", provider="anthropic"),
+        _vllm("small", engine={"maxModelLen": 4096}),
+        {**_vllm("big"), "capabilities": {"contextWindow": 32768}},
+    )
+    models = {m.name: m for m in render_policy(_policy("chat"), {"chat": pool}).config.models}
+    assert models["claude"].price is None
+    assert models["claude"].capabilities.context_window is None
+    assert models["small"].capabilities.context_window == 4096  # vLLM's own limit
+    assert models["big"].capabilities.context_window == 32768
