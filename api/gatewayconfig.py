@@ -109,6 +109,7 @@ class AnthropicSettings(Strict):
         if (problem := value_problem(value)) is not None:
             raise ValueError(f"the value {problem}")
         return value
+
     default_max_tokens: int = Field(
         default=4096,
         gt=0,
@@ -275,9 +276,7 @@ class Server(Strict):
     """Gateway-wide settings."""
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    edge: Edge = Field(
-        default_factory=Edge, description="Edge limits and what clients are shown."
-    )
+    edge: Edge = Field(default_factory=Edge, description="Edge limits and what clients are shown.")
     retry: Retry = Field(
         default_factory=Retry, description="Retries for requests naming a model directly."
     )

@@ -46,7 +46,9 @@ class Spec:
     def build(self) -> Counter | Gauge | Histogram:
         if self.kind is Histogram:
             return Histogram(self.name, self.help, self.labels, self.buckets)
-        return self.kind(self.name, self.help, self.labels)
+        if self.kind is Gauge:
+            return Gauge(self.name, self.help, self.labels)
+        return Counter(self.name, self.help, self.labels)
 
 
 FAMILIES: tuple[Spec, ...] = (

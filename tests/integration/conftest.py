@@ -18,9 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-
 import redisproc
+from aiohttp.test_utils import TestServer
 
 from switchman.gateway.app import create_app
 from switchman.gateway.telemetry.accesslog import AccessLog
