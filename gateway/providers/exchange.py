@@ -1,9 +1,9 @@
-"""Plain data passed between the proxy and the provider adapters.
+"""Plain data passed between one request (``serve``) and the provider adapters.
 
-``UpstreamCall`` is what a provider asks the proxy to send; ``ResponseInfo`` is what a provider
-reads back from a whole response (usage, response model, finish reasons, and the choices for
-opt-in content capture); stream decoders expose the same fields as they go. Usage is accounted
-exactly once per request, by the proxy.
+``UpstreamCall`` is what a provider asks one attempt (``serve.attempt``) to send; ``ResponseInfo``
+is what a provider reads back from a whole response (usage, response model, finish reasons, and the
+choices for opt-in content capture); stream decoders expose the same fields as they go. Usage is
+accounted exactly once per request, by ``serve.observe``.
 """
 
 from __future__ import annotations

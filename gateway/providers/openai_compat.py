@@ -54,7 +54,7 @@ def summarize(payload: bytes) -> ResponseInfo:
     """Usage, model and finish reasons of a whole (non-streamed) OpenAI-shaped response.
 
     Raises ValueError when the payload is not a JSON object (an HTML error page from a proxy
-    in front of the upstream, say): the proxy must not relay that as a 200.
+    in front of the upstream, say): the gateway must not relay that as a 200.
     """
     try:
         body = orjson.loads(payload)

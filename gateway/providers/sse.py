@@ -1,9 +1,10 @@
 """Incremental Server-Sent Events parsing and encoding.
 
-The proxy feeds upstream bytes as they arrive and gets whole events back, each with its original
-bytes, so OpenAI-compatible streams are relayed without re-encoding while the proxy still sees
-every event (to read usage, or to translate Anthropic's event sequence). Follows the WHATWG
-event-stream format: ``\\n``, ``\\r\\n`` or ``\\r`` line ends, ``:`` comments, multi-line ``data``.
+The relay (``serve.relay``) feeds upstream bytes as they arrive and gets whole events back, each
+with its original bytes, so OpenAI-compatible streams are relayed without re-encoding while the
+relay still sees every event (to read usage, or to translate Anthropic's event sequence). Follows
+the WHATWG event-stream format: ``\\n``, ``\\r\\n`` or ``\\r`` line ends, ``:`` comments, multi-line
+``data``.
 """
 
 from __future__ import annotations

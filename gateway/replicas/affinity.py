@@ -1,9 +1,9 @@
 """Affinity keys: what about a request should steer it to the same replica as earlier ones.
 
-``proxy`` calls ``affinity_key`` once per request (before picking a replica) and hands the key to
-``EndpointSet.pick`` and ``EndpointSet.served`` (``endpoints``). A key carries cumulative hashes
-of the prompt's leading blocks (so prompts sharing a system prompt share the first hashes and can
-land where that prefix is already in vLLM's KV cache) and, when configured, a hash of a session
+The failover loop (``serve.failover``) calls ``affinity_key`` (before picking a replica) and hands
+the key to ``EndpointSet.pick`` and ``EndpointSet.served`` (``endpoints``). A key carries cumulative
+hashes of the prompt's leading blocks (so prompts sharing a system prompt share the first hashes and
+can land where that prefix is already in vLLM's KV cache) and, when configured, a hash of a session
 header that pins a conversation to a replica.
 
 Hashes are ``zlib.crc32`` chains, not ``hash()``: they must agree across the gateway's worker

@@ -78,7 +78,7 @@ class Endpoint:
         self.breaker = breaker
         self._spec = spec or CircuitBreaker()
         self._models: dict[str, Breaker] = {}  # per model served here (upstream model ids)
-        self.inflight = 0  # the proxy's own requests to this replica, counted by the proxy
+        self.inflight = 0  # the gateway's own requests to this replica, counted per attempt
         self.healthy = True
         self.streak = HealthStreak()
         self._load: ReplicaLoad | None = None

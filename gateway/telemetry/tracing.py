@@ -1,8 +1,8 @@
 """OpenTelemetry traces for the gateway, with the GenAI semantic conventions.
 
 ``Tracing.from_env`` builds a private TracerProvider (never the global one) from the standard
-``OTEL_*`` variables; ``proxy`` opens one SERVER span per request, an INTERNAL ``route`` span for
-the routing decision and a CLIENT span per upstream attempt, and sends W3C ``traceparent``
+``OTEL_*`` variables; ``serve.observe`` opens one SERVER span per request, an INTERNAL ``route``
+span for the routing decision and a CLIENT span per upstream attempt, and sends W3C ``traceparent``
 upstream. With no exporter configured, ``Tracing`` is inert and costs one attribute check per
 request. Prompt and completion text are recorded only when ``capture_content`` is on, truncated.
 
@@ -188,7 +188,7 @@ class _HandedIds(RandomIdGenerator):
 
 
 class Tracing:
-    """Span factory for the proxy; inert when ``provider`` is None."""
+    """Span factory for ``serve.observe``; inert when ``provider`` is None."""
 
     def __init__(
         self,

@@ -52,7 +52,8 @@ class StreamDecoder(Protocol):
 
 
 class Provider(Protocol):
-    """What the proxy needs from a wire protocol (openai, azure-openai, anthropic)."""
+    """What one attempt (``serve.attempt``, ``serve.relay``) needs from a wire protocol (openai,
+    azure-openai, anthropic)."""
 
     name: str
 

@@ -1,7 +1,8 @@
 """Per-upstream latency estimates: EWMAs of time to first token and of time per output token.
 
 Owned by each ``UpstreamClient`` (so they survive hot reloads with the client) and fed by the
-proxy after every successful attempt; read by the ``fastest`` scorer in ``routing``.
+failover loop (``serve.failover``) after every successful attempt; read by the ``fastest`` scorer in
+``routing``.
 """
 
 from __future__ import annotations
