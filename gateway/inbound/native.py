@@ -13,11 +13,11 @@ its encoder's state in step so a continuation goes on in the same message.
 
 from __future__ import annotations
 
-import json
 import time
 
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.providers.openai_anthropic import MessagesStreamTranslator
+from switchman.gateway.providers.openai_anthropic_stream import message_event
 from switchman.gateway.providers.sse import Event, encode
 
 
@@ -37,15 +37,10 @@ class NativeMessagesStream:
         return self._translator.finished
 
     def feed(self, event: Event) -> bytes:
-        if not event.data:
+        found = message_event(event.event, event.data)
+        if found is None:
             return b""
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            return b""
-        if not isinstance(data, dict):
-            return b""
-        name = event.event or str(data.get("type", ""))
+        name, data = found
         for chunk in self._translator.feed(name, data):  # raises StreamError on "error"
             for choice in chunk.get("choices", ()):
                 if choice.get("finish_reason"):

@@ -21,6 +21,7 @@ from switchman.gateway.providers.openai_anthropic import (
     error_to_openai,
     messages_to_chat,
 )
+from switchman.gateway.providers.openai_anthropic_stream import message_event
 from switchman.gateway.providers.sse import DONE, Event, encode
 
 
@@ -46,15 +47,10 @@ class AnthropicStream:
         self.done = False
 
     def feed(self, event: Event) -> bytes:
-        if not event.data:
+        found = message_event(event.event, event.data)
+        if found is None:
             return b""
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            return b""
-        if not isinstance(data, dict):
-            return b""
-        name = event.event or str(data.get("type", ""))
+        name, data = found
         chunks = self._translator.feed(name, data)
         for chunk in chunks:
             for choice in chunk.get("choices", ()):

@@ -158,6 +158,20 @@ class StreamError(GatewayError):
         return self._body
 
 
+def message_event(name: str | None, data: bytes) -> tuple[str, dict[str, Any]] | None:
+    """One Messages stream event's name and JSON object; None for an event without data.
+
+    Data that is not a JSON object is a garbled or cut stream: ``ValueError``, a failure of the
+    attempt (never skipped, which would silently drop part of the answer).
+    """
+    if not data:
+        return None
+    payload = json.loads(data)  # ValueError (JSONDecodeError) for garbled data
+    if not isinstance(payload, dict):
+        raise ValueError("a Messages stream event that is not a JSON object")
+    return name or str(payload.get("type", "")), payload
+
+
 class MessagesStreamTranslator:
     """Anthropic streaming events in, OpenAI ``chat.completion.chunk`` dicts out; one per stream.
 

@@ -395,3 +395,19 @@ def test_error_event_without_details_still_has_a_message() -> None:
 
     assert caught.value.body()["error"]["message"] == "upstream stream failed"
     assert caught.value.body()["error"]["type"] == "api_error"
+
+
+@pytest.mark.parametrize("data", [b'{"type": "content_block_delta", "delta": {"te', b"[1, 2]"])
+def test_garbled_event_data_is_the_attempts_failure_in_both_decoders(data: bytes) -> None:
+    """A garbled Messages event would drop part of the answer if skipped: both decoders (an
+    OpenAI client's and an Anthropic client's) raise, so the attempt fails over or continues."""
+    from switchman.gateway.inbound.native import NativeMessagesStream
+    from switchman.gateway.providers.anthropic import AnthropicStream
+    from switchman.gateway.providers.sse import Event
+
+    event = Event(raw=b"event: content_block_delta\ndata: " + data + b"\n\n", event=None, data=data)
+    for decoder in (AnthropicStream("claude", wants_usage=True), NativeMessagesStream("claude")):
+        with pytest.raises(ValueError, match=r"Unterminated|not a JSON object"):
+            decoder.feed(event)
+    keepalive = Event(raw=b"event: ping\n\n", event="ping", data=b"")
+    assert AnthropicStream("claude", wants_usage=True).feed(keepalive) == b""
