@@ -135,7 +135,7 @@ class Supervisor:
         """1 s, doubled for each death within ``STABLE_S`` of the last start, up to 30 s."""
         quick = now - self.started.get(index, now) < STABLE_S
         self.quick_deaths[index] = self.quick_deaths.get(index, 0) + 1 if quick else 0
-        return min(RESTART_DELAY_S * 2 ** self.quick_deaths[index], MAX_RESTART_DELAY_S)
+        return min(RESTART_DELAY_S * 2.0 ** self.quick_deaths[index], MAX_RESTART_DELAY_S)
 
     def _stop(self) -> None:
         for proc in self.workers.values():
