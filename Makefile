@@ -67,7 +67,7 @@ test-unit: $(STAMP) ## Unit tier: pure functions, no network
 
 REDIS_STAMP := $(VENV)/.redis-ready
 
-$(REDIS_STAMP): tests/integration/setup_redis.sh | $(STAMP)
+$(REDIS_STAMP): tests/integration/setup_redis.sh tests/debian_packages.sh | $(STAMP)
 	bash tests/integration/setup_redis.sh
 	@touch $@
 
@@ -76,7 +76,7 @@ redis: $(REDIS_STAMP) ## Install redis-server (Debian package) for the tenancy t
 
 BENCH_TOOLS_STAMP := $(VENV)/.bench-tools-ready
 
-$(BENCH_TOOLS_STAMP): bench/setup.sh | $(STAMP)
+$(BENCH_TOOLS_STAMP): bench/setup.sh tests/debian_packages.sh | $(STAMP)
 	bash bench/setup.sh tools
 	@touch $@
 
@@ -97,7 +97,7 @@ vllm-env: $(VLLM_STAMP) ## Install the real vLLM (CPU build) into .venv-vllm and
 
 PROM_STAMP := $(VENV)/.prometheus-ready
 
-$(PROM_STAMP): e2e/prometheus/setup.sh | $(STAMP)
+$(PROM_STAMP): e2e/prometheus/setup.sh tests/debian_packages.sh | $(STAMP)
 	bash e2e/prometheus/setup.sh
 	@touch $@
 

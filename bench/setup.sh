@@ -17,12 +17,8 @@ set -euo pipefail
 
 LITELLM_VERSION=1.80.17 # the newest release whose `proxy` extra installs from the package index
 
-say() { echo "==> $*"; }
-die() {
-    echo "error: $1" >&2
-    echo "next:  $2" >&2
-    exit 1
-}
+# shellcheck source=tests/debian_packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/debian_packages.sh"
 
 what=${1:-all}
 venv=${2:-.venv}
@@ -31,21 +27,12 @@ litellm_venv=${3:-.venv-litellm}
 
 if command -v wrk >/dev/null && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; }; then
     say "wrk and nginx already installed"
-elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    say "installing the Debian packages wrk and nginx-light (about 20 s)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || die "apt-get update failed (see above)" "check the apt sources, then run make bench again"
-    apt-get install -y -qq --no-install-recommends wrk nginx-light >/dev/null ||
-        die "apt-get install wrk nginx-light failed (see above)" "check the apt sources, then run make bench again"
 else
-    die "wrk and nginx are not on PATH, and this script installs them only as root with apt-get" \
-        "sudo apt-get install -y wrk nginx-light"
+    apt_install "make bench" "wrk and nginx are not on PATH" "sudo apt-get install -y wrk nginx-light" \
+        wrk nginx-light
 fi
 # The package may start a system nginx on :80; the benchmark never uses it.
-if [[ $(id -u) -eq 0 && -x /etc/init.d/nginx ]] && /etc/init.d/nginx status >/dev/null 2>&1; then
-    say "stopping the system nginx service (the benchmark runs its own)"
-    /etc/init.d/nginx stop >/dev/null || true
-fi
+stop_service nginx "the benchmarks"
 
 [[ $what == tools ]] && exit 0
 
