@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Mapping
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
@@ -32,8 +33,14 @@ class Forbidden(GatewayError):
 
 
 def _loopback(request: web.BaseRequest) -> bool:
+    return _is_loopback(request.remote or "")
+
+
+@lru_cache(maxsize=4096)
+def _is_loopback(address: str) -> bool:
+    """Parsed once per client address: it was on every response's path (``exposed_headers``)."""
     try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 

@@ -101,15 +101,19 @@ class _Generic(GatewayError):
         self.status = status
 
 
-async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+_DEFAULT_SERVER = Server()
+
+
+async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response's own headers, as it is prepared (one hook: each costs a call per
+    response): the request id, the tenant's limits and cost (``gate``), and what the edge
+    settings expose (``admin``)."""
     request_id = request.get(REQUEST_ID)
     if request_id:
         response.headers["x-request-id"] = request_id
-
-
-async def _edge_headers(request: web.Request, response: web.StreamResponse) -> None:
+    gate.response_headers(request, response)
     watcher = request.app[GATEWAY].watcher
-    server = watcher.current.config.server if watcher.current is not None else Server()
+    server = watcher.current.config.server if watcher.current is not None else _DEFAULT_SERVER
     admin.exposed_headers(request, response, server.edge, server.admin_token, watcher.environ)
 
 
@@ -144,9 +148,7 @@ def create_app(
     if workers is not None:
         gateway = app[GATEWAY]
         attach(app, workers, lambda: local_metrics(gateway), proxy.decisions.read)
-    app.on_response_prepare.append(_add_request_id)
-    app.on_response_prepare.append(gate.response_headers)
-    app.on_response_prepare.append(_edge_headers)
+    app.on_response_prepare.append(_response_headers)
     add_routes(app)
 
     async def watch(app: web.Application) -> AsyncIterator[None]:

@@ -101,12 +101,18 @@ async def read_body(request: web.Request, limit: int, within_s: float | None = N
     """The raw body, refusing more than ``limit`` bytes without reading them all, and a body
     that takes longer than ``within_s`` seconds to arrive (a slow or stalled upload)."""
     check_length(request.content_length, limit)
+    content = request.content
+    if content.is_eof():  # the whole body came with the headers (the common case): no timer
+        raw = content.read_nowait()
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        return raw
     chunks: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(within_s):
             while True:
-                chunk = await request.content.readany()
+                chunk = await content.readany()
                 if not chunk:
                     break
                 size += len(chunk)

@@ -57,7 +57,9 @@ class TracingConfigError(ValueError):
     """An OTEL_* variable the gateway cannot honour; the message names it."""
 
 
-def _sampler(environ: Mapping[str, str]) -> Sampler:
+def _sampler(environ: Mapping[str, str]) -> tuple[Sampler, TraceIdRatioBased | None]:
+    """The sampler ``OTEL_TRACES_SAMPLER`` names, and the ratio sampler that alone decides a
+    request arriving without a parent, when there is one (``server_span`` applies it itself)."""
     name = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
     fixed: dict[str, Sampler] = {
         "always_on": ALWAYS_ON,
@@ -66,7 +68,7 @@ def _sampler(environ: Mapping[str, str]) -> Sampler:
         "parentbased_always_off": ParentBased(ALWAYS_OFF),
     }
     if name in fixed:
-        return fixed[name]
+        return fixed[name], None
     if name not in ("traceidratio", "parentbased_traceidratio"):
         known = sorted([*fixed, "traceidratio", "parentbased_traceidratio"])
         raise TracingConfigError(f"OTEL_TRACES_SAMPLER={name!r} is not one of {known}")
@@ -78,7 +80,9 @@ def _sampler(environ: Mapping[str, str]) -> Sampler:
     if not 0.0 <= ratio <= 1.0:
         raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={arg!r} must be between 0 and 1")
     ratio_sampler = TraceIdRatioBased(ratio)
-    return ratio_sampler if name == "traceidratio" else ParentBased(ratio_sampler)
+    if name == "traceidratio":
+        return ratio_sampler, ratio_sampler
+    return ParentBased(ratio_sampler), ratio_sampler
 
 
 def _setting(environ: Mapping[str, str], *names: str) -> tuple[str, str] | None:
@@ -174,6 +178,9 @@ def _resource(environ: Mapping[str, str]) -> Resource:
     return _Resource(attributes)
 
 
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
 class _HandedIds(RandomIdGenerator):
     """Random ids, except that ``server_span`` can hand over the trace id it already sampled on,
     so the SDK's own sampling of that root reaches the same decision (the event loop is single
@@ -197,6 +204,7 @@ class Tracing:
         capture_content: bool = False,
         root_sampler: Sampler | None = None,
         ids: _HandedIds | None = None,
+        root_ratio: TraceIdRatioBased | None = None,
     ) -> None:
         self.provider = provider
         self.capture_content = capture_content
@@ -204,6 +212,8 @@ class Tracing:
         # With both, unsampled root requests skip the SDK (see ``server_span``).
         self._root_sampler = root_sampler if ids is not None else None
         self._ids = ids
+        # A ratio sampler decides a root by its trace id alone: compared here, no SDK call.
+        self._root_bound = root_ratio.bound if root_ratio is not None else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Tracing:
@@ -226,10 +236,16 @@ class Tracing:
     ) -> Tracing:
         """A Tracing exporting through ``processor`` (tests pass an in-memory exporter)."""
         environ = environ or {}
-        sampler, ids = _sampler(environ), _HandedIds()
+        (sampler, ratio), ids = _sampler(environ), _HandedIds()
         provider = TracerProvider(resource=_resource(environ), sampler=sampler, id_generator=ids)
         provider.add_span_processor(processor)
-        return cls(provider, capture_content=capture_content, root_sampler=sampler, ids=ids)
+        return cls(
+            provider,
+            capture_content=capture_content,
+            root_sampler=sampler,
+            ids=ids,
+            root_ratio=ratio,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -248,14 +264,20 @@ class Tracing:
         root = self._root_sampler
         if root is not None and self._ids is not None and "traceparent" not in headers:
             trace_id = self._ids.generate_trace_id()
-            decision = root.should_sample(None, trace_id, name, SpanKind.SERVER)
-            if decision.decision is SamplingDecision.DROP:
+            if self._root_bound is not None:
+                # What TraceIdRatioBased.should_sample computes, without its context lookups.
+                dropped = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self._root_bound
+                state = None
+            else:
+                decision = root.should_sample(None, trace_id, name, SpanKind.SERVER)
+                dropped, state = decision.decision is SamplingDecision.DROP, decision.trace_state
+            if dropped:
                 context = SpanContext(
                     trace_id,
                     self._ids.generate_span_id(),
                     is_remote=False,
-                    trace_flags=TraceFlags(TraceFlags.DEFAULT),
-                    trace_state=decision.trace_state,
+                    trace_flags=_UNSAMPLED,
+                    trace_state=state,
                 )
                 return NonRecordingSpan(context)
             self._ids.handed = trace_id

@@ -7,7 +7,7 @@ block the request must carry a known key (``Authorization: Bearer``, ``api-key``
 ``serve.proxy`` to admit and bill. Without a ``tenancy`` block the gateway is keyless and this
 does nothing. Health, readiness, metrics and the OpenAPI document never need a key.
 
-``response_headers`` (an ``on_response_prepare`` hook, registered by ``app``) adds the admitted
+``response_headers`` (called by ``app``'s ``on_response_prepare`` hook) adds the admitted
 request's rate-limit and budget headers (``TICKET``, set by the proxy) to whatever response the
 request gets, streamed or not, and ``x-switchman-cost-usd`` to a whole response (``COST``: a
 stream's headers leave before its cost is known; its cost is in the access log and metrics).
@@ -59,7 +59,7 @@ def middleware(tenancy: Tenancy, settings: Callable[[], TenancySettings | None])
     return authenticate
 
 
-async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
+def response_headers(request: web.Request, response: web.StreamResponse) -> None:
     ticket = request.get(TICKET)
     if ticket is not None:
         response.headers.update(ticket.headers)
