@@ -20,9 +20,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import aiohttp
+from typing import Protocol
 
 from switchman.api.gatewayconfig import Model
 from switchman.gateway.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
@@ -39,6 +37,7 @@ from switchman.gateway.serve.failures import (
 )
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.client import StreamDecoder, UpstreamClient
+from switchman.gateway.upstreams.wire import Response, WireError
 
 
 @dataclass(slots=True, frozen=True)
@@ -50,18 +49,16 @@ class Target:
     endpoint: Endpoint
 
 
-def post(
+async def post(
     upstream: UpstreamClient, endpoint: Endpoint, call: UpstreamCall, forwarded: Mapping[str, str]
-) -> Any:
-    """Send ``call`` to one replica on the upstream's pooled session (await it, or enter it)."""
+) -> Response:
+    """Send ``call`` to one replica on the upstream's connection pool (``upstreams.pool``); the
+    response, once its headers are in, must be released (``async with`` does). Raises
+    ``WireError``."""
     headers = {**upstream.spec.headers, **forwarded, **call.headers}
     headers["Content-Type"] = "application/json"
-    return upstream.session().post(
-        endpoint.base + call.path,
-        data=call.body,
-        headers=headers,
-        params=call.params or None,
-        allow_redirects=False,
+    return await upstream.wire.request(
+        endpoint.base, call.path, headers, call.body, call.params or None
     )
 
 
@@ -72,7 +69,7 @@ async def open_upstream(
     call: UpstreamCall,
     forwarded: Mapping[str, str],
     first_byte_s: float | None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[Response]:
     """Send the request and wait for response headers (at most ``first_byte_s``; None: the
     caller bounds it); count it in flight meanwhile."""
     upstream, endpoint = target.upstream, target.endpoint
@@ -91,7 +88,7 @@ async def open_upstream(
                     f"upstream '{upstream.name}' sent no response within {first_byte_s}s"
                 ),
             ) from exc
-        except aiohttp.ClientError as exc:
+        except WireError as exc:
             raise Failure(
                 "unreachable",
                 UpstreamUnavailable(f"upstream '{upstream.name}' is unreachable: {exc}"),
@@ -138,7 +135,7 @@ async def unary(
                 "(timeouts.total_s) without finishing"
             ),
         ) from exc
-    except aiohttp.ClientError as exc:
+    except WireError as exc:
         raise Failure(
             "broken_response",
             UpstreamUnavailable(f"upstream '{upstream.name}' broke off its response: {exc}"),
@@ -233,14 +230,14 @@ async def _held(pipe: relay.Relay, first: bytes, hold: Hold, name: str) -> bytes
     return held
 
 
-async def read_capped(upstream: UpstreamClient, resp: aiohttp.ClientResponse) -> bytes:
+async def read_capped(upstream: UpstreamClient, resp: Response) -> bytes:
     """The whole body, or a ``response_too_large`` failure past ``max_response_bytes``."""
     cap = upstream.edge.max_response_bytes
     if resp.content_length is not None and resp.content_length > cap:
         raise _too_large(upstream, cap)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await resp.content.readany():
+    while chunk := await resp.read():
         size += len(chunk)
         if size > cap:
             resp.close()

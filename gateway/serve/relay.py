@@ -19,8 +19,7 @@ upstream echoes is relayed, wrapped into an error or logged.
 from __future__ import annotations
 
 import asyncio
-
-import aiohttp
+from typing import Protocol
 
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from switchman.gateway.providers.sse import Event, SSEParser
@@ -30,6 +29,15 @@ from switchman.gateway.serve.failures import STREAM_TOO_LARGE, Failure
 from switchman.gateway.serve.hangup import CLIENT_CLOSED
 from switchman.gateway.upstreams.client import StreamDecoder
 from switchman.gateway.upstreams.credentials import Redactor
+from switchman.gateway.upstreams.wire import WireError
+
+
+class Body(Protocol):
+    """An upstream response's body as it arrives (``upstreams.wire.Response``)."""
+
+    async def read(self) -> bytes:
+        """The next bytes; b"" at the end; ``WireError`` when cut off or malformed."""
+        ...
 
 
 class _Broken(Exception):
@@ -47,19 +55,17 @@ ERROR_BODY_BYTES = 64 * 1024
 _KEY_MARGIN = 1024  # read past the limit so a credential straddling it is redacted whole
 
 
-async def read_error(
-    resp: aiohttp.ClientResponse, idle: float, redactor: Redactor | None = None
-) -> bytes:
+async def read_error(resp: Body, idle: float, redactor: Redactor | None = None) -> bytes:
     """The (redacted) body of an upstream error response, bounded in time and size."""
     data = b""
     try:
         async with asyncio.timeout(idle):
             while len(data) < ERROR_BODY_BYTES + _KEY_MARGIN:
-                chunk = await resp.content.readany()
+                chunk = await resp.read()
                 if not chunk:
                     break
                 data += chunk
-    except (TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, WireError):
         return b""
     return (redactor or Redactor()).data(data)[:ERROR_BODY_BYTES]
 
@@ -69,7 +75,7 @@ class Relay:
 
     def __init__(
         self,
-        upstream: aiohttp.ClientResponse,
+        upstream: Body,
         decoder: StreamDecoder,
         *,
         idle: float,
@@ -114,13 +120,12 @@ class Relay:
         timeout = min(self._idle, self._deadline - self._loop.time())
         try:
             async with asyncio.timeout(max(timeout, 0)):
-                chunk = await self._upstream.content.readany()
+                chunk = await self._upstream.read()
         except TimeoutError as exc:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")
             ) from exc
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            # RuntimeError: aiohttp's "Connection closed." when the pool closed underneath.
+        except WireError as exc:  # cut off, reset, malformed, or the pool closed underneath
             raise _Broken(
                 "stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}")
             ) from exc

@@ -14,8 +14,6 @@ import asyncio
 import logging
 import random
 
-import aiohttp
-
 from switchman.api.routes import Route
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.providers.sse import SSEParser
@@ -26,6 +24,7 @@ from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.tenancy import pricing
 from switchman.gateway.upstreams.client import StreamDecoder
 from switchman.gateway.upstreams.runtime import Runtime
+from switchman.gateway.upstreams.wire import Response, WireError
 
 log = logging.getLogger("switchman.gateway.serve.shadow")
 
@@ -75,7 +74,7 @@ class Shadows:
             raise
         except _ShadowFailed as exc:
             outcome = exc.outcome
-        except (aiohttp.ClientError, TimeoutError, OSError):
+        except (WireError, TimeoutError, OSError):
             outcome = "unreachable"
         except Exception:  # a mirror must never take anything down with it
             log.exception("shadow request to %s failed", name)
@@ -104,7 +103,7 @@ class Shadows:
         call = upstream.provider.prepare(creq.op, creq.body, model.target, creq.stream)
         async with (
             asyncio.timeout(upstream.spec.timeouts.total_s),
-            forward.post(upstream, endpoint, call, {}) as resp,
+            await forward.post(upstream, endpoint, call, {}) as resp,
         ):
             if resp.status >= 300:  # redirects are never followed, for shadows either
                 raise _ShadowFailed(f"status_{resp.status // 100}xx")
@@ -117,9 +116,9 @@ class Shadows:
             return await _drain(upstream.provider.stream(creq.op, model.target, True), resp)
 
 
-async def _drain(decoder: StreamDecoder, resp: aiohttp.ClientResponse) -> Usage | None:
+async def _drain(decoder: StreamDecoder, resp: Response) -> Usage | None:
     parser = SSEParser()
-    async for chunk in resp.content.iter_any():
+    while chunk := await resp.read():
         for event in parser.feed(chunk):
             decoder.feed(event)
     return decoder.usage

@@ -1,11 +1,13 @@
-"""One client per configured upstream: its pooled HTTP session, provider adapter, replicas
+"""One client per configured upstream: its connection pool, provider adapter, replicas
 (``endpoints``, whose breakers also hold a model's 429s) and live state (in-flight count, latency
 EWMAs).
 
 Built by ``runtime`` for each loaded config and reused across reloads while the upstream's spec
 and credential are unchanged, so connection pools, breakers and latency history survive hot
-reloads. The session is created lazily inside the event loop and closed by ``runtime`` once no
-request uses it. ``routing`` reads it through its ``UpstreamView`` protocol.
+reloads. Proxied requests go through ``wire`` (``pool.Pool``, the lean HTTP/1.1 client of the
+request path); health checks, load scraping, passthrough and token counting use an aiohttp
+session, created lazily inside the event loop. Both are closed by ``runtime`` once no request
+uses them. ``routing`` reads the client through its ``UpstreamView`` protocol.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from switchman.gateway.providers.sse import Event
 from switchman.gateway.replicas.endpoints import EndpointSet
 from switchman.gateway.upstreams import credentials
 from switchman.gateway.upstreams.latency import Latency
+from switchman.gateway.upstreams.pool import Pool
 
 
 class StreamDecoder(Protocol):
@@ -120,6 +123,11 @@ class UpstreamClient:
         self.endpoints = EndpointSet(spec, clock=clock)
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self.wire = Pool(
+            size=spec.max_connections,
+            connect_s=spec.timeouts.connect_s,
+            tls=self._tls if isinstance(self._tls, ssl.SSLContext) else None,
+        )
 
     def start(self) -> None:
         """Start replica discovery, load scraping and health checks (inside the event loop)."""
@@ -146,6 +154,8 @@ class UpstreamClient:
         return spec == self.spec and credentials.resolve(spec.api_key, environ)[0] == self._secret
 
     def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session of health checks, load scraping, passthrough and token counting
+        (off the proxied request path, which uses ``wire``)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self.spec.max_connections,
@@ -163,6 +173,7 @@ class UpstreamClient:
         return self._session
 
     async def close(self) -> None:
+        self.wire.close()
         await self.endpoints.close()
         if self._session is not None:
             await self._session.close()

@@ -15,13 +15,13 @@ Scenario matrix:
 
 - 50 concurrent streams while the file is atomically replaced 20 times: zero failures, every
   stream complete, generation 21, 21 successful loads counted, both upstreams served traffic, and
-  every client dropped along the way has its session closed once its requests drained
+  every client dropped along the way has its connection pool closed once its requests drained
 - the same under a Kubernetes ConfigMap layout (``config.json -> ..data/config.json``,
   ``..data -> ..<timestamp>`` swapped with ``os.replace``), on a second gateway
 - a client kept by one reload and dropped by the next stays open for a stream still running on
   the generation before both (a reload must not close what an older generation still uses)
 - an upstream removed while one of its streams is in flight: the stream completes, then the
-  removed client's session is closed; the kept upstream's session stays open
+  removed client's connection pool is closed; the kept upstream's stays open
 - an invalid config: the last good one keeps serving, ``/readyz`` is 200 and shows the error,
   ``result="invalid"`` counted and last-reload-successful 0; a valid config clears the error
 """
@@ -47,6 +47,7 @@ from switchman.gateway.app import create_app
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.client import UpstreamClient
 from switchman.gateway.upstreams.config import ConfigWatcher
+from switchman.gateway.upstreams.pool import Pool
 from switchman.gateway.upstreams.runtime import Runtime
 
 CHUNKS = 20
@@ -270,12 +271,12 @@ async def reload(watcher: ConfigWatcher, write: Callable[[], None]) -> Runtime:
     return watcher.current
 
 
-Sessions = dict[UpstreamClient, aiohttp.ClientSession]
+Pools = dict[UpstreamClient, Pool]
 
 
-def sessions_of(runtime: Runtime) -> Sessions:
-    """The sessions of a freshly swapped-in runtime's clients (created now if not yet)."""
-    return {client: client.session() for client in runtime.upstreams.values()}
+def pools_of(runtime: Runtime) -> Pools:
+    """The connection pools of a freshly swapped-in runtime's clients."""
+    return {client: client.wire for client in runtime.upstreams.values()}
 
 
 def reloads(metrics: Metrics, result: str) -> float:
@@ -296,14 +297,14 @@ async def churn_under_traffic(
     watcher: ConfigWatcher,
     writes: list[Callable[[], None]],
     fakes: tuple[FakeUpstream, FakeUpstream],
-) -> tuple[int, list[str], Sessions]:
+) -> tuple[int, list[str], Pools]:
     """Run 50 streaming clients while applying ``writes`` one reload at a time.
 
     The clients start 15 ms apart and their streams last 0.6-1.6 s, so streams start during
     most generations and each one straddles many reloads.
     """
     assert watcher.current is not None
-    sessions = sessions_of(watcher.current)
+    pools = pools_of(watcher.current)
     stop = asyncio.Event()
     clients = asyncio.create_task(traffic(base_url, stop))
 
@@ -312,26 +313,24 @@ async def churn_under_traffic(
 
     await until(lambda: started() >= 5, "streams to be in flight")
     for write in writes:
-        sessions |= sessions_of(await reload(watcher, write))
+        pools |= pools_of(await reload(watcher, write))
         await asyncio.sleep(0.03)
     stop.set()
     completed, failures = await clients
-    return completed, failures, sessions
+    return completed, failures, pools
 
 
-async def assert_dropped_sessions_close(
-    watcher: ConfigWatcher, sessions: Sessions, expected: int
-) -> None:
+async def assert_dropped_pools_close(watcher: ConfigWatcher, pools: Pools, expected: int) -> None:
     """Every client the current config no longer uses is closed; the ones it uses are open.
 
     ``expected`` dropped clients: one per reload, as B keeps A's ``primary`` and adds one.
     """
     assert watcher.current is not None
     live = set(watcher.current.upstreams.values())
-    dropped = [session for client, session in sessions.items() if client not in live]
+    dropped = [pool for client, pool in pools.items() if client not in live]
     assert len(dropped) == expected
-    await until(lambda: all(s.closed for s in dropped), "dropped clients' sessions to close")
-    assert not any(sessions[client].closed for client in live), "a live client was closed"
+    await until(lambda: all(s.closed for s in dropped), "dropped clients' pools to close")
+    assert not any(pools[client].closed for client in live), "a live client was closed"
 
 
 async def test_fifty_streams_survive_twenty_atomic_rewrites(
@@ -341,7 +340,7 @@ async def test_fifty_streams_survive_twenty_atomic_rewrites(
     gw = await start_gateway(configs.a(), interval=0.01)
     writes = [lambda doc=doc: gw.write_config(doc) for doc in configs.cycle(20)]
 
-    completed, failures, sessions = await churn_under_traffic(
+    completed, failures, pools = await churn_under_traffic(
         gw.base_url, gw.watcher, writes, (primary, secondary)
     )
 
@@ -352,7 +351,7 @@ async def test_fifty_streams_survive_twenty_atomic_rewrites(
     assert gw.watcher.current.generation == 21
     assert reloads(gw.metrics, "success") == 21  # the initial load and 20 reloads
     assert reloads(gw.metrics, "invalid") == 0
-    await assert_dropped_sessions_close(gw.watcher, sessions, expected=20)
+    await assert_dropped_pools_close(gw.watcher, pools, expected=20)
 
 
 async def test_configmap_symlink_swaps_reload_without_failing_streams(
@@ -370,7 +369,7 @@ async def test_configmap_symlink_swaps_reload_without_failing_streams(
     gateway = await aiohttp_server(create_app(watcher, metrics), host="127.0.0.1")
     writes = [lambda doc=doc: mount.publish(doc) for doc in configs.cycle(6)]
 
-    completed, failures, sessions = await churn_under_traffic(
+    completed, failures, pools = await churn_under_traffic(
         f"http://127.0.0.1:{gateway.port}/v1", watcher, writes, (primary, secondary)
     )
 
@@ -381,7 +380,7 @@ async def test_configmap_symlink_swaps_reload_without_failing_streams(
     assert reloads(metrics, "success") == 7
     assert mount.path.is_symlink()
     assert len(list(mount.root.glob("..2026_*"))) == 1  # old versions really were removed
-    await assert_dropped_sessions_close(watcher, sessions, expected=6)
+    await assert_dropped_pools_close(watcher, pools, expected=6)
 
 
 async def test_client_kept_by_one_reload_stays_open_for_older_generations(
@@ -390,7 +389,7 @@ async def test_client_kept_by_one_reload_stays_open_for_older_generations(
     primary, _, configs = upstreams
     gw = await start_gateway(configs.a(), interval=0.01)
     first_client = gw.watcher.current.upstreams["primary"]
-    first_session = first_client.session()
+    first_pool = first_client.wire
     primary.gate = asyncio.Event()
     client = sdk(gw.base_url)
     in_flight = asyncio.create_task(stream_chat(client))  # leases generation 1
@@ -402,13 +401,13 @@ async def test_client_kept_by_one_reload_stays_open_for_older_generations(
         changed = await reload(gw.watcher, lambda: gw.write_config(configs.c()))
         assert changed.upstreams["primary"] is not first_client
         await asyncio.sleep(0.05)  # give a premature close time to happen
-        assert not first_session.closed, "closed by generation 2 while generation 1 streams on it"
+        assert not first_pool.closed, "closed by generation 2 while generation 1 streams on it"
         primary.gate.set()
         await in_flight
     finally:
         in_flight.cancel()
         await client.close()
-    await until(lambda: first_session.closed, "the replaced client to close once drained")
+    await until(lambda: first_pool.closed, "the replaced client to close once drained")
 
 
 async def test_removed_upstream_is_closed_only_after_its_stream_drains(
@@ -418,7 +417,7 @@ async def test_removed_upstream_is_closed_only_after_its_stream_drains(
     gw = await start_gateway(configs.b(), interval=0.01)
     old = gw.watcher.current
     removed, kept = old.upstreams["secondary"], old.upstreams["primary"]
-    removed_session, kept_session = removed.session(), kept.session()
+    removed_pool, kept_pool = removed.wire, kept.wire
     secondary.gate = asyncio.Event()
     client = sdk(gw.base_url)
     in_flight = asyncio.create_task(stream_chat(client, wants_usage=True))  # auto -> twin first
@@ -429,15 +428,15 @@ async def test_removed_upstream_is_closed_only_after_its_stream_drains(
         await asyncio.sleep(0.05)
         assert "secondary" not in new.upstreams
         assert new.upstreams["primary"] is kept
-        assert not removed_session.closed, "closed while its stream was still in flight"
+        assert not removed_pool.closed, "closed while its stream was still in flight"
         secondary.gate.set()
         await in_flight
     finally:
         in_flight.cancel()
         await client.close()
-    await until(lambda: removed_session.closed, "the removed upstream's session to close")
+    await until(lambda: removed_pool.closed, "the removed upstream's pool to close")
     await old.wait_closed()
-    assert not kept_session.closed
+    assert not kept_pool.closed
     assert secondary.finished == 1
 
 

@@ -1,0 +1,271 @@
+"""One HTTP/1.1 connection to an upstream: the request written, the response parsed as it arrives.
+
+Used by ``pool`` (which opens, reuses and closes connections) for the proxied request path; the
+``Response`` it hands out is read by ``serve.attempt`` and ``serve.relay``. Responses are parsed by
+llhttp (``httptools``): status and case-insensitive headers, then a Content-Length, chunked or
+close-delimited body read incrementally. Interim 1xx responses are skipped. Reading pauses while
+more than ``HIGH_WATER`` body bytes wait for the reader, so a slow client slows the upstream.
+
+Every failure of the exchange (a malformed response, an EOF or reset before the response ended)
+is a ``WireError``; ``ConnectFailed`` says no request was sent at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+HIGH_WATER = 2**17  # buffered body bytes at which the socket stops being read until drained
+
+
+class WireError(Exception):
+    """The exchange with an upstream failed at the HTTP level (the message says how)."""
+
+
+class ConnectFailed(WireError):
+    """No connection could be had (DNS, refused, TLS, ``connect_s``, a closed client): the request
+    was never sent."""
+
+
+class ResponseBroken(WireError):
+    """The request was sent, and the response was malformed or ended early."""
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; at most one exchange at a time (no pipelining)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key  # the pool's origin key
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        self.exchanges = 0  # responses started on it: over 0, a reused connection
+        self.idle_since = 0.0
+        self._fd = -1
+        self._parser = httptools.HttpResponseParser(self)
+        self._loop = asyncio.get_running_loop()
+        self._busy = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._received = 0
+        self._interim = False
+        self._raw: list[tuple[str, str]] = []
+        self._head: asyncio.Future[Response] | None = None
+        self._response: Response | None = None
+        self._until_eof = False
+        self._body: list[bytes] = []
+        self._buffered = 0
+        self._paused = False
+        self._complete = False
+        self._keep_alive = False
+        self._error: WireError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
+
+    def data_received(self, data: bytes) -> None:
+        if not self._busy or self._complete:  # bytes nobody asked for: never reuse it
+            self.close()
+            return
+        self._received += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(ResponseBroken("the upstream switched protocols"))
+        except httptools.HttpParserError as exc:
+            self._fail(ResponseBroken(f"malformed response from the upstream ({exc})"))
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: connection_lost decides what the EOF means
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self._busy or self._complete or self._error is not None:
+            return
+        if self._response is not None and self._until_eof and exc is None:
+            self.on_message_complete()  # a close-delimited body ends at EOF
+            self._keep_alive = False
+            return
+        if self._response is None and not self._received:
+            reason = "closed the connection before answering"
+        else:
+            reason = "closed the connection before its response ended"
+        self._fail(ResponseBroken(f"the upstream {reason}" + (f": {exc}" if exc else "")))
+
+    # httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._raw.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # 100 Continue, 103 Early Hints: the real response follows
+            self._interim = True
+            self._raw = []
+            return
+        headers = CIMultiDictProxy(CIMultiDict(self._raw))
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self._until_eof = not chunked and "Content-Length" not in headers
+        self._until_eof &= status not in (204, 304)
+        self._response = Response(self, status, headers)
+        if self._head is not None and not self._head.done():
+            self._head.set_result(self._response)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self._complete = True
+        self._keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    # the exchange
+
+    def alive(self, now: float, keepalive_s: float) -> bool:
+        """Can it carry another request: not closed by either side, not idle too long, and
+        nothing (an EOF, a reset, stray bytes) waiting unread on its socket."""
+        if self.lost or self.transport is None or self.transport.is_closing():
+            return False
+        if now - self.idle_since > keepalive_s:
+            return False
+        if self._fd < 0:
+            return True
+        try:
+            return not select.select([self._fd], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
+
+    async def exchange(self, head: bytes, body: bytes) -> Response:
+        """Send one request and wait for its response's status and headers."""
+        assert self.transport is not None
+        assert not self._busy
+        self._reset()
+        self._busy = True
+        self.exchanges += 1
+        self._head = self._loop.create_future()
+        if len(body) < 65536:
+            self.transport.write(head + body)
+        else:
+            self.transport.write(head)
+            self.transport.write(body)
+        if self._error is not None:
+            raise self._error
+        return await self._head
+
+    def finished(self) -> bool:
+        """The response was read to its end and the upstream keeps the connection open."""
+        return self._complete and self._keep_alive and not self.lost
+
+    def done(self, now: float) -> None:
+        """The exchange is over (the pool takes the connection back or closes it)."""
+        self._busy = False
+        self.idle_since = now
+        if self._paused and not self.lost and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+        if self._busy and not self._complete:
+            self._fail(ResponseBroken("the connection to the upstream was closed"))
+
+    async def read(self) -> bytes:
+        """The body bytes buffered so far (waiting for some); b"" once the body has ended."""
+        while True:
+            if self._body:
+                data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+                self._body = []
+                self._buffered = 0
+                if self._paused and not self.lost and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return data
+            if self._complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _fail(self, error: WireError) -> None:
+        if self._error is None:
+            self._error = error
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(error)
+        self._wake()
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class Response:
+    """An upstream response: status and headers now, the body as it arrives (``read``).
+
+    ``release()`` (or leaving ``async with``) ends it: a body read to its end on a keep-alive
+    connection gives the connection back for reuse; anything else closes it, which is how an
+    abandoned stream stops the upstream's generation. ``close()`` always closes it.
+    """
+
+    def __init__(self, conn: Connection, status: int, headers: CIMultiDictProxy[str]) -> None:
+        self.status = status
+        self.headers = headers
+        self._conn = conn
+        self._ended: Callable[[Connection], None] | None = None
+
+    def bind(self, ended: Callable[[Connection], None]) -> None:
+        """Who takes the connection back when the response ends (the pool)."""
+        self._ended = ended
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() else None
+
+    async def read(self) -> bytes:
+        """The next body bytes (all that are buffered); b"" once the body has ended. Raises
+        ``ResponseBroken`` when the body is cut off or malformed."""
+        return await self._conn.read()
+
+    def release(self) -> None:
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended(self._conn)
+
+    def close(self) -> None:
+        if self._ended is not None:
+            self._conn.close()
+        self.release()
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.release()
