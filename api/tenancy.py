@@ -6,7 +6,8 @@ Part of the GatewayConfig contract (``gatewayconfig.GatewayConfig.tenancy``). Wi
 named here, never in this document. Each tenant (a team with one or more keys) has allowed routes
 and models, request and token rate limits (token buckets), and USD budgets per day and month with
 a soft limit (a warning header) and a hard one (429 before the money is spent). Limits and
-budgets are shared by every gateway replica through Redis when ``redis`` is set.
+budgets are shared by every gateway replica through Redis when ``redis`` is set: synchronised
+every ``redis.sync_s`` (default), or checked in Redis per request (``sync_s: 0``).
 """
 
 from __future__ import annotations
@@ -86,6 +87,17 @@ class Redis(Strict):
     )
     prefix: str = Field(default="switchman", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     timeout_s: float = Field(default=0.25, gt=0, description="Per command; then it is down.")
+    sync_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=10,
+        description=(
+            "Each process admits and bills in memory and exchanges its deltas with Redis every "
+            "sync_s (one pipelined round trip); replicas converge within an interval and may "
+            "overshoot a shared limit by about replicas x rate x sync_s. 0: strict, every "
+            "request is checked and billed in Redis atomically (two round trips per request)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_password(self) -> Redis:

@@ -1,24 +1,28 @@
 """Admission and billing of one tenant's request: the request path's two tenancy hooks.
 
-``Tenancy`` is the per-process state (the key ring, the store, the settle tasks), rebuilt from the
-current config's ``tenancy`` block when it changes. ``gate`` asks it who a key belongs to;
-``serve.proxy`` calls ``admit`` once a request is planned (the tenant may use the route and the
-models; its buckets and budgets take the request, all or nothing, else a 429 with
+``Tenancy`` is the per-process state (the key ring, the store, the settle tasks of strict mode),
+rebuilt from the current config's ``tenancy`` block when it changes. ``gate`` asks it who a key
+belongs to; ``serve.proxy`` calls ``admit`` once a request is planned (the tenant may use the
+route and the models; its buckets and budgets take the request, all or nothing, else a 429 with
 ``Retry-After``) and hands the returned ``Ticket`` to the request's ``Observation``, whose
 ``finish`` (the one place a request is accounted) bills it once: ``Ticket.settle`` with the
 actual cost of the response that reached the client, streams and continued streams included.
-Failed attempts, retries and shadows never reach a ticket.
+Failed attempts, retries and shadows never reach a ticket. With this process's own books (no
+Redis, or Redis synced every ``sync_s``) admission and billing are plain calls; in strict mode
+(``sync_s: 0``) admission awaits Redis and the bill is written by a background task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from switchman.api.gatewayconfig import Model
 from switchman.api.tenancy import Tenancy as TenancySettings
@@ -28,11 +32,17 @@ from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.tenancy import pricing
 from switchman.gateway.tenancy.keys import KeyRing
-from switchman.gateway.tenancy.ledger import Ask, Bill
-from switchman.gateway.tenancy.limits import grant_headers, periods, refusal
+from switchman.gateway.tenancy.ledger import Ask, Bill, Period
+from switchman.gateway.tenancy.limits import grant_headers, limits_end, periods, refusal
 from switchman.gateway.tenancy.store import Ledger, Store
 
 log = logging.getLogger("switchman.gateway.tenancy")
+
+
+class Books(Protocol):
+    """Books that bill without awaiting (``LocalLedger``, ``SharedBooks``)."""
+
+    def settle_now(self, bill: Bill) -> None: ...
 
 
 @dataclass(slots=True)
@@ -40,7 +50,8 @@ class Ticket:
     """An admitted request: what it reserved, and how to bill it once."""
 
     tenancy: Tenancy
-    ledger: Ledger
+    ledger: Ledger | None  # strict mode: billed in Redis by a background task
+    books: Books | None  # else: billed in this process's books
     ask: Ask
     prices: tuple[Model, ...]  # the route's candidates: the saving is against the priciest
     headers: dict[str, str] = field(default_factory=dict)
@@ -51,7 +62,7 @@ class Ticket:
         return self.ask.tenant
 
     def settle(self, route: str, model: Model | None, usage: Usage | None, cost: float) -> None:
-        """Bill the response (once; later calls do nothing); the write runs in the background."""
+        """Bill the response (once; later calls do nothing)."""
         if self.settled:
             return
         self.settled = True
@@ -70,13 +81,17 @@ class Ticket:
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
             saving=max(pricing.nanos(worst) - actual, 0) if usage else 0,
-            day=datetime.now(UTC).strftime("%Y%m%d"),
+            day=self.ask.periods[0].id,  # the daily period's id: the admission's UTC day
         )
         if actual:
             self.tenancy.metrics.tenant_spend.labels(self.tenant, route, bill.model).inc(
                 actual / pricing.NANOS_PER_USD
             )
-        self.tenancy.bill(self.ledger, bill)
+        if self.books is not None:
+            self.books.settle_now(bill)
+        else:
+            assert self.ledger is not None
+            self.tenancy.bill(self.ledger, bill)
 
 
 def estimate(
@@ -102,6 +117,9 @@ class Tenancy:
         self.tenants: dict[str, Tenant] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._retired: list[Store] = []
+        self._periods: dict[str, tuple[float, tuple[Period, ...]]] = {}  # tenant: (until, ...)
+        self._member = uuid.uuid4().hex[:12] + "-"
+        self._serial = itertools.count()
 
     def configure(self, settings: TenancySettings | None) -> None:
         """Follow the config: rebuilt only when the ``tenancy`` block changed."""
@@ -115,6 +133,7 @@ class Tenancy:
             self._retire()
             return
         self.tenants = {t.name: t for t in settings.tenants}
+        self._periods = {}
         if self.keys is None or old is None or old.keys_file != settings.keys_file:
             self.keys = KeyRing(settings.keys_file)
         if (
@@ -125,8 +144,11 @@ class Tenancy:
             previous = self.store
             self.store = Store(settings.redis, settings.on_redis_down, self.metrics, self.environ)
             if previous is not None:
-                # Reservations already made there are settled there: keep its local books.
+                # Reservations already made there are settled there (a retired store keeps
+                # syncing its deltas until ``close``): keep its local books, start from its view.
                 self.store.local = previous.local
+                if self.store.shared is not None and previous.shared is not None:
+                    self.store.shared.adopt(previous.shared)
                 self._retired.append(previous)
 
     def tenant_of(self, key: str) -> str | None:
@@ -150,33 +172,56 @@ class Tenancy:
         tenant = self.tenants[tenant_name]
         allowed = self._allowed(tenant, route, direct, candidates)
         prompt, completion = estimate
-        now = datetime.now(UTC)
         ask = Ask(
             tenant=tenant.name,
             rpm=tenant.limits.requests_per_minute or 0,
             tpm=tenant.limits.tokens_per_minute or 0,
             tokens=prompt + completion,
             amount=pricing.nanos(pricing.worst_case(allowed, prompt, completion)),
-            periods=periods(tenant, now),
-            member=uuid.uuid4().hex,
+            periods=self._periods_of(tenant),
+            member=self._member + str(next(self._serial)),
             ttl_ms=int(settings.reservation_ttl_s * 1000),
         )
+        ledger: Ledger | None = None
         try:
-            grant, ledger = await store.admit(ask)
+            answer = store.admit_now(ask)
+            if answer is None:
+                grant, ledger = await store.admit(ask)
+            else:
+                grant, books = answer
         except Exception:
             self.metrics.tenant_rejections.labels(tenant.name, "store_down").inc()
             raise
         if not grant.ok:
             self.metrics.tenant_rejections.labels(tenant.name, grant.reason).inc()
-            raise refusal(tenant, ask, grant, now)
-        ticket = Ticket(self, ledger, ask, tuple(candidates), grant_headers(tenant, ask, grant))
+            raise refusal(tenant, ask, grant, datetime.now(UTC))
+        ticket = Ticket(
+            self,
+            ledger,
+            books if ledger is None else None,
+            ask,
+            tuple(candidates),
+            grant_headers(tenant, ask, grant),
+        )
         return ticket, allowed
 
     def bill(self, ledger: Ledger, bill: Bill) -> None:
+        """Write a strict-mode bill in the background."""
         assert self.store is not None
         task = asyncio.create_task(self.store.settle(ledger, bill), name="tenancy-settle")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _periods_of(self, tenant: Tenant) -> tuple[Period, ...]:
+        """Today's and this month's periods, computed once a day per tenant."""
+        now = time.time()
+        cached = self._periods.get(tenant.name)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        today = datetime.fromtimestamp(now, UTC)
+        found = periods(tenant, today)
+        self._periods[tenant.name] = (limits_end(today)[0].timestamp(), found)
+        return found
 
     def status(self) -> dict[str, object] | None:
         if self.settings is None or self.keys is None or self.store is None:

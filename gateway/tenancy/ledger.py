@@ -5,8 +5,10 @@ minute bucket, the token estimate from the tokens-per-minute bucket, and reserve
 cost against each budget period, all or nothing) and ``settle`` (release the reservation, add the
 actual cost and usage, return unused tokens to the bucket). ``LocalLedger`` does it in this
 process: the store without Redis, and the fallback when Redis is down and ``on_redis_down`` is
-``open``. ``redisledger.RedisLedger`` does the same in Redis for every replica. Both are used by
-``store``; their semantics are the same so the tests of one hold for the other.
+``open``. ``redisledger.RedisLedger`` does the same in Redis for every replica (strict mode,
+``sync_s: 0``), and ``shared.SharedBooks`` in memory against Redis's state synced every
+``sync_s``. All are used by ``store``; their semantics are the same so the tests of one hold for
+the others. ``admit_now``/``settle_now`` are the same calls without an await.
 """
 
 from __future__ import annotations
@@ -101,6 +103,12 @@ class LocalLedger:
     usage: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
 
     async def admit(self, ask: Ask) -> Grant:
+        return self.admit_now(ask)
+
+    async def settle(self, bill: Bill) -> None:
+        self.settle_now(bill)
+
+    def admit_now(self, ask: Ask) -> Grant:
         now = self.clock_ms()
         self._expire(now)
         requests = self._level(ask.tenant, "rpm", ask.rpm, now)
@@ -141,7 +149,7 @@ class LocalLedger:
             used=tuple(used),
         )
 
-    async def settle(self, bill: Bill) -> None:
+    def settle_now(self, bill: Bill) -> None:
         ask = bill.ask
         held = self.reservations.pop(ask.member, None)
         for period in ask.periods:

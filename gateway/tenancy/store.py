@@ -1,17 +1,28 @@
-"""Which ledger answers: Redis when configured and reachable, else this process's own, or none.
+"""Which ledger answers: this process's books synced with Redis, Redis per request, or none.
 
-``Store`` sends each admission to the Redis ledger while Redis answers. When a command fails
-(connection refused, timeout) Redis is marked down, logged once, counted in
-``switchman_tenancy_store_errors_total`` and shown in ``/readyz``; until a probe (every second)
-finds it back, admissions go to the process's ``LocalLedger`` (``on_redis_down: open``) or are
-refused with a 503 (``closed``) without waiting on Redis again. A request is settled in the
-ledger that admitted it. Used by ``admission``.
+Without ``redis`` the process's ``LocalLedger`` answers alone. With it, and ``sync_s`` above 0
+(the default), ``SharedBooks`` admits and bills in memory and a background task (``syncer``)
+exchanges the deltas with Redis every ``sync_s``; nothing on the request path awaits Redis. When
+a sync fails (connection refused, timeout) Redis is marked down, logged once per outage, counted
+in ``switchman_tenancy_store_errors_total`` (operation ``sync``) and shown in ``/readyz``; the
+deltas are kept and sent when it answers again (exactly once: see ``syncer``). Meanwhile
+``on_redis_down: open`` goes on counting in this process, and ``closed`` refuses with a 503 once
+the last successful sync is older than ``stale_s`` (ten intervals, at least twice the command
+timeout). ``close`` flushes the last deltas.
+
+With ``sync_s: 0`` (strict) each admission and each bill is a script in Redis (``redisledger``):
+when a command fails Redis is marked down the same way and, until a probe (every second) finds it
+back, admissions go to the ``LocalLedger`` (``open``) or are refused with a 503 (``closed``)
+without waiting on Redis again; a request is settled in the ledger that admitted it. Used by
+``admission``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -26,10 +37,13 @@ from switchman.gateway.errors import LimitsUnavailable
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.tenancy.ledger import Ask, Bill, Grant, LocalLedger
 from switchman.gateway.tenancy.redisledger import RedisLedger
+from switchman.gateway.tenancy.shared import SharedBooks
+from switchman.gateway.tenancy.syncer import Syncer
 
 log = logging.getLogger("switchman.gateway.tenancy.store")
 
 PROBE_EVERY_S = 1.0
+FLUSH_TRIES = 3
 
 
 class Ledger(Protocol):
@@ -65,9 +79,14 @@ class Store:
         self.metrics = metrics
         self.local = local or LocalLedger()
         self.redis: RedisLedger | None = None
+        self.shared: SharedBooks | None = None
+        self.syncer: Syncer | None = None
         self.up = True
         self.last_error: str | None = None
+        self.last_sync = time.monotonic()
+        self.stale_s = 0.0
         self._probe: asyncio.Task[None] | None = None
+        self._sync: asyncio.Task[None] | None = None
         if settings is not None:
             client = Redis.from_url(
                 settings.url,
@@ -78,6 +97,24 @@ class Store:
             )
             self.redis = RedisLedger(client, settings.prefix)
             metrics.tenancy_store_up.set(1)
+            if settings.sync_s > 0:
+                self.shared = SharedBooks(recent_ms=max(1000.0, 20_000 * settings.sync_s))
+                replica = uuid.uuid4().hex[:16]
+                self.syncer = Syncer(client, settings.prefix, replica, self.shared)
+                self.stale_s = max(10 * settings.sync_s, 2 * settings.timeout_s)
+
+    def admit_now(self, ask: Ask) -> tuple[Grant, SharedBooks | LocalLedger] | None:
+        """Admit without awaiting (this process's books), or None: ask Redis (strict mode)."""
+        if self.shared is None:
+            return None if self.redis is not None else (self.local.admit_now(ask), self.local)
+        if self._sync is None:
+            self._sync = asyncio.create_task(self._sync_forever(), name="tenancy-sync")
+        if self.on_down == "closed" and time.monotonic() - self.last_sync > self.stale_s:
+            raise LimitsUnavailable(
+                "the gateway cannot reach its limits store and is configured to refuse requests "
+                "until it can; try again shortly"
+            )
+        return self.shared.admit_now(ask), self.shared
 
     async def admit(self, ask: Ask) -> tuple[Grant, Ledger]:
         if self.redis is not None and self.up:
@@ -103,19 +140,52 @@ class Store:
     def status(self) -> dict[str, object]:
         if self.redis is None:
             return {"store": "local"}
+        synced = self.settings is not None and self.shared is not None
         return {
             "store": "redis",
+            "mode": "synced" if synced else "strict",
+            "sync_s": self.settings.sync_s if self.settings is not None else 0,
             "redis": "up" if self.up else "unreachable",
             "on_redis_down": self.on_down,
             "last_error": self.last_error,
         }
 
     async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
+        """Stop the probe and the sync, send the last deltas (a few tries), close Redis."""
+        for task in (self._probe, self._sync):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self.shared is not None:
+            for _ in range(FLUSH_TRIES):
+                if not self.shared.owed() or not await self.sync():
+                    break
+            if self.shared.owed():
+                log.error("tenancy deltas not sent to redis at shutdown (it did not answer)")
         if self.redis is not None:
             await self.redis.client.aclose()
+
+    async def sync(self) -> bool:
+        """One sync with Redis (see ``syncer``); whether it answered."""
+        assert self.syncer is not None
+        try:
+            await self.syncer.sync()
+        except (RedisError, OSError) as exc:
+            self._down("sync", exc)
+            return False
+        self.last_sync = time.monotonic()
+        if not self.up:
+            self._back()
+        return True
+
+    async def _sync_forever(self) -> None:
+        assert self.settings is not None
+        while True:
+            await asyncio.sleep(self.settings.sync_s)
+            try:
+                await self.sync()
+            except Exception:  # a bug must not end the syncing for good
+                log.exception("tenancy sync failed")
 
     def _down(self, operation: str, exc: BaseException) -> None:
         self.metrics.tenancy_store_errors.labels(operation).inc()
@@ -131,8 +201,13 @@ class Store:
                 if self.on_down == "open"
                 else "refusing requests (on_redis_down: closed)",
             )
-        if self._probe is None or self._probe.done():
+        if self.shared is None and (self._probe is None or self._probe.done()):
             self._probe = asyncio.create_task(self._wait_for_redis(), name="redis-probe")
+
+    def _back(self) -> None:
+        self.up = True
+        self.metrics.tenancy_store_up.set(1)
+        log.warning("redis reachable again; shared limits resume")
 
     async def _wait_for_redis(self) -> None:
         assert self.redis is not None
@@ -142,7 +217,5 @@ class Store:
                 await self.redis.ping()
             except (RedisError, OSError):
                 continue
-            self.up = True
-            self.metrics.tenancy_store_up.set(1)
-            log.warning("redis reachable again; shared limits resume")
+            self._back()
             return

@@ -3,7 +3,7 @@
 the spend back.
 
 Two gateway processes (one config) in front of one simulator, clients spread over both, 16 at a
-time, half of the requests streamed:
+time, half of the requests streamed. Strict mode (``sync_s: 0``, every request checked in Redis):
 
     tenant  | limit                    | sent | expect (across both gateways)
     --------|--------------------------|------|---------------------------------------------
@@ -11,8 +11,13 @@ time, half of the requests streamed:
     tpm     | 600 tokens per minute    | 32   | admitted tokens <= 600 + one reservation
     budget  | $0.002 a day (hard)      | 48   | spend <= the limit, some refused, books exact
 
+Synchronised mode (the default, every 50 ms): a burst on both before either synced the tenant
+admits at most what each saw (2 x 12); once both have synced, a second burst admits what refilled
+meanwhile, within replicas x rate x sync_s; the usage counters in Redis are exact after both stop.
+
 Demo: two demos on one Redis print the same ``key team-a:`` / ``key team-b:`` lines; team-a's
-five requests a minute are shared (three on one, two on the other, the sixth refused on either);
+five requests a minute are shared (three on one, two on the other, a sync apart, the sixth
+refused on either);
 ``switchman usage`` prints team-a's five requests.
 """
 
@@ -37,7 +42,9 @@ PRICE = {"input_per_mtok": 5.0, "output_per_mtok": 20.0}
 MAX_TOKENS = 20
 
 
-def gateway_config(sim: RunningSim, keys: Path, redis_url: str) -> dict[str, Any]:
+def gateway_config(
+    sim: RunningSim, keys: Path, redis_url: str, sync_s: float = 0
+) -> dict[str, Any]:
     return {
         "version": 1,
         "upstreams": [{"name": "sim", "base_url": f"{sim.url}/v1"}],
@@ -45,7 +52,7 @@ def gateway_config(sim: RunningSim, keys: Path, redis_url: str) -> dict[str, Any
         "routes": [{"name": "auto", "candidates": ["m"]}],
         "tenancy": {
             "keys_file": str(keys),
-            "redis": {"url": redis_url, "prefix": "p"},
+            "redis": {"url": redis_url, "prefix": "p", "sync_s": sync_s},
             "tenants": [
                 {"name": "rpm", "limits": {"requests_per_minute": 12}},
                 {"name": "tpm", "limits": {"tokens_per_minute": 600}},
@@ -148,6 +155,55 @@ async def test_two_gateway_processes_share_limits_and_budgets(
     assert 0 < spent <= 0.002 * 1e9
 
 
+def write_keys(tmp_path: Path, names: tuple[str, ...]) -> tuple[dict[str, str], Path]:
+    keys = {name: new_key() for name in names}
+    path = tmp_path / "keys.json"
+    path.write_text(
+        json.dumps({"keys": [{"tenant": t, "sha256": hash_key(k)} for t, k in keys.items()]})
+    )
+    return keys, path
+
+
+async def test_two_synchronised_gateways_converge_within_a_sync(
+    tmp_path: Path, start_sim: Any, redis: redisproc.RedisProcess
+) -> None:
+    sim = await start_sim()
+    keys, keys_path = write_keys(tmp_path, ("rpm", "tpm", "budget"))
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps(gateway_config(sim, keys_path, redis.url, sync_s=0.05)))
+    ports = [processes.free_port(), processes.free_port()]
+    async with (
+        processes.gateway(config, ports[0], "--access-log", "off") as first,
+        processes.gateway(config, ports[1], "--access-log", "off") as second,
+    ):
+        for port, proc in zip(ports, (first, second), strict=True):
+            await processes.wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
+        clients = [
+            openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1",
+                api_key=keys["rpm"],
+                max_retries=0,
+                timeout=90,
+            )
+            for port in ports
+        ]
+        started = time.monotonic()
+        cold = sum(r >= 0 for r in await burst(clients, 32))
+        assert 12 <= cold <= 2 * 12 + 1  # each admitted at most what it saw: a full bucket
+        await asyncio.sleep(0.3)  # both synced: each sees the debt of the other's takes
+        warm = sum(r >= 0 for r in await burst(clients, 32))
+        refill = (time.monotonic() - started) * 12 / 60
+        assert cold + warm <= 2 * 12 + int(refill) + 1 + 2  # + replicas x rate x sync_s (< 1)
+    client = Redis.from_url(redis.url, decode_responses=True)
+    try:
+        usage: dict[str, str] = {}
+        async for key in client.scan_iter(match="p:{rpm}:usage:*"):
+            usage = await client.hgetall(key)
+    finally:
+        await client.aclose()
+    assert int(usage["auto|m|requests"]) == cold + warm  # flushed exactly at shutdown
+
+
 async def _keys(proc: Any) -> dict[str, str]:
     found: dict[str, str] = {}
     while len(found) < 2:
@@ -182,6 +238,7 @@ async def test_two_demos_share_tenant_limits_through_redis(redis: redisproc.Redi
         ]
         for i in range(5):
             assert await one(demos[i % 2], stream=False) >= 0
+            await asyncio.sleep(0.3)  # the demos sync every 50 ms: each sees the other's
         assert await one(demos[1], stream=False) == -1
         assert await one(demos[0], stream=True) == -1
     async with processes.switchman(
