@@ -212,6 +212,8 @@ async def stream(
                 client.gaps.append(gap)
         if outcome != "ok":
             resp.close()  # cancel the upstream generation nobody will read
+        elif pipe.ended:
+            resp.finish()  # reused if the body's end (a last chunk) follows the last event
     info = ResponseInfo(
         usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
     )

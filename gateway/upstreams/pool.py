@@ -38,6 +38,7 @@ DNS_TTL_S = 5.0  # as aiohttp's ttl_dns_cache=5
 _SKIPPED = {"host", "content-length", "transfer-encoding", "connection"}  # the pool's own
 _SAFE = "/:@!$&'()*+,;=-._~%?"  # a target already in URL form stays as it is
 _TARGETS = 1024  # cached request targets before the cache starts over
+_SWEEP_EVERY = 1024  # responses between sweeps of dead and expired idle connections
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Pool:
         self._open: set[Connection] = set()
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._targets: dict[tuple[str, str], tuple[Origin, str]] = {}
+        self._responses = 0
         self.closed = False
 
     @property
@@ -225,7 +227,11 @@ class Pool:
 
     def _ended(self, conn: Connection) -> None:
         """A response ended: keep its connection for reuse or close it; free its slot."""
-        conn.done(self._clock())
+        now = self._clock()
+        conn.done(now)
+        self._responses += 1
+        if self._responses % _SWEEP_EVERY == 0:
+            self._sweep(now)
         if conn.finished() and not self.closed:
             idle = self._idle.setdefault(conn.key, [])
             idle.append(conn)
@@ -237,6 +243,17 @@ class Pool:
             conn.close()
             self._open.discard(conn)
         self._free()
+
+    def _sweep(self, now: float) -> None:
+        """Close idle connections that died or expired; forget replicas and names gone by."""
+        for key, idle in list(self._idle.items()):
+            for conn in [c for c in idle if c.lost or now - c.idle_since > self._keepalive_s]:
+                idle.remove(conn)
+                conn.close()
+                self._open.discard(conn)
+            if not idle:
+                del self._idle[key]
+        self._dns = {key: entry for key, entry in self._dns.items() if entry[0] > now}
 
     async def _connect(self, origin: Origin) -> Connection:
         try:
@@ -260,16 +277,16 @@ class Pool:
             return cached[1]
         try:
             ipaddress.ip_address(origin.host)
-            addresses, expiry = [origin.host], float("inf")
+            return [origin.host]  # a replica's address: nothing to resolve or cache
         except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-            except (OSError, UnicodeError) as exc:
-                raise ConnectFailed(f"cannot resolve {origin.host}: {exc}") from exc
-            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-            expiry = now + self._dns_ttl_s
-        self._dns[key] = (expiry, addresses)
+            pass
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise ConnectFailed(f"cannot resolve {origin.host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        self._dns[key] = (now + self._dns_ttl_s, addresses)
         return addresses
 
     async def _open_one(self, origin: Origin, addresses: list[str]) -> Connection:

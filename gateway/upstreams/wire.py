@@ -21,6 +21,11 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 HIGH_WATER = 2**17  # buffered body bytes at which the socket stops being read until drained
+LINGER_S = 1.0  # how long a finished reader's connection waits for the rest of its body
+
+
+class _Stray(Exception):
+    """Bytes after the end of the response: the connection is not reused."""
 
 
 class WireError(Exception):
@@ -43,9 +48,8 @@ class Connection(asyncio.Protocol):
         self.key = key  # the pool's origin key
         self.transport: asyncio.Transport | None = None
         self.lost = False
-        self.exchanges = 0  # responses started on it: over 0, a reused connection
         self.idle_since = 0.0
-        self._fd = -1
+        self._poll: select.poll | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._loop = asyncio.get_running_loop()
         self._busy = False
@@ -65,6 +69,8 @@ class Connection(asyncio.Protocol):
         self._keep_alive = False
         self._error: WireError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._settled: Callable[[Connection], None] | None = None
+        self._linger: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
 
@@ -72,7 +78,9 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        self._fd = sock.fileno() if sock is not None else -1
+        if sock is not None:  # poll, not select: descriptors past 1024 are common here
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI | select.POLLRDHUP)
 
     def data_received(self, data: bytes) -> None:
         if not self._busy or self._complete:  # bytes nobody asked for: never reuse it
@@ -83,6 +91,9 @@ class Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(ResponseBroken("the upstream switched protocols"))
+        except httptools.HttpParserCallbackError as exc:
+            reason = "sent bytes past its response" if isinstance(exc.__context__, _Stray) else exc
+            self._fail(ResponseBroken(f"malformed response from the upstream ({reason})"))
         except httptools.HttpParserError as exc:
             self._fail(ResponseBroken(f"malformed response from the upstream ({exc})"))
 
@@ -105,6 +116,10 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self._complete:
+            raise _Stray
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw.append((name.decode("latin-1"), value.decode("latin-1")))
 
@@ -123,8 +138,12 @@ class Connection(asyncio.Protocol):
             self._head.set_result(self._response)
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
         self._buffered += len(body)
+        if self._settled is not None:  # nobody reads it any more
+            if self._buffered > HIGH_WATER:
+                self.close()
+            return
+        self._body.append(body)
         if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -147,11 +166,9 @@ class Connection(asyncio.Protocol):
             return False
         if now - self.idle_since > keepalive_s:
             return False
-        if self._fd < 0:
-            return True
         try:
-            return not select.select([self._fd], [], [], 0)[0]
-        except (OSError, ValueError):
+            return self._poll is None or not self._poll.poll(0)
+        except OSError:
             return False
 
     async def exchange(self, head: bytes, body: bytes) -> Response:
@@ -160,7 +177,6 @@ class Connection(asyncio.Protocol):
         assert not self._busy
         self._reset()
         self._busy = True
-        self.exchanges += 1
         self._head = self._loop.create_future()
         if len(body) < 65536:
             self.transport.write(head + body)
@@ -182,6 +198,20 @@ class Connection(asyncio.Protocol):
         if self._paused and not self.lost and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
+
+    def settle(self, linger_s: float, ended: Callable[[Connection], None]) -> None:
+        """The reader has all it needs: drop the rest of the body as it arrives and call
+        ``ended`` once it has (reusable), or after ``linger_s`` or ``HIGH_WATER`` bytes (closed)."""
+        self._body = []
+        self._buffered = 0
+        if self._paused and not self.lost and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        if self._complete or self._error is not None or self.lost:
+            ended(self)
+            return
+        self._settled = ended
+        self._linger = self._loop.call_later(linger_s, self.close)
 
     def close(self) -> None:
         self.lost = True
@@ -214,16 +244,21 @@ class Connection(asyncio.Protocol):
     def _fail(self, error: WireError) -> None:
         if self._error is None:
             self._error = error
-        if self._head is not None and not self._head.done():
-            self._head.set_exception(error)
-        self._wake()
         self.lost = True
         if self.transport is not None:
             self.transport.close()
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(error)
+        self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if self._settled is not None and (self._complete or self._error is not None):
+            ended, self._settled = self._settled, None
+            if self._linger is not None:
+                self._linger.cancel()
+            ended(self)
 
 
 class Response:
@@ -258,6 +293,14 @@ class Response:
         ended, self._ended = self._ended, None
         if ended is not None:
             ended(self._conn)
+
+    def finish(self, linger_s: float = LINGER_S) -> None:
+        """End it when the reader has all it needs though the body may not have ended (a
+        stream's last event read, its terminating chunk still on the way): the rest is dropped
+        as it arrives, and the connection is reused if the body ends within ``linger_s``."""
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            self._conn.settle(linger_s, ended)
 
     def close(self) -> None:
         if self._ended is not None:

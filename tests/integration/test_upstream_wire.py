@@ -540,3 +540,59 @@ async def _answer_once(
     await server.request(reader)
     writer.write(answer)
     await writer.drain()
+
+
+def streaming(terminator_after: float) -> Callable[[Server], Script]:
+    """A chunked stream whose terminating chunk follows its last event after a pause."""
+
+    def script(server: Server) -> Script:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await server.request(reader):
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                writer.write(b"e\r\ndata: [DONE]\n\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(terminator_after)
+                writer.write(b"0\r\n\r\n")
+
+        return run
+
+    return script
+
+
+@pytest.mark.parametrize(("terminator_after", "connections"), [(0.05, 1), (0.5, 2)])
+async def test_a_finished_stream_is_reused_if_its_body_ends_soon(
+    serve: Callable[..., Awaitable[Server]], terminator_after: float, connections: int
+) -> None:
+    server = await serve(streaming(terminator_after))
+    wire = pool(size=1)
+    base = f"http://127.0.0.1:{server.port}"
+    for _ in range(2):
+        async with await wire.request(base, "/", {}, b"") as resp:
+            assert await resp.read() == b"data: [DONE]\n\n"
+            resp.finish(linger_s=0.2)  # the reader is done; the last chunk may follow
+    assert server.connections == connections
+    wire.close()
+
+
+async def test_names_are_resolved_once_per_ttl(
+    serve: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    server = await serve(answering(closing))
+    now = [100.0]
+    wire = Pool(size=2, connect_s=1.0, clock=lambda: now[0])
+    loop = asyncio.get_running_loop()
+    lookups: list[str] = []
+    real = loop.getaddrinfo
+
+    async def counted(host: str, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        return await real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "getaddrinfo", counted)
+    for advance in (0.0, 1.0, 5.0):
+        now[0] += advance
+        async with await wire.request(f"http://localhost:{server.port}", "/", {}, b"") as resp:
+            assert resp.status == 200
+    assert server.connections == 3
+    assert lookups == ["localhost", "localhost"]  # cached for 5 s, then asked again
