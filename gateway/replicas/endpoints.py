@@ -191,11 +191,14 @@ class EndpointSet:
         then the least loaded (ties rotate). Reserves nothing: the caller admits the attempt.
         """
         tried = exclude
-        if model is not None:
-            blocked = [e for e in self.endpoints if not e.serves(model)]
-            if blocked:
-                exclude = [*exclude, *blocked]
-        candidates = balancer.eligible(self.endpoints, exclude)
+        endpoints = self.endpoints
+        if model is None:
+            candidates = balancer.eligible(endpoints, exclude)
+        else:  # one pass: serving the model implies available
+            serving = [e for e in endpoints if e.serves(model)]
+            if len(serving) < len(endpoints):  # the others stay out of affinity picks too
+                exclude = [*exclude, *(e for e in endpoints if e not in serving)]
+            candidates = [e for e in serving if e not in exclude] if exclude else serving
         if len(candidates) <= 1:
             if candidates:
                 return candidates[0]
@@ -267,7 +270,8 @@ class EndpointSet:
 
     def load(self) -> float:
         """Mean ``load_value`` over the available replicas; 0 when none is available."""
-        loads = [e.load_value() for e in self.endpoints if e.available()]
+        # ``Endpoint.available`` inlined: routing reads every candidate's load per request.
+        loads = [e.load_value() for e in self.endpoints if e.healthy and e.breaker.available()]
         return sum(loads) / len(loads) if loads else 0.0
 
     def circuits(self) -> dict[str, int]:

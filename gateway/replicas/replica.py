@@ -114,7 +114,7 @@ class Endpoint:
 
     def serves(self, model: str) -> bool:
         """Whether ``model`` may be sent here now (replica and model breakers, health)."""
-        if not self.available():
+        if not (self.healthy and self.breaker.available()):  # ``available``, inlined
             return False
         breaker = self._models.get(model)
         return breaker is None or breaker.available()
@@ -197,8 +197,8 @@ class Endpoint:
         knee.
         """
         own = self.inflight
-        load = self.load
-        if load is None:
+        load = self._load  # ``self.load``, inlined: this runs for every replica on every pick
+        if load is None or self._clock() - load.at > self._stale_after:
             return float(own)
         busy = load.running + load.waiting + (own - self._inflight_at_scrape)
         if busy < own:

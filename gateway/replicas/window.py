@@ -30,7 +30,9 @@ class WindowCounts:
         self.marked = 0
 
     def add(self, now: float, events: int = 1, marked: int = 0) -> None:
-        slot = self.advance(now)
+        epoch = int(now // self._width)
+        # Within the current bucket (most calls) there is nothing to drop.
+        slot = epoch % self._size if epoch == self._epoch else self.advance(now)
         self._events[slot] += events
         self._marked[slot] += marked
         self.events += events

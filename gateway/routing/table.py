@@ -7,14 +7,16 @@ cannot serve the request (capabilities, context window, health); scorers (``scor
 rest; on routes that weigh quality, ``tiers.TierChoice`` turns the complexity score into the
 wanted tier (quality mode, share cap, a route's own weights file, loaded here at build time: a
 file that will not load is a ConfigError). Every plan keeps a row per candidate (scores or why
-it was removed) for ``/debug/decisions``. Live state comes through ``UpstreamView``.
+it was removed) for ``/debug/decisions``; a row's per-scorer ``parts`` dict is built only
+when read. Live state comes through ``UpstreamView``. ``CompiledRoute`` works out once per
+config what does not depend on the request, so a plan reads only the features and live state.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,14 +41,55 @@ class UpstreamView(Protocol):
     def latency_estimate(self, output_tokens: int) -> float | None: ...
 
 
-@dataclass(slots=True)
 class Row:
-    """One candidate in one decision: its scores, or the filter that removed it."""
+    """One candidate in one decision: its scores, or the filter that removed it.
 
-    model: str
-    removed: str | None = None
-    score: float = 0.0
-    parts: dict[str, float] = field(default_factory=dict)
+    ``parts`` (each scorer's value) is built on first read, from the scorer names and values
+    the plan kept: only ``/debug/decisions`` readers and tests look at it, not the request path.
+    """
+
+    __slots__ = ("_lazy", "_parts", "model", "removed", "score")
+
+    def __init__(
+        self,
+        model: str,
+        removed: str | None = None,
+        score: float = 0.0,
+        parts: dict[str, float] | None = None,
+        *,
+        lazy: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
+    ) -> None:
+        self.model = model
+        self.removed = removed
+        self.score = score
+        self._parts = parts
+        self._lazy = lazy
+
+    @property
+    def parts(self) -> dict[str, float]:
+        parts = self._parts
+        if parts is None:
+            lazy = self._lazy
+            parts = self._parts = {} if lazy is None else dict(zip(*lazy, strict=True))
+        return parts
+
+    @parts.setter
+    def parts(self, value: dict[str, float]) -> None:
+        self._parts = value
+
+    def __repr__(self) -> str:
+        return (
+            f"Row(model={self.model!r}, removed={self.removed!r}, score={self.score!r}, "
+            f"parts={self.parts!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Row):
+            return NotImplemented
+        mine = (self.model, self.removed, self.score, self.parts)
+        return mine == (other.model, other.removed, other.score, other.parts)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
 
 
 @dataclass(slots=True)
@@ -65,22 +108,106 @@ class Plan:
     panic: bool = False
 
 
-class CompiledRoute:
-    """A route's config turned into what ``plan`` needs per request."""
+# Scorers whose value per candidate is fixed by the config; the others are read per request.
+_STATIC = frozenset(("preference", "priority"))
 
-    __slots__ = ("candidates", "choice", "spec", "tier_rank", "uses_complexity", "weights")
+
+class CompiledRoute:
+    """A route's config turned into what ``plan`` needs per request.
+
+    Everything that does not depend on the request is worked out here once per config: each
+    candidate's upstream, target, missing capabilities, context window, price, split share,
+    and the values of the static scorers (priority, preference) with their weighted terms;
+    for a route scored by static scorers alone, the whole ranking.
+    """
+
+    __slots__ = (
+        "candidates",
+        "choice",
+        "count",
+        "dynamic",
+        "floor",
+        "lacks",
+        "names",
+        "order",
+        "prices",
+        "scorers",
+        "spec",
+        "split",
+        "split_why",
+        "static",
+        "targets",
+        "tier_rank",
+        "totals",
+        "upstreams",
+        "uses_complexity",
+        "values",
+        "weight",
+        "weights",
+    )
 
     def __init__(
         self, spec: Route, models: Mapping[str, Model], scorer: ComplexityScorer | None = None
     ) -> None:
         self.spec = spec
-        self.candidates = tuple(models[name] for name in spec.candidates)
+        candidates = self.candidates = tuple(models[name] for name in spec.candidates)
+        self.count = len(candidates)
+        self.names = tuple(m.name for m in candidates)
+        self.upstreams = tuple(m.upstream for m in candidates)
+        self.targets = tuple(m.target for m in candidates)
+        self.lacks = tuple(_lacks(m) for m in candidates)
+        known = [w for m in candidates if (w := m.capabilities.context_window) is not None]
+        self.floor = min(known) if known else None  # every window holds a request this big
+        self.prices = tuple(
+            None if m.price is None else (m.price.input_per_mtok, m.price.output_per_mtok)
+            for m in candidates
+        )
         self.weights = scoring.weights(spec.strategy, spec.scorers)
+        self.weight = sum(w for _, w in self.weights) or 1.0  # ``scoring.combine``'s divisor
+        self.scorers = tuple(name for name, _ in self.weights)
+        self.dynamic = tuple(pair for pair in self.weights if pair[0] not in _STATIC)
         self.uses_complexity = any(name == "quality" for name, _ in self.weights)
-        names = list(dict.fromkeys(m.tier for m in self.candidates))  # in candidate order
+        names = list(dict.fromkeys(m.tier for m in candidates))  # in candidate order
         self.choice = TierChoice(spec.complexity, names, scorer)
         ranks = {name: i for i, name in enumerate(self.choice.names)}
-        self.tier_rank = [ranks.get(m.tier) for m in self.candidates]
+        self.tier_rank = [ranks.get(m.tier) for m in candidates]
+        self._static_scores()
+        self._splits()
+
+    def _static_scores(self) -> None:
+        """Per candidate: static scorer values and their weighted terms; the full ranking and
+        totals when no scorer depends on the request (``scoring.combine``'s arithmetic)."""
+        prefs = self.spec.preference
+        values: list[tuple[float, ...]] = []
+        for i, name in enumerate(self.names):
+            row = []
+            for scorer, _ in self.weights:
+                if scorer == "preference":
+                    row.append(prefs.get(name, 0.0) if prefs else 1.0)
+                elif scorer == "priority":
+                    row.append(scoring.priority(i, self.count))
+            values.append(tuple(row))
+        static = [w for name, w in self.weights if name in _STATIC]
+        self.values = values  # every scorer's value, when none depends on the request
+        self.static = [
+            (row, tuple(v * w for v, w in zip(row, static, strict=True))) for row in values
+        ]
+        self.totals: list[float] | None = None
+        self.order: list[int] | None = None
+        if not self.dynamic and self.weights:
+            self.totals = [sum(terms) / self.weight for _, terms in self.static]
+            totals = self.totals
+            self.order = sorted(range(self.count), key=lambda i: -totals[i])
+
+    def _splits(self) -> None:
+        """strategy weighted: each candidate's split and the reason naming its share."""
+        split = self.spec.split
+        self.split = [split.get(name, 0.0) for name in self.names]
+        whole = sum(split.values())
+        self.split_why = [
+            f"weighted {100.0 * share / whole:g}% -> {name}" if whole else ""
+            for share, name in zip(self.split, self.names, strict=True)
+        ]
 
 
 class RoutingTable:
@@ -125,11 +252,13 @@ class RoutingTable:
             model = self.models.get(name)
             if model is None:
                 return None
-            rows = [Row(model.name, score=1.0)]
-            _filter_needs((model,), rows, feats, supports, name, op)  # raises when it cannot
+            if _needs(feats) or not supports[model.upstream]:
+                upstream, lacks = (model.upstream,), (_lacks(model),)
+                _filter_needs(upstream, lacks, [None], feats, supports, name, op)  # raises if none
             view = views.get(model.upstream)
             panic = view is not None and view.unusable(model.target) is not None
             why = "direct (panic: unhealthy)" if panic else "direct"
+            rows = [Row(model.name, score=1.0)]
             return Plan(name, "direct", [model], why, rows, None, panic=panic)
         return self._plan(
             compiled, op, body, feats, views, supports, classifier, rng or random.Random()
@@ -147,24 +276,23 @@ class RoutingTable:
         rng: random.Random,
     ) -> Plan:
         spec = route.spec
-        rows = [Row(m.name) for m in route.candidates]
-        kept = _filter_needs(route.candidates, rows, feats, supports, spec.name, op)
-        kept = _filter_context(route.candidates, kept, rows, feats)
+        removed: list[str | None] = [None] * route.count
+        kept = _filter(route, removed, feats, supports, op)
         panic = False
         healthy = []
+        upstreams, targets = route.upstreams, route.targets
         for i in kept:
-            candidate = route.candidates[i]
-            problem = views[candidate.upstream].unusable(candidate.target)
+            problem = views[upstreams[i]].unusable(targets[i])
             if problem is None:
                 healthy.append(i)
             else:
-                rows[i].removed = problem
+                removed[i] = problem
         if healthy:
             kept = healthy
         else:  # every candidate is unhealthy: try them anyway rather than fail outright
             panic = True
             for i in kept:
-                rows[i].removed = None
+                removed[i] = None
         complexity = None
         why: str = spec.strategy
         wanted = 0
@@ -172,58 +300,107 @@ class RoutingTable:
             scorer = route.choice.scorer or classifier
             assert scorer is not None
             complexity, wanted, why = route.choice.decide(scorer, op, body)
-        order = self._rank(route, kept, rows, feats, views, wanted)
+        order, rows = _rank(route, kept, removed, feats, views, wanted)
         if spec.strategy == "weighted":
-            order, why = _split(spec, order, rng)
-        removed = sum(1 for r in rows if r.removed)
-        if removed:
-            why += f" ({removed} filtered)"
+            order, why = _split(route, order, rng)
+        filtered = route.count - removed.count(None) - removed.count("")  # the truthy ones
+        if filtered:
+            why += f" ({filtered} filtered)"
         if panic:
             why += " (panic: all candidates unhealthy)"
-        models = [route.candidates[i] for i in order]
+        candidates = route.candidates
+        models = [candidates[i] for i in order]
         return Plan(spec.name, spec.strategy, models, why, rows, spec, complexity, panic)
 
-    def _rank(
-        self,
-        route: CompiledRoute,
-        kept: list[int],
-        rows: list[Row],
-        feats: Features,
-        views: Mapping[str, UpstreamView],
-        wanted: int,
-    ) -> list[int]:
-        """Scores for the kept candidates; their indexes best first (stable on ties)."""
-        count = len(route.candidates)
-        models = [route.candidates[i] for i in kept]
-        parts: dict[str, list[float]] = {}
-        for name, _ in route.weights:
-            if name == "cost":
-                parts[name] = scoring.relative_cost([_cost(m, feats) for m in models])
-            elif name == "latency":
-                parts[name] = scoring.relative_low(
-                    [views[m.upstream].latency_estimate(feats.output_tokens) for m in models]
-                )
-            elif name == "load":
-                parts[name] = scoring.relative_load([views[m.upstream].load() for m in models])
-            elif name == "quality":
-                parts[name] = [scoring.quality(route.tier_rank[i], wanted) for i in kept]
-            elif name == "preference":
-                prefs = route.spec.preference
-                parts[name] = [prefs.get(m.name, 0.0) if prefs else 1.0 for m in models]
-            else:
-                parts[name] = [scoring.priority(i, count) for i in kept]
-        totals = scoring.combine(parts, route.weights)
-        for j, i in enumerate(kept):
-            rows[i].score = totals[j]
-            rows[i].parts = {name: values[j] for name, values in parts.items()}
-        ranked = sorted(range(len(kept)), key=lambda j: -totals[j])
-        return [kept[j] for j in ranked]
+
+def _rank(
+    route: CompiledRoute,
+    kept: list[int],
+    removed: list[str | None],
+    feats: Features,
+    views: Mapping[str, UpstreamView],
+    wanted: int,
+) -> tuple[list[int], list[Row]]:
+    """The kept candidates' indexes best first (stable on ties), and every candidate's row."""
+    if route.order is not None and route.totals is not None:  # static scorers only
+        totals, values = route.totals, route.values
+        order = route.order if len(kept) == route.count else [i for i in route.order if i in kept]
+    else:
+        totals, values = _totals(route, kept, feats, views, wanted)
+        if len(kept) == 2:  # the common case: no sort
+            first, second = kept
+            order = [second, first] if totals[second] > totals[first] else kept
+        else:
+            order = sorted(kept, key=lambda i: -totals[i])
+    scorers, on = route.scorers, set(kept)
+    rows = [
+        Row(name, removed[i], totals[i], lazy=(scorers, values[i]))
+        if i in on
+        else Row(name, removed[i])
+        for i, name in enumerate(route.names)
+    ]
+    return order, rows
 
 
-def _split(spec: Route, order: list[int], rng: random.Random) -> tuple[list[int], str]:
+def _totals(
+    route: CompiledRoute,
+    kept: list[int],
+    feats: Features,
+    views: Mapping[str, UpstreamView],
+    wanted: int,
+) -> tuple[list[float], list[tuple[float, ...]]]:
+    """Per candidate (by index; only the kept ones are set): the weighted mean of its scorer
+    values and the values themselves, summed in ``scoring.combine``'s order (request-dependent
+    scorers first, then the static terms worked out at build time)."""
+    columns = [_column(name, route, kept, feats, views, wanted) for name, _ in route.dynamic]
+    totals = [0.0] * route.count
+    values: list[tuple[float, ...]] = [()] * route.count
+    divisor, static = route.weight, route.static
+    if len(columns) == 1:  # the presets cheapest, fastest, least-loaded: one, then priority
+        weight = route.dynamic[0][1]
+        for i, value in zip(kept, columns[0], strict=True):
+            mine, terms = static[i]
+            totals[i] = sum((value * weight, *terms)) / divisor
+            values[i] = (value, *mine)
+        return totals, values
+    none: list[tuple[float, ...]] = [()] * len(kept)
+    heads = list(zip(*columns, strict=True)) if columns else none
+    pairs = zip(columns, route.dynamic, strict=True)
+    weighted = [[v * w for v in column] for column, (_, w) in pairs]
+    products = list(zip(*weighted, strict=True)) if columns else none
+    for i, head, product in zip(kept, heads, products, strict=True):
+        mine, terms = static[i]
+        totals[i] = sum(product + terms) / divisor
+        values[i] = head + mine
+    return totals, values
+
+
+def _column(
+    name: str,
+    route: CompiledRoute,
+    kept: list[int],
+    feats: Features,
+    views: Mapping[str, UpstreamView],
+    wanted: int,
+) -> list[float]:
+    """One request-dependent scorer's values for the kept candidates, in their order."""
+    upstreams = route.upstreams
+    if name == "cost":
+        prices = route.prices
+        return scoring.relative_cost([_cost(prices[i], feats) for i in kept])
+    if name == "latency":
+        tokens = feats.output_tokens
+        return scoring.relative_low([views[upstreams[i]].latency_estimate(tokens) for i in kept])
+    if name == "load":
+        return scoring.relative_load([views[upstreams[i]].load() for i in kept])
+    ranks = route.tier_rank
+    return [scoring.quality(ranks[i], wanted) for i in kept]
+
+
+def _split(route: CompiledRoute, order: list[int], rng: random.Random) -> tuple[list[int], str]:
     """Weighted: draw the first candidate by split percentages; the rest keep their rank."""
-    names = spec.candidates
-    weights = [spec.split.get(names[i], 0.0) for i in order]
+    split = route.split
+    weights = [split[i] for i in order]
     total = sum(weights)
     if total <= 0:
         return order, "weighted: no split candidate available"
@@ -236,44 +413,69 @@ def _split(spec: Route, order: list[int], rng: random.Random) -> tuple[list[int]
             if draw < 0:
                 break
     first = order[pick]
-    share = 100.0 * spec.split.get(names[first], 0.0) / sum(spec.split.values())
-    return [first, *order[:pick], *order[pick + 1 :]], f"weighted {share:g}% -> {names[first]}"
+    return [first, *order[:pick], *order[pick + 1 :]], route.split_why[first]
 
 
-def _cost(model: Model, feats: Features) -> float | None:
-    price = model.price
+def _cost(price: tuple[float, float] | None, feats: Features) -> float | None:
     if price is None:
         return None  # unknown, not free
-    return (
-        price.input_per_mtok * feats.prompt_tokens + price.output_per_mtok * feats.output_tokens
-    ) / 1e6
+    return (price[0] * feats.prompt_tokens + price[1] * feats.output_tokens) / 1e6
 
 
 _ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 _NEEDS = (("vision", "image input"), ("tools", "tool calling"), ("json_schema", "json_schema"))
 
 
+def _lacks(model: Model) -> tuple[tuple[str, str], ...]:
+    """The (need, label) pairs of ``_NEEDS`` that ``model`` is known not to support."""
+    caps = model.capabilities
+    return tuple((need, label) for need, label in _NEEDS if getattr(caps, need) is False)
+
+
+def _needs(feats: Features) -> bool:
+    """Whether the request needs any capability a model may lack."""
+    return feats.vision or feats.tools or feats.json_schema
+
+
+def _filter(
+    route: CompiledRoute,
+    removed: list[str | None],
+    feats: Features,
+    supports: Mapping[str, bool],
+    op: str,
+) -> list[int]:
+    """The candidates that can serve the request (endpoint, capabilities, context window)."""
+    kept = list(range(route.count))
+    if _needs(feats) or not all(supports[upstream] for upstream in route.upstreams):
+        kept = _filter_needs(
+            route.upstreams, route.lacks, removed, feats, supports, route.spec.name, op
+        )
+    floor = route.floor
+    if floor is None or feats.total_tokens <= floor:  # every window holds it
+        return kept
+    return _filter_context(route.candidates, kept, removed, feats)
+
+
 def _filter_needs(
-    candidates: tuple[Model, ...],
-    rows: list[Row],
+    upstreams: tuple[str, ...],
+    lacks: tuple[tuple[tuple[str, str], ...], ...],
+    removed: list[str | None],
     feats: Features,
     supports: Mapping[str, bool],
     route: str,
     op: str,
 ) -> list[int]:
-    """Hard filters: the endpoint and the capabilities the request needs."""
+    """Hard filters: the endpoint and the capabilities the request needs (``lacks``: per
+    candidate, what it is known not to support, as ``_lacks`` gives it)."""
     kept = []
     missing: list[str] = []
-    for i, model in enumerate(candidates):
-        if not supports[model.upstream]:
-            rows[i].removed = "endpoint"
+    for i, upstream in enumerate(upstreams):
+        if not supports[upstream]:
+            removed[i] = "endpoint"
             continue
-        caps = model.capabilities
-        lacking = [
-            label for need, label in _NEEDS if getattr(feats, need) and getattr(caps, need) is False
-        ]
+        lacking = [label for need, label in lacks[i] if getattr(feats, need)]
         if lacking:
-            rows[i].removed = "no " + lacking[0]
+            removed[i] = "no " + lacking[0]
             missing.extend(lacking)
             continue
         kept.append(i)
@@ -291,7 +493,7 @@ def _filter_needs(
 
 
 def _filter_context(
-    candidates: tuple[Model, ...], kept: list[int], rows: list[Row], feats: Features
+    candidates: tuple[Model, ...], kept: list[int], removed: list[str | None], feats: Features
 ) -> list[int]:
     """Models whose context window holds the estimated prompt plus max_tokens.
 
@@ -304,10 +506,10 @@ def _filter_context(
     if fits:
         for i in kept:
             if i not in fits:
-                rows[i].removed = "context window"
+                removed[i] = "context window"
         return fits
     largest = max(w for w in windows.values() if w is not None)
     for i in kept:
         if (windows[i] or 0) < largest:
-            rows[i].removed = "context window"
+            removed[i] = "context window"
     return [i for i in kept if windows[i] == largest]

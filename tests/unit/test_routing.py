@@ -292,6 +292,43 @@ def test_preference_scorer() -> None:
     assert names(plan(route)) == ["large", "small"]
 
 
+def test_a_static_ranking_skips_the_filtered_candidates_and_keeps_its_order() -> None:
+    # preference and priority alone: the ranking is made once per config; an unhealthy
+    # candidate drops out of it without reordering the others.
+    route = {
+        "candidates": ["small", "large", "vision"],
+        "scorers": {"preference": 1},
+        "preference": {"small": 0.1, "large": 0.5, "vision": 0.9},
+    }
+    assert names(plan(route)) == ["vision", "large", "small"]
+    result = plan(route, views={"u-large": View(problem="unavailable")})
+    assert names(result) == ["vision", "small"]
+    rows = {r.model: r for r in result.rows}
+    assert rows["large"].removed == "unavailable"
+    assert rows["large"].score == 0.0
+    assert rows["large"].parts == {}
+    assert rows["vision"].parts == pytest.approx({"preference": 0.9, "priority": 1 / 3})
+    assert rows["vision"].score == pytest.approx((0.9 + 1 / 3) / 2)
+    assert result.why == "priority (1 filtered)"
+
+
+def test_rows_carry_each_scorer_value_of_a_request_dependent_ranking() -> None:
+    views = {"u-small": View(load=3.0), "u-large": View(load=1.0)}
+    result = plan({"candidates": ["small", "large"], "strategy": "least-loaded"}, views=views)
+    assert names(result) == ["large", "small"]
+    rows = {r.model: r for r in result.rows}
+    assert rows["small"].parts == {"load": 0.5, "priority": 1.0}
+    assert rows["large"].parts == {"load": 1.0, "priority": 0.5}
+    assert rows["small"].score == pytest.approx((0.5 + 0.01) / 1.01)
+
+
+def test_a_route_whose_scorers_all_weigh_zero_keeps_the_candidate_order() -> None:
+    # Every weight overridden to 0: nothing ranks, so the user's order stands (no error).
+    result = plan({"candidates": ["large", "small"], "scorers": {"priority": 0}})
+    assert names(result) == ["large", "small"]
+    assert [(r.score, r.parts) for r in result.rows] == [(0.0, {}), (0.0, {})]
+
+
 def test_canary_split_lands_within_three_percent_over_10000_decisions() -> None:
     route = {
         "candidates": ["small", "large"],
