@@ -2,12 +2,20 @@
 
 Starts a real ``redis-server`` (127.0.0.1, free port, no persistence), one zero-latency
 ``switchman sim`` and, one at a time, a gateway process (``bench.gateway_variant``, metrics on)
-per variant: ``off`` (no ``tenancy`` block), ``local`` (keys, limits and budget in the process)
-and ``redis`` (the same, shared through Redis: one EVALSHA to admit, one to settle after the
+per variant: ``off`` (no ``tenancy`` block), ``local`` (keys, limits and budget in the process),
+``redis`` (the same, shared through Redis, synchronised every ``sync_s``: no Redis round trip on
+the request path) and ``strict`` (``sync_s: 0``: one EVALSHA to admit, one to settle after the
 response). The tenant's limits are far above the load, so every request runs every check (RPM,
 TPM, daily and monthly budgets) and none is refused. Same closed-loop load for each (chat, whole
 answers; concurrency 1 and 16), alternating rounds, best round kept. The budget (issue 12):
 ``redis`` adds at most 0.3 ms p50 at concurrency 16. Results: bench/results/tenancy.md/.json.
+
+``micro [SECONDS]`` measures the CPU of tenancy alone, in this process: per request the key
+lookup (``Tenancy.tenant_of``), ``Tenancy.admit`` and ``Ticket.settle`` (and, in strict mode,
+the settle task it starts), 16 requests at a time, for ``local`` (no Redis), ``strict`` (Redis,
+``sync_s: 0``) and ``synced`` (Redis, the default ``sync_s``; the background syncs included),
+against a real redis-server. CPU is ``time.process_time`` of this process (Redis's own CPU is not
+counted) divided by the requests; the same script run on an older checkout gives the before.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +34,13 @@ from bench.load import BODY, free_port, load, wait_ready
 from switchman.gateway.tenancy.keys import hash_key, new_key
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS = ("off", "local", "redis")
+VARIANTS = ("off", "local", "redis", "strict")
 BUDGET_MS = 0.3
 
 
-def _config(sim_port: int, workdir: Path, key: str, redis_url: str | None) -> dict[str, Any]:
+def _config(
+    sim_port: int, workdir: Path, key: str, redis_url: str | None, sync_s: float | None = None
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "version": 1,
         "upstreams": [{"name": "sim", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
@@ -46,6 +57,8 @@ def _config(sim_port: int, workdir: Path, key: str, redis_url: str | None) -> di
     config["tenancy"] = {"keys_file": str(keys), "tenants": [tenant]}
     if redis_url is not None:
         config["tenancy"]["redis"] = {"url": redis_url}
+        if sync_s is not None:
+            config["tenancy"]["redis"]["sync_s"] = sync_s
     return config
 
 
@@ -90,6 +103,7 @@ async def main(argv: list[str]) -> None:
         "off": _config(sim_port, workdir, "", None),
         "local": _config(sim_port, workdir, key, None),
         "redis": _config(sim_port, workdir, key, redis_url),
+        "strict": _config(sim_port, workdir, key, redis_url, sync_s=0),
     }
     best: dict[tuple[str, int], dict[str, float]] = {}
     try:
@@ -177,5 +191,62 @@ def _write(best: dict[tuple[str, int], dict[str, float]], seconds: float, rounds
     print(f"wrote {RESULTS / 'tenancy.md'}")
 
 
+async def micro(argv: list[str]) -> None:
+    from switchman.api.gatewayconfig import GatewayConfig
+    from switchman.api.tenancy import Redis
+    from switchman.gateway.telemetry.metrics import Metrics
+    from switchman.gateway.tenancy.admission import Tenancy
+
+    seconds = float(argv[0]) if argv else 2.0
+    workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-tenancy-micro-"))
+    key = new_key()
+    redis, redis_url = await _start_redis(workdir)
+    try:
+        synced = "sync_s" in Redis.model_fields  # an older checkout: strict only
+        for variant in ("local", "strict", "synced") if synced else ("local", "strict"):
+            url = None if variant == "local" else redis_url
+            config = _config(1, workdir, key, url, 0 if variant == "strict" and synced else None)
+            parsed = GatewayConfig.model_validate(config)
+            tenancy = Tenancy(Metrics(), {})
+            tenancy.configure(parsed.tenancy)
+            await _micro_run(tenancy, parsed.models[0], key, 0.3)  # warm: scripts, connections
+            cpu, wall = time.process_time(), time.monotonic()
+            done = await _micro_run(tenancy, parsed.models[0], key, seconds)
+            await tenancy.close()  # the last bills and deltas are part of the cost
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            print(
+                f"{variant:7} {done:7d} requests  {cpu / done * 1e6:7.1f} us CPU/request  "
+                f"{done / wall:8.0f} requests/s",
+                flush=True,
+            )
+    finally:
+        redis.terminate()
+        await redis.wait()
+
+
+async def _micro_run(tenancy: Any, model: Any, key: str, seconds: float) -> int:
+    """Requests through tenancy alone, 16 at a time, for ``seconds``; how many."""
+    from switchman.gateway.providers.exchange import Usage
+
+    usage = Usage(prompt_tokens=12, completion_tokens=20)
+
+    async def one() -> None:
+        tenant = tenancy.tenant_of(key)
+        assert tenant is not None
+        ticket, _ = await tenancy.admit(tenant, "m", True, [model], (30, 20))
+        ticket.settle("m", model, usage, 4.2e-5)
+
+    done = 0
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        await asyncio.gather(*(one() for _ in range(16)))
+        await asyncio.sleep(0)  # let settle tasks and the sync run
+        done += 16
+    return done
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    if sys.argv[1:2] == ["micro"]:
+        asyncio.run(micro(sys.argv[2:]))
+    else:
+        asyncio.run(main(sys.argv[1:]))

@@ -4,8 +4,11 @@
 plaintext keys never reach the gateway's disk or config), re-reads it when it changes (checked at
 most once a second, on use: a rotated or revoked key takes effect within seconds, no restart) and
 keeps the last good set when a new file is invalid. Lookup hashes the presented key and compares
-the digests in constant time (``hmac.compare_digest``). Used by ``gate`` (the authentication
-middleware); ``new_key``/``hash_key`` are used by ``switchman demo --tenants``.
+the digests in constant time (``hmac.compare_digest``); a key found is remembered (in memory only,
+up to ``REMEMBERED`` keys, forgotten when the file changes) so a client's next requests skip the
+hashing. Unknown keys are never remembered: a flood of them cannot grow the memory. Used by
+``gate`` (the authentication middleware); ``new_key``/``hash_key`` are used by
+``switchman demo --tenants``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import yaml
 log = logging.getLogger("switchman.gateway.tenancy.keys")
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
+REMEMBERED = 4096
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -98,6 +102,7 @@ class KeyRing:
         self.clock = clock
         self.last_error: str | None = None
         self._buckets: dict[bytes, list[tuple[bytes, str]]] = {}
+        self._known: dict[str, str] = {}  # presented key: tenant, for keys found
         self._count = 0
         self._stamp: tuple[int, int, int] | None = None
         self._checked = float("-inf")
@@ -110,6 +115,9 @@ class KeyRing:
     def lookup(self, key: str) -> str | None:
         """The tenant ``key`` belongs to, or None."""
         self.refresh()
+        known = self._known.get(key)
+        if known is not None:
+            return known
         digest = hashlib.sha256(key.encode()).digest()
         found: str | None = None
         # Bucketed by a digest prefix (a fact about the client's own guess, not about any
@@ -117,6 +125,10 @@ class KeyRing:
         for stored, tenant in self._buckets.get(digest[:4], ()):
             if hmac.compare_digest(stored, digest):
                 found = tenant
+        if found is not None:
+            if len(self._known) >= REMEMBERED:
+                self._known.clear()
+            self._known[key] = found
         return found
 
     def refresh(self, *, force: bool = False) -> None:
@@ -143,6 +155,7 @@ class KeyRing:
         for digest, tenant in keys.items():
             buckets.setdefault(digest[:4], []).append((digest, tenant))
         self._buckets, self._count = buckets, len(keys)
+        self._known = {}
         self.last_error = None
         log.info("keys loaded from %s: %d keys", self.path, len(keys))
 

@@ -1,0 +1,150 @@
+"""``SharedBooks``: this process's admission and billing against the shared state, without Redis.
+
+- the same semantics as ``LocalLedger`` (buckets, token give-back, budgets reserved then billed)
+- deltas: what admission and billing took is pending until ``cut`` numbers it into a batch; a
+  batch stays in flight (resent, same number) until applied; new deltas wait for the next number
+- ``applied`` restarts the view from the shared state, minus what was taken meanwhile
+- a tenant is synced while it has deltas or was active recently, then no more
+- ``adopt`` (a reload) keeps the view, not the deltas
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from switchman.gateway.tenancy.ledger import Ask, Bill, Period
+from switchman.gateway.tenancy.shared import Batch, SharedBooks
+
+DAY, MONTH = ("daily", "20261206"), ("monthly", "202612")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.ms
+
+
+def ask(rpm: int = 0, tpm: int = 0, tokens: int = 10, amount: int = 0, hard: int = 0) -> Ask:
+    periods = (Period(*DAY, hard, 3600), Period(*MONTH, 0, 7200))
+    return Ask("t", rpm, tpm, tokens, amount, periods, "m", 60_000)
+
+
+def bill(a: Ask, actual: int, tokens: int = 0) -> Bill:
+    return Bill(a, "auto", "small", actual, tokens, 4, 6, 2, "20261206")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def books(clock: Clock) -> SharedBooks:
+    return SharedBooks(recent_ms=1000, clock_ms=clock)
+
+
+def test_requests_bucket_refuses_then_refills(books: SharedBooks, clock: Clock) -> None:
+    grants = [books.admit_now(ask(rpm=3)) for _ in range(4)]
+    assert [g.ok for g in grants] == [True, True, True, False]
+    assert [g.requests_left for g in grants] == [2, 1, 0, 0]
+    assert (grants[3].reason, grants[3].retry_ms) == ("rpm", 20_000)
+    clock.ms += 20_000
+    assert books.admit_now(ask(rpm=3)).ok
+
+
+def test_tokens_come_back_when_the_usage_is_below_the_estimate(books: SharedBooks) -> None:
+    first = ask(tpm=1000, tokens=800)
+    assert books.admit_now(first).ok
+    assert books.admit_now(ask(tpm=1000, tokens=800)).reason == "tpm"
+    books.settle_now(bill(first, 0, tokens=100))
+    assert books.admit_now(ask(tpm=1000, tokens=800)).ok
+    assert books.views["t"].pending.tokens == 800 - 700 + 800
+
+
+def test_budget_reserves_the_worst_case_and_bills_the_actual(books: SharedBooks) -> None:
+    first = ask(amount=600, hard=1000)
+    assert books.admit_now(first).used == (600, 600)
+    assert books.admit_now(ask(amount=600, hard=1000)).reason == "daily"
+    books.settle_now(bill(first, 150))
+    assert books.admit_now(ask(amount=600, hard=1000)).used == (750, 750)
+    assert books.views["t"].pending.spent == {DAY: 150, MONTH: 150}
+
+
+def test_deltas_are_numbered_once_and_resent_until_applied(books: SharedBooks) -> None:
+    a = ask(rpm=10, amount=5)
+    books.admit_now(a)
+    books.settle_now(bill(a, 3))
+    [first] = books.cut()
+    assert (first.seq, first.delta.requests, first.delta.spent[DAY]) == (1, 1, 3)
+    assert first.delta.usage[("20261206", "auto", "small")] == [3, 1, 4, 6, 2]
+    assert first.books == (DAY, MONTH)
+    books.admit_now(ask(rpm=10))  # while the batch is unanswered
+    [again] = books.cut()
+    assert again.seq == 1
+    assert again.delta is first.delta  # the same batch, not merged with the new request
+    books.applied(again, (7.0, 0.0), (100, 200))
+    assert books.owed()
+    [second] = books.cut()
+    assert (second.seq, second.delta.requests) == (2, 1)
+    books.applied(second, (6.0, 0.0), (100, 200))
+    assert not books.owed()
+
+
+def test_applied_restarts_the_view_from_the_shared_state(books: SharedBooks) -> None:
+    books.admit_now(ask(rpm=10, amount=50, hard=1000))
+    [batch] = books.cut()
+    books.admit_now(ask(rpm=10))  # taken after the batch was cut: not in Redis's answer
+    books.applied(batch, (4.0, 0.0), (900, 900))  # other replicas took 5, spent 900
+    grant = books.admit_now(ask(rpm=10, amount=60, hard=2000))
+    assert grant.requests_left == 2  # 4 shared - 1 pending - this one
+    assert grant.used == (900 + 50 + 60, 900 + 50 + 60)  # reservations still in flight
+    assert books.admit_now(ask(amount=100, hard=1000)).reason == "daily"
+
+
+def test_a_recently_active_tenant_is_read_then_left_alone(books: SharedBooks, clock: Clock) -> None:
+    a = ask(rpm=10)
+    books.admit_now(a)
+    [batch] = books.cut()
+    books.applied(batch, (9.0, 0.0), (0, 0))
+    clock.ms += 500
+    [read] = books.cut()
+    assert (read.seq, read.delta.empty()) == (0, True)
+    books.applied(read, (3.0, 0.0), (0, 0))  # another replica took 6
+    assert books.views["t"].seq == 1
+    assert books.admit_now(a).requests_left == 2
+    clock.ms += 1500
+    [last] = books.cut()  # the new request's delta
+    books.applied(last, (2.0, 0.0), (0, 0))
+    assert books.cut() == []
+
+
+def test_a_period_that_ended_is_forgotten(books: SharedBooks) -> None:
+    books.admit_now(ask(amount=5))
+    [batch] = books.cut()
+    books.applied(batch, (0.0, 0.0), (10, 10))
+    periods = (Period("daily", "20261207", 0, 1), Period(*MONTH, 0, 1))
+    tomorrow = Ask("t", 0, 0, 1, 5, periods, "m", 1)
+    books.admit_now(tomorrow)
+    [batch] = books.cut()
+    assert batch.books == (("daily", "20261207"), MONTH)
+    books.applied(batch, (0.0, 0.0), (0, 10))
+    assert set(books.views["t"].shared) == {("daily", "20261207"), MONTH}
+
+
+def test_adopt_keeps_the_view_not_the_deltas(books: SharedBooks, clock: Clock) -> None:
+    for _ in range(3):
+        books.admit_now(ask(rpm=10, amount=5))
+    new = SharedBooks(clock_ms=clock)
+    new.adopt(books)
+    assert new.admit_now(ask(rpm=10)).requests_left == 6
+    assert new.views["t"].shared[DAY] == 15  # the old store's reservations count until a sync
+    assert [b.delta.requests for b in new.cut()] == [1]
+
+
+def test_an_empty_batch_is_a_read(books: SharedBooks) -> None:
+    books.admit_now(ask())
+    [batch] = books.cut()
+    assert isinstance(batch, Batch)
+    assert batch.seq == 0  # no limits, no bill yet: nothing to send, only read
