@@ -7,16 +7,16 @@ cannot serve the request (capabilities, context window, health); scorers (``scor
 rest; on routes that weigh quality, ``tiers.TierChoice`` turns the complexity score into the
 wanted tier (quality mode, share cap, a route's own weights file, loaded here at build time: a
 file that will not load is a ConfigError). Every plan keeps a row per candidate (scores or why
-it was removed) for ``/debug/decisions``; a row's per-scorer ``parts`` dict is built only
-when read. Live state comes through ``UpstreamView``. ``CompiledRoute`` works out once per
-config what does not depend on the request, so a plan reads only the features and live state.
+it was removed) for ``/debug/decisions``, built only when read. Live state comes through
+``UpstreamView``. ``CompiledRoute`` works out once per config what does not depend on the
+request, so a plan reads only the request's features and the live state.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,71 +41,78 @@ class UpstreamView(Protocol):
     def latency_estimate(self, output_tokens: int) -> float | None: ...
 
 
+@dataclass(slots=True)
 class Row:
-    """One candidate in one decision: its scores, or the filter that removed it.
+    """One candidate in one decision: its scores, or the filter that removed it."""
 
-    ``parts`` (each scorer's value) is built on first read, from the scorer names and values
-    the plan kept: only ``/debug/decisions`` readers and tests look at it, not the request path.
+    model: str
+    removed: str | None = None
+    score: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+# What a plan keeps to build its rows when they are read: the route, why each candidate was
+# removed (None: kept), each candidate's total and scorer values, the ranked candidates.
+_Detail = tuple["CompiledRoute", list[str | None], list[float], list[tuple[float, ...]], list[int]]
+
+
+class Plan:
+    """Candidates for one request, best first, and why.
+
+    ``rows`` (one per candidate: its scores, or the filter that removed it) is built on first
+    read from what ``plan`` kept: only ``/debug/decisions`` (when someone reads it) and a
+    recorded trace span look at rows, so the request path does not build them.
     """
 
-    __slots__ = ("_lazy", "_parts", "model", "removed", "score")
+    __slots__ = (
+        "_detail",
+        "_rows",
+        "complexity",
+        "order",
+        "panic",
+        "route",
+        "spec",
+        "strategy",
+        "why",
+    )
 
     def __init__(
         self,
-        model: str,
-        removed: str | None = None,
-        score: float = 0.0,
-        parts: dict[str, float] | None = None,
+        route: str,
+        strategy: str,
+        order: list[Model],
+        why: str,
+        rows: list[Row] | None,
+        spec: Route | None,  # None when the client named a model directly
+        complexity: float | None = None,
+        # Every candidate is out (breakers open, unhealthy, rate limited): the failover loop
+        # tries them anyway, replicas whatever their state, rather than fail without an attempt.
+        panic: bool = False,
         *,
-        lazy: tuple[tuple[str, ...], tuple[float, ...]] | None = None,
+        detail: _Detail | None = None,
     ) -> None:
-        self.model = model
-        self.removed = removed
-        self.score = score
-        self._parts = parts
-        self._lazy = lazy
+        self.route = route
+        self.strategy = strategy
+        self.order = order
+        self.why = why
+        self._rows = rows
+        self.spec = spec
+        self.complexity = complexity
+        self.panic = panic
+        self._detail = detail
 
     @property
-    def parts(self) -> dict[str, float]:
-        parts = self._parts
-        if parts is None:
-            lazy = self._lazy
-            parts = self._parts = {} if lazy is None else dict(zip(*lazy, strict=True))
-        return parts
-
-    @parts.setter
-    def parts(self, value: dict[str, float]) -> None:
-        self._parts = value
+    def rows(self) -> list[Row]:
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = [] if self._detail is None else _rows(*self._detail)
+        return rows
 
     def __repr__(self) -> str:
         return (
-            f"Row(model={self.model!r}, removed={self.removed!r}, score={self.score!r}, "
-            f"parts={self.parts!r})"
+            f"Plan(route={self.route!r}, strategy={self.strategy!r}, "
+            f"order={[m.name for m in self.order]!r}, why={self.why!r}, panic={self.panic!r})"
         )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Row):
-            return NotImplemented
-        mine = (self.model, self.removed, self.score, self.parts)
-        return mine == (other.model, other.removed, other.score, other.parts)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
-
-
-@dataclass(slots=True)
-class Plan:
-    """Candidates for one request, best first, and why."""
-
-    route: str
-    strategy: str
-    order: list[Model]
-    why: str
-    rows: list[Row]
-    spec: Route | None  # None when the client named a model directly
-    complexity: float | None = None
-    # Every candidate is out (breakers open, unhealthy, rate limited): the failover loop tries
-    # them anyway, replicas whatever their state, rather than fail without an attempt.
-    panic: bool = False
 
 
 # Scorers whose value per candidate is fixed by the config; the others are read per request.
@@ -300,7 +307,7 @@ class RoutingTable:
             scorer = route.choice.scorer or classifier
             assert scorer is not None
             complexity, wanted, why = route.choice.decide(scorer, op, body)
-        order, rows = _rank(route, kept, removed, feats, views, wanted)
+        order, totals, values = _rank(route, kept, feats, views, wanted)
         if spec.strategy == "weighted":
             order, why = _split(route, order, rng)
         filtered = route.count - removed.count(None) - removed.count("")  # the truthy ones
@@ -310,18 +317,21 @@ class RoutingTable:
             why += " (panic: all candidates unhealthy)"
         candidates = route.candidates
         models = [candidates[i] for i in order]
-        return Plan(spec.name, spec.strategy, models, why, rows, spec, complexity, panic)
+        detail = (route, removed, totals, values, kept)
+        return Plan(
+            spec.name, spec.strategy, models, why, None, spec, complexity, panic, detail=detail
+        )
 
 
 def _rank(
     route: CompiledRoute,
     kept: list[int],
-    removed: list[str | None],
     feats: Features,
     views: Mapping[str, UpstreamView],
     wanted: int,
-) -> tuple[list[int], list[Row]]:
-    """The kept candidates' indexes best first (stable on ties), and every candidate's row."""
+) -> tuple[list[int], list[float], list[tuple[float, ...]]]:
+    """The kept candidates' indexes best first (stable on ties); per candidate (by index, the
+    kept ones set) the total score and each scorer's value."""
     if route.order is not None and route.totals is not None:  # static scorers only
         totals, values = route.totals, route.values
         order = route.order if len(kept) == route.count else [i for i in route.order if i in kept]
@@ -332,14 +342,24 @@ def _rank(
             order = [second, first] if totals[second] > totals[first] else kept
         else:
             order = sorted(kept, key=lambda i: -totals[i])
+    return order, totals, values
+
+
+def _rows(
+    route: CompiledRoute,
+    removed: list[str | None],
+    totals: list[float],
+    values: list[tuple[float, ...]],
+    kept: list[int],
+) -> list[Row]:
+    """Every candidate's row: the kept ones with their scores, the others why they went."""
     scorers, on = route.scorers, set(kept)
-    rows = [
-        Row(name, removed[i], totals[i], lazy=(scorers, values[i]))
+    return [
+        Row(name, removed[i], totals[i], dict(zip(scorers, values[i], strict=True)))
         if i in on
         else Row(name, removed[i])
         for i, name in enumerate(route.names)
     ]
-    return order, rows
 
 
 def _totals(
