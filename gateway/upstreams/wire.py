@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -75,8 +75,7 @@ class Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         sock = transport.get_extra_info("socket")
         if sock is not None:  # poll, not select: descriptors past 1024 are common here
             self._poll = select.poll()
@@ -173,8 +172,8 @@ class Connection(asyncio.Protocol):
 
     async def exchange(self, head: bytes, body: bytes) -> Response:
         """Send one request and wait for its response's status and headers."""
-        assert self.transport is not None
-        assert not self._busy
+        if self.transport is None or self._busy:
+            raise ConnectFailed("the connection is not ready for a request")
         self._reset()
         self._busy = True
         self._head = self._loop.create_future()

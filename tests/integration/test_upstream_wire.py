@@ -18,6 +18,8 @@ answer with exact bytes. Scenario matrix:
 - backpressure: a reader that stops reading stops the socket being read (the server stalls);
 - TLS: a private CA verified through ``tls.ca_file``'s context, refused by the default one;
 - ``Pool.close()`` closes idle connections and refuses later requests.
+
+Every test runs on asyncio's event loop and on uvloop's (the gateway's).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import trustme
 from switchman.gateway.upstreams.pool import Pool
 from switchman.gateway.upstreams.wire import HIGH_WATER, ConnectFailed, ResponseBroken
 
+EVENT_LOOPS = ("asyncio", "uvloop")  # the gateway runs on uvloop (conftest)
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
