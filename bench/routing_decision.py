@@ -4,8 +4,9 @@
 ``python -m bench routing [--iterations N] [--rounds R]``, run by ``bench.__main__``. Plans
 routes of 2, 3 and 5 candidates under each strategy (priority, cheapest, fastest, least-loaded,
 weighted) for a short chat, a long chat (3k-character system prompt, 10 turns) and a tools
-request. Upstream views are fakes shaped like ``UpstreamClient`` whose ``load`` is a real
-``EndpointSet.load`` over three scraped replicas and ``latency_estimate`` a real ``Latency``.
+request. Upstream views are fakes shaped like ``UpstreamClient`` whose ``unusable`` and ``load``
+are a real ``EndpointSet.refusal`` and ``EndpointSet.load`` over three scraped replicas and
+``latency_estimate`` a real ``Latency``.
 Picks among 3 and 16 replicas with and without affinity keys (hashing and ``served`` included,
 as the proxy does). When ``Classifier.load_default()`` works, the classifier alone and complexity
 routes with it too. Reports p50/p99/max µs per case against the design budget (p99 <= 50 µs
@@ -118,7 +119,7 @@ class View:
         self.latency.observe_stream(rng.uniform(0.05, 0.5), 2.0, 100)
 
     def unusable(self, model: str | None = None) -> str | None:
-        return None
+        return self.endpoints.refusal(model)
 
     def load(self) -> float:
         return self.endpoints.load()
@@ -172,15 +173,18 @@ class Scene:
         )
 
     def decide(self, routes: RoutingTable, body: dict[str, Any]) -> Endpoint | None:
-        """The whole decision before a first attempt: plan, then a replica of the first model."""
-        endpoints = self.views[self.plan(routes, body).order[0].upstream].endpoints
-        return pick(endpoints, body, {})
+        """The whole decision before a first attempt: plan, then a replica of the first model
+        (for that model's upstream id, as the failover loop picks)."""
+        first = self.plan(routes, body).order[0]
+        return pick(self.views[first.upstream].endpoints, body, {}, first.target)
 
 
-def pick(endpoints: EndpointSet, body: dict[str, Any], headers: dict[str, str]) -> Endpoint | None:
-    """The request's affinity key, a pick, and ``served``, as the proxy does."""
+def pick(
+    endpoints: EndpointSet, body: dict[str, Any], headers: dict[str, str], model: str | None = None
+) -> Endpoint | None:
+    """The request's affinity key, a pick, and ``served``, as the failover loop does."""
     key = affinity_key("chat", body, headers, endpoints.spec.balance)
-    chosen = endpoints.pick(key)
+    chosen = endpoints.pick(key, (), model=model)
     if chosen is not None:
         endpoints.served(chosen, key)
     return chosen
@@ -284,6 +288,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds over all cases")
     args = parser.parse_args(argv)
     groups, skipped = build_cases(random.Random(11))
+    load_at_start = os.getloadavg()  # the box is shared: say how busy it was
     if skipped:
         print(f"routing: classifier cases skipped ({skipped})", flush=True)
     samples: dict[str, list[list[int]]] = {}
@@ -300,6 +305,7 @@ def main(argv: list[str]) -> None:
         "iterations": args.iterations,
         "rounds": args.rounds,
         "classifier_skipped": skipped,
+        "load_average": {"start": load_at_start, "end": os.getloadavg()},
         "groups": {
             group: [{"case": name, **percentiles(samples[name])} for name in cases]
             for group, cases in groups.items()
@@ -313,6 +319,10 @@ def main(argv: list[str]) -> None:
                 flush=True,
             )
     _write(results)
+
+
+def _loads(triple: list[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in triple)
 
 
 def _write(results: dict[str, Any]) -> None:
@@ -351,10 +361,14 @@ def _write(results: dict[str, Any]) -> None:
         "jobs share this 2-core box; every round's p99 is in the JSON), max over all rounds. GC "
         "on, so max holds collector pauses and scheduler preemption. This box's speed: "
         f"`sum(range(1000))` takes {results['calibration_us']:.1f} µs here (scale by it to "
-        "compare machines). "
-        "Views are fakes shaped like `UpstreamClient` with a real `EndpointSet.load` over 3 "
-        "scraped replicas and a real `Latency`. The JSON parse of the body is not included "
-        "(the proxy parses it for every request anyway).",
+        "compare machines). Load average (1, 5, 15 min) "
+        f"{_loads(results['load_average']['start'])} at the start, "
+        f"{_loads(results['load_average']['end'])} at the end. "
+        "Views are fakes shaped like `UpstreamClient` with a real `EndpointSet.refusal` and "
+        "`EndpointSet.load` over 3 scraped replicas and a real `Latency`; the whole decision "
+        "picks a replica for the first model's upstream id, as the failover loop does. The "
+        "JSON parse of the body is not included (the proxy parses it for every request "
+        "anyway).",
     ]
     for group, rows in groups.items():
         if not rows:
