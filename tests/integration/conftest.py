@@ -10,7 +10,6 @@ as processes: see ``processes``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 import redisproc
-import uvloop
 from aiohttp.test_utils import TestServer
 
 from switchman.gateway.app import create_app
@@ -145,15 +143,3 @@ async def redis(tmp_path: Path) -> AsyncIterator[redisproc.RedisProcess]:
     await server.start()
     yield server
     await server.stop()
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
-    """A test module with ``EVENT_LOOPS = ("asyncio", "uvloop")`` runs on each of those loops
-    (the gateway's processes run on uvloop, the other tests on asyncio's own loop)."""
-    names = getattr(getattr(item, "module", None), "EVENT_LOOPS", None)
-    if not names:
-        return None
-    factories = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-    return {name: factories[name] for name in names}

@@ -19,7 +19,7 @@ answer with exact bytes. Scenario matrix:
 - TLS: a private CA verified through ``tls.ca_file``'s context, refused by the default one;
 - ``Pool.close()`` closes idle connections and refuses later requests.
 
-Every test runs on asyncio's event loop and on uvloop's (the gateway's).
+Every test runs on asyncio's event loop and on uvloop's, the gateway's (``conftest``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import trustme
 from switchman.gateway.upstreams.pool import Pool
 from switchman.gateway.upstreams.wire import HIGH_WATER, ConnectFailed, ResponseBroken
 
-EVENT_LOOPS = ("asyncio", "uvloop")  # the gateway runs on uvloop (conftest)
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
