@@ -16,9 +16,9 @@ MESSAGE_OVERHEAD_TOKENS = 4
 DEFAULT_OUTPUT_TOKENS = 256
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs twice as much, once per request
 class Features:
-    """Needs and size of one request."""
+    """Needs and size of one request (read-only by convention)."""
 
     vision: bool
     tools: bool
