@@ -10,12 +10,14 @@ TPM, daily and monthly budgets) and none is refused. Same closed-loop load for e
 answers; concurrency 1 and 16), alternating rounds, best round kept. The budget (issue 12):
 ``redis`` adds at most 0.3 ms p50 at concurrency 16. Results: bench/results/tenancy.md/.json.
 
-``micro [SECONDS]`` measures the CPU of tenancy alone, in this process: per request the key
+``micro [SECONDS] [LABEL]`` measures the CPU of tenancy alone, in this process: per request the key
 lookup (``Tenancy.tenant_of``), ``Tenancy.admit`` and ``Ticket.settle`` (and, in strict mode,
 the settle task it starts), 16 requests at a time, for ``local`` (no Redis), ``strict`` (Redis,
 ``sync_s: 0``) and ``synced`` (Redis, the default ``sync_s``; the background syncs included),
 against a real redis-server. CPU is ``time.process_time`` of this process (Redis's own CPU is not
-counted) divided by the requests; the same script run on an older checkout gives the before.
+counted) divided by the requests; the same script run on an older checkout gives the before
+(``LABEL``: ``before``, ``after``; results: bench/results/tenancy-micro.json and a section of
+tenancy.md that the load benchmark keeps).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from bench.load import BODY, free_port, load, wait_ready
 from switchman.gateway.tenancy.keys import hash_key, new_key
 
 RESULTS = Path(__file__).parent / "results"
+MICRO = RESULTS / "tenancy-micro.json"
+MICRO_HEADING = "## Per-request CPU of tenancy (micro)"
 VARIANTS = ("off", "local", "redis", "strict")
 BUDGET_MS = 0.3
 
@@ -187,7 +191,7 @@ def _write(best: dict[tuple[str, int], dict[str, float]], seconds: float, rounds
     lines += ["", f"redis at concurrency 16: {added16:+.3f} ms p50, {verdict} the budget."]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tenancy.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / "tenancy.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "tenancy.md").write_text("\n".join(lines) + "\n" + _micro_section())
     print(f"wrote {RESULTS / 'tenancy.md'}")
 
 
@@ -198,6 +202,8 @@ async def micro(argv: list[str]) -> None:
     from switchman.gateway.tenancy.admission import Tenancy
 
     seconds = float(argv[0]) if argv else 2.0
+    label = argv[1] if len(argv) > 1 else "current"
+    measured: dict[str, dict[str, float]] = {}
     workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-tenancy-micro-"))
     key = new_key()
     redis, redis_url = await _start_redis(workdir)
@@ -219,9 +225,43 @@ async def micro(argv: list[str]) -> None:
                 f"{done / wall:8.0f} requests/s",
                 flush=True,
             )
+            measured[variant] = {"requests": done, "cpu_us": cpu / done * 1e6, "rps": done / wall}
     finally:
         redis.terminate()
         await redis.wait()
+    RESULTS.mkdir(exist_ok=True)
+    found = json.loads(MICRO.read_text()) if MICRO.exists() else {}
+    found[label] = {"seconds": seconds, "cores": os.cpu_count(), "variants": measured}
+    MICRO.write_text(json.dumps(found, indent=2) + "\n")
+    md = RESULTS / "tenancy.md"
+    text = md.read_text() if md.exists() else "# Tenancy overhead (bench/tenancy_overhead.py)\n"
+    md.write_text(text.split("\n" + MICRO_HEADING)[0].rstrip("\n") + "\n" + _micro_section())
+    print(f"wrote {MICRO} and {md}")
+
+
+def _micro_section() -> str:
+    """tenancy.md's section of the micro results (every label measured)."""
+    if not MICRO.exists():
+        return ""
+    found = json.loads(MICRO.read_text())
+    lines = [
+        "",
+        MICRO_HEADING,
+        "",
+        "`python -m bench.tenancy_overhead micro SECONDS LABEL`: key lookup + `Tenancy.admit` + "
+        "`Ticket.settle` (and strict mode's settle task, synchronised mode's background syncs, "
+        "the final flush), 16 requests at a time, in one process against a real redis-server "
+        "on 127.0.0.1; CPU is the process's `time.process_time()` per request (Redis's own CPU "
+        "not counted). `before`: the same script on the checkout before issue 15's tenancy "
+        "work (strict only: it had no sync).",
+        "",
+        "| checkout | variant | CPU µs / request | requests/s |",
+        "|---|---|---|---|",
+    ]
+    for label, run in found.items():
+        for variant, r in run["variants"].items():
+            lines.append(f"| {label} | {variant} | {r['cpu_us']:.1f} | {r['rps']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 async def _micro_run(tenancy: Any, model: Any, key: str, seconds: float) -> int:

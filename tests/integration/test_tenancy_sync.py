@@ -13,23 +13,33 @@ except where the loop itself is under test:
 - a batch whose reply was lost is resent and applied once
 - ``on_redis_down: closed`` refuses once the last sync is older than its bound, and serves again
   after Redis answers; ``open`` keeps serving and sends its deltas once Redis is back
-- a reload (a new store adopting the old one's view) keeps the books right
+- a reload (a new store adopting the old one's view) keeps the books right, and through
+  ``Tenancy.configure``: tickets of the old store settle there and reach Redis at ``close``
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redisproc
 from redis.asyncio import Redis
 
+from switchman.api.gatewayconfig import Model, Price
+from switchman.api.tenancy import Limits, Tenant
 from switchman.api.tenancy import Redis as RedisSettings
+from switchman.api.tenancy import Tenancy as TenancySettings
 from switchman.gateway.errors import LimitsUnavailable
+from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.tenancy.admission import Tenancy
+from switchman.gateway.tenancy.keys import hash_key, new_key
 from switchman.gateway.tenancy.ledger import Ask, Bill, Grant, Period
 from switchman.gateway.tenancy.store import Store
 
@@ -233,3 +243,33 @@ async def test_a_reload_adopts_the_view_and_the_old_store_flushes(
     assert admit(new, ask(rpm=10)).requests_left == 4
     await new.close()
     assert (await hash_of(redis, "usage", DAY))["auto|small|requests"] == "4"
+
+
+async def test_a_reload_that_changes_the_redis_block_keeps_the_books(
+    tmp_path: Path, redis: redisproc.RedisProcess
+) -> None:
+    key = new_key()
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": [{"tenant": "t", "sha256": hash_key(key)}]}))
+    model = Model(name="small", upstream="u", price=Price(input_per_mtok=1, output_per_mtok=2))
+    usage = Usage(prompt_tokens=10, completion_tokens=10)
+
+    def block(sync_s: float) -> TenancySettings:
+        return TenancySettings(
+            keys_file=str(keys),
+            tenants=[Tenant(name="t", limits=Limits(requests_per_minute=10))],
+            redis=RedisSettings(url=redis.url, prefix="s", sync_s=sync_s),
+        )
+
+    tenancy = Tenancy(Metrics(), {})
+    tenancy.configure(block(5.0))
+    first = [await tenancy.admit("t", "auto", False, [model], (10, 10)) for _ in range(3)]
+    tenancy.configure(block(4.0))  # a new store; the old one keeps what it owes
+    ticket, _ = await tenancy.admit("t", "auto", False, [model], (10, 10))
+    assert ticket.headers["x-ratelimit-remaining-requests"] == "6"  # the view went on
+    for t, _ in [*first, (ticket, None)]:
+        t.settle("auto", model, usage, 3e-5)  # the first three in the old store's books
+    await tenancy.close()
+    usage_row = await hash_of(redis, "usage", datetime.now(UTC).strftime("%Y%m%d"))
+    assert usage_row["auto|small|requests"] == "4"
+    assert usage_row["auto|small|cost"] == str(4 * 30_000)
