@@ -14,6 +14,7 @@ from bench import (
     profile,
     replicas,
     routing_decision,
+    stream_path,
     telemetry_overhead,
     tenancy_overhead,
 )
@@ -25,7 +26,7 @@ def main() -> int:
     args = sys.argv[1:]
     names = (
         *("compare", "profile", "memory", "overhead", "telemetry", "classifier", "replicas"),
-        *("routing", "tenancy", "inbound"),
+        *("routing", "tenancy", "inbound", "stream"),
     )
     which = args.pop(0) if args and args[0] in names else None
     if which in (None, "compare"):
@@ -48,6 +49,8 @@ def main() -> int:
         asyncio.run(tenancy_overhead.main(args if which else []))
     if which in (None, "inbound"):
         inbound.main(args if which else [])
+    if which in (None, "stream"):
+        stream_path.main(args if which else [])
     return 0
 
 
