@@ -1,0 +1,1 @@
+"""The upstream client's tests (a package, so its conftest is ``wire.conftest``, not ``conftest``)."""
