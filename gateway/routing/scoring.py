@@ -3,7 +3,9 @@
 Pure functions over numbers ``routing`` gathers per request. Relative scorers (cost, latency,
 load) give the best candidate 1 and the others their ratio to it, so weights compare like with
 like whatever the units. ``WEIGHTS`` is what a strategy name means; a route's ``scorers`` block
-overrides single weights.
+overrides single weights. A candidate's score is the weighted mean of its scorer values:
+``sum(value * weight)`` in ``SCORERS`` order over the sum of the weights (``table`` adds the
+request-dependent terms first, then the static ones it worked out per route).
 """
 
 from __future__ import annotations
@@ -77,10 +79,3 @@ def quality(tier_rank: int | None, wanted: int) -> float:
 def priority(index: int, count: int) -> float:
     """Earlier in the candidate list scores higher: 1 for the first, down to 1/count."""
     return 1.0 - index / count
-
-
-def combine(parts: dict[str, list[float]], weighted: tuple[tuple[str, float], ...]) -> list[float]:
-    """Weighted mean of the scorer values per candidate."""
-    total = sum(w for _, w in weighted) or 1.0
-    count = len(next(iter(parts.values()))) if parts else 0
-    return [sum(parts[name][i] * w for name, w in weighted) / total for i in range(count)]

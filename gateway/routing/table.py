@@ -170,7 +170,7 @@ class CompiledRoute:
             for m in candidates
         )
         self.weights = scoring.weights(spec.strategy, spec.scorers)
-        self.weight = sum(w for _, w in self.weights) or 1.0  # ``scoring.combine``'s divisor
+        self.weight = sum(w for _, w in self.weights) or 1.0  # the weighted mean's divisor
         self.scorers = tuple(name for name, _ in self.weights)
         self.dynamic = tuple(pair for pair in self.weights if pair[0] not in _STATIC)
         self.uses_complexity = any(name == "quality" for name, _ in self.weights)
@@ -183,7 +183,7 @@ class CompiledRoute:
 
     def _static_scores(self) -> None:
         """Per candidate: static scorer values and their weighted terms; the full ranking and
-        totals when no scorer depends on the request (``scoring.combine``'s arithmetic)."""
+        totals when no scorer depends on the request (the weighted mean ``scoring`` defines)."""
         prefs = self.spec.preference
         values: list[tuple[float, ...]] = []
         for i, name in enumerate(self.names):
@@ -370,8 +370,8 @@ def _totals(
     wanted: int,
 ) -> tuple[list[float], list[tuple[float, ...]]]:
     """Per candidate (by index; only the kept ones are set): the weighted mean of its scorer
-    values and the values themselves, summed in ``scoring.combine``'s order (request-dependent
-    scorers first, then the static terms worked out at build time)."""
+    values and the values themselves, summed in ``SCORERS`` order (request-dependent scorers
+    first, then the static terms worked out at build time)."""
     columns = [_column(name, route, kept, feats, views, wanted) for name, _ in route.dynamic]
     totals = [0.0] * route.count
     values: list[tuple[float, ...]] = [()] * route.count
