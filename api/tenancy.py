@@ -122,8 +122,8 @@ class Tenancy(Strict):
     on_redis_down: Literal["open", "closed"] = Field(
         default="open",
         description=(
-            "open: serve with this process's own limits until Redis answers again; closed: "
-            "refuse with 503."
+            "open: go on counting in this process until Redis answers again; closed: refuse "
+            "with 503 (synchronised: once the last sync is older than ten intervals)."
         ),
     )
     default_max_tokens: int = Field(

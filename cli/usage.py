@@ -1,10 +1,11 @@
 """``switchman usage``: spend per tenant, route and model for a period, and what routing saved.
 
 Reads the usage records the gateway's Redis ledger keeps per tenant and UTC day
-(``PREFIX:{TENANT}:usage:YYYYMMDD``, written once per billed response by
-``gateway.tenancy.redisledger``), or the gateway's JSON access log (``--access-log FILE``, one
-line per request with ``tenant``, ``route``, ``model``, tokens and ``cost_usd``; the saving then
-needs ``--config`` for the routes' candidates and prices). The saving is against sending every
+(``PREFIX:{TENANT}:usage:YYYYMMDD``, written every sync by ``gateway.tenancy.syncer``, or once
+per billed response by ``gateway.tenancy.redisledger`` in strict mode), or the gateway's JSON
+access log (``--access-log FILE``, one line per request with ``tenant``, ``route``, ``model``,
+tokens and ``cost_usd``; the saving then needs ``--config`` for the routes' candidates and
+prices). The saving is against sending every
 request to its route's most expensive candidate with the same usage.
 """
 

@@ -1,5 +1,8 @@
 """The ledger in Redis, shared by every gateway replica: two Lua scripts run with EVALSHA.
 
+Strict mode (``sync_s: 0``): every request round-trips here. The default synchronised mode
+writes the same keys in batches instead (``syncer``).
+
 ``admit`` and ``settle`` have ``ledger.LocalLedger``'s semantics, each as one script, so a
 request's checks and reservations are atomic across replicas and cost one round trip. Time is
 Redis's own (``TIME``), so replicas with skewed clocks share one bucket. Every key of a tenant

@@ -102,13 +102,14 @@ class Store:
                 replica = uuid.uuid4().hex[:16]
                 self.syncer = Syncer(client, settings.prefix, replica, self.shared)
                 self.stale_s = max(10 * settings.sync_s, 2 * settings.timeout_s)
+                self._start_sync()
 
     def admit_now(self, ask: Ask) -> tuple[Grant, SharedBooks | LocalLedger] | None:
         """Admit without awaiting (this process's books), or None: ask Redis (strict mode)."""
         if self.shared is None:
             return None if self.redis is not None else (self.local.admit_now(ask), self.local)
         if self._sync is None:
-            self._sync = asyncio.create_task(self._sync_forever(), name="tenancy-sync")
+            self._start_sync()
         if self.on_down == "closed" and time.monotonic() - self.last_sync > self.stale_s:
             raise LimitsUnavailable(
                 "the gateway cannot reach its limits store and is configured to refuse requests "
@@ -177,6 +178,15 @@ class Store:
         if not self.up:
             self._back()
         return True
+
+    def _start_sync(self) -> None:
+        """Sync from now on (idle: a PING each interval, so ``/readyz`` stays right); later, on
+        first use, when built outside the event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sync = asyncio.create_task(self._sync_forever(), name="tenancy-sync")
 
     async def _sync_forever(self) -> None:
         assert self.settings is not None
