@@ -12,9 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Event:
-    """One dispatched event: ``raw`` is exactly what upstream sent, blank line included."""
+    """One dispatched event: ``raw`` is exactly what upstream sent, blank line included.
+
+    A value: nothing changes one after it is made (not ``frozen``, which costs three times as
+    much to build, once per streamed event).
+    """
 
     raw: bytes
     event: str | None
@@ -45,15 +49,14 @@ class SSEParser:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events: list[Event] = []
         start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            block = buffer[start : end + 2]
-            start = end + 2
-            event = _parse_block(block)
-            if event is not None:
+        find = buffer.find
+        while (end := find(b"\n\n", start)) >= 0:
+            if buffer.startswith(b"data: ", start) and find(b"\n", start, end) < 0:
+                # The common case (one data line): no line loop.
+                events.append(Event(buffer[start : end + 2], None, buffer[start + 6 : end]))
+            elif (event := _parse_block(buffer[start : end + 2])) is not None:
                 events.append(event)
+            start = end + 2
         self._buffer = buffer[start:] + held
         return events
 
@@ -73,9 +76,6 @@ class SSEParser:
 
 
 def _parse_block(block: bytes) -> Event | None:
-    if block.startswith(b"data: ") and block.count(b"\n") == 2:
-        # The common case (one data line): no line loop.
-        return Event(raw=block, event=None, data=block[6:-2])
     name: str | None = None
     data_lines: list[bytes] = []
     for line in block.split(b"\n"):

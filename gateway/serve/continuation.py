@@ -39,7 +39,8 @@ from switchman.gateway.upstreams.client import StreamDecoder
 TRANSCRIPT_LIMIT = 1 << 20
 IDENTITY_BYTES = 4096
 COMPACT_BYTES = 16 * 1024  # raw SSE bytes held per stream before they are reduced to text
-_TEXT = re.compile(rb'"(?:content|text)"\s*:\s*("(?:[^"\\]|\\.)*")')
+_TEXT = re.compile(rb'"(?:content|text)"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')
+_CONTENT = re.compile(rb'"content"\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*")')  # _TEXT, twice as fast
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 RESTART_MIN = 16  # repeating this much of the answer's opening (or all of it) is a restart
@@ -101,14 +102,17 @@ class Transcript:
         data = b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
-        if b'"tool_calls"' in data or b'"tool_use"' in data or _FINISHED.search(data):
+        tools = data.find(b'"tool_calls"') >= 0 or data.find(b'"tool_use"') >= 0
+        if tools or _FINISHED.search(data):
             self._stop()
             return
-        for found in _TEXT.finditer(data):
-            literal = found.group(1)
-            if len(literal) > 2:  # not ""
-                self._literals += literal + b","
-                self._tokens += 1
+        # A chat stream has no "text" key: a pattern with a longer literal prefix finds the same.
+        pattern = _TEXT if data.find(b'"text"') >= 0 else _CONTENT
+        literals = [literal for literal in pattern.findall(data) if len(literal) > 2]  # not ""
+        if literals:
+            self._literals += b",".join(literals)
+            self._literals += b","
+            self._tokens += len(literals)
         if len(self._literals) > self.limit:
             self._stop()  # over the limit: give the memory back, never continue
 

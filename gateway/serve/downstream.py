@@ -24,6 +24,13 @@ from switchman.gateway.providers.sse import encode
 from switchman.gateway.serve.hangup import CLIENT_CLOSED
 from switchman.gateway.upstreams.client import Provider, StreamDecoder
 
+# X-Accel-Buffering: an nginx in front relays each event as it comes
+_EVENT_STREAM = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
 
 class Presentation(Protocol):
     """The client's own API format (``inbound``): its stream response, which takes the chat
@@ -72,16 +79,22 @@ class ClientStream:
         return self.response is not None
 
     async def commit(self, headers: dict[str, str]) -> None:
-        """Start the client's event stream with ``headers`` (once)."""
+        """Start the client's event stream with ``headers`` (once).
+
+        In OpenAI's format the status line and headers leave with the first bytes (``write``,
+        ``finish`` or ``fail``, one of which every caller does at once, never with nothing):
+        one send to the client, not two. A client format's response may write nothing for a
+        chunk, so it sends them at once.
+        """
         if self.response is not None:
             return
+        headers = {**headers, **_EVENT_STREAM}
         if self.format is not None:
             response = self.format.stream_response(headers)
         else:
             response = web.StreamResponse(headers=headers)
-        response.content_type = "text/event-stream"
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
+            # aiohttp (3.12+) then holds the headers for the next write, as for a web.Response.
+            response._send_headers_immediately = False
         await response.prepare(self.request)
         self.response = response
 
@@ -99,9 +112,7 @@ class ClientStream:
             return "ok"
         self.ended = True
         try:
-            if tail:
-                await self.response.write(tail)
-            await self.response.write_eof()
+            await self._end(tail)
         except ConnectionResetError:
             return CLIENT_CLOSED
         return "ok"
@@ -113,11 +124,21 @@ class ClientStream:
             return reason
         self.ended = True
         try:
-            await self.response.write(encode(json.dumps(error.body()).encode()))
-            await self.response.write_eof()
+            await self._end(encode(json.dumps(error.body()).encode()))
         except ConnectionResetError:
             return CLIENT_CLOSED
         return reason
+
+    async def _end(self, last: bytes) -> None:
+        """``last`` and the end of the body, in one send for OpenAI's format; a client format's
+        own response rewrites ``last`` in its ``write`` (which ``write_eof`` would bypass)."""
+        assert self.response is not None
+        if self.format is None:
+            await self.response.write_eof(last)
+            return
+        if last:
+            await self.response.write(last)
+        await self.response.write_eof()
 
     def whole(self, payload: bytes, headers: dict[str, str]) -> web.Response:
         """A whole (non-streamed) JSON answer, in the client's format."""

@@ -10,7 +10,9 @@ Scenario matrix:
   content chunk kept; ``"usage": null`` ignored; ``[DONE]`` marks done and emits nothing;
   ``finish`` emits ``[DONE]``; a chunk that is not a JSON object raises ValueError and an in-band
   ``{"error": ...}`` event raises UpstreamUnavailable without the upstream's text (never relayed);
-  content quoting the word "error" is relayed
+  content quoting the word "error" is relayed; content quoting a usage object is not usage; a
+  usage chunk orjson refuses (an integer past 64 bits, NaN) still read; finish reasons written
+  with or without spaces recorded, null ones not
 - ``summarize``: usage present; absent / null / malformed usage -> None; a body that is not a JSON
   object (HTML, truncated, array, empty) -> ValueError; ``decode`` relays the bytes unchanged
 - ``error_body``: OpenAI-shaped passed through; top-level ``message``; non-JSON and empty payloads
@@ -189,6 +191,38 @@ def test_content_that_mentions_error_is_relayed() -> None:
     chunk = event(json.dumps({"choices": [{"index": 0, "delta": {"content": '"error"'}}]}))
 
     assert stream.feed(chunk) == chunk.raw
+
+
+def test_content_quoting_a_usage_object_is_not_usage() -> None:
+    stream = OpenAIStream(wants_usage=False)
+    quoted = '"usage": {"prompt_tokens": 99, "completion_tokens": 99}'
+    chunk = event({"choices": [{"index": 0, "delta": {"content": quoted}}]})
+
+    assert stream.feed(chunk) == chunk.raw
+    assert stream.usage is None
+
+
+@pytest.mark.parametrize("extra", [f'"created":{2**70}', '"score":NaN'])
+def test_a_usage_chunk_orjson_refuses_is_still_read(extra: str) -> None:
+    stream = OpenAIStream(wants_usage=False)
+    usage = '"usage":{"prompt_tokens":5,"completion_tokens":2}'
+    data = '{"id":"c1",' + extra + ',"choices":[],' + usage + "}"
+
+    assert stream.feed(event(data)) == b""
+    assert stream.usage == Usage(prompt_tokens=5, completion_tokens=2)
+
+
+def test_finish_reasons_with_and_without_spaces_are_recorded_and_null_ones_not() -> None:
+    stream = OpenAIStream(wants_usage=False)
+    for data in (
+        '{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}',
+        '{"choices":[{"index":0,"delta":{},"finish_reason" : "length"}]}',
+        '{"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]}',
+        '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}',
+    ):
+        stream.feed(event(data))
+
+    assert stream.finish_reasons == ["length", "stop"]
 
 
 # summarize

@@ -131,6 +131,12 @@ def test_colon_without_space_and_unknown_fields() -> None:
     assert summary(events) == [(None, b"no-space\n two-spaces"), (None, b"")]
 
 
+def test_a_single_data_line_loses_one_leading_space_only() -> None:
+    [event] = SSEParser().feed(b"data:  two spaces \n\n")
+    assert event.data == b" two spaces "
+    assert event.raw == b"data:  two spaces \n\n"
+
+
 def test_comment_only_blocks_dispatch_nothing() -> None:
     parser = SSEParser()
 

@@ -173,6 +173,19 @@ def test_long_streams_are_compacted_to_their_text_and_read_whole() -> None:
     assert sent.continuable
 
 
+def test_long_completions_streams_are_compacted_by_their_text_keys() -> None:
+    transcript = Transcript()
+    pieces = [f' "w{i}"\\' for i in range(1500)]  # quotes and backslashes, escaped in JSON
+    for piece in pieces:
+        choice = {"index": 0, "text": piece, "logprobs": None, "finish_reason": None}
+        transcript.add(encode(json.dumps({"id": "cmpl-1", "choices": [choice]}).encode()))
+    assert len(transcript._literals) < 1500 * 16
+    sent = transcript.read()
+    assert sent.text == "".join(pieces)
+    assert sent.tokens == 1500
+    assert sent.continuable
+
+
 # --- the join ------------------------------------------------------------------------------------
 
 SENT = "The quick brown fox jumps over the lazy dog"
