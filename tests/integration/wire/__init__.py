@@ -1,1 +1,1 @@
-"""The upstream client's tests (a package, so its conftest is ``wire.conftest``, not ``conftest``)."""
+"""The upstream client's tests: a package, so its conftest is not imported as ``conftest``."""

@@ -598,3 +598,19 @@ async def test_names_are_resolved_once_per_ttl(
             assert resp.status == 200
     assert server.connections == 3
     assert lookups == ["localhost", "localhost"]  # cached for 5 s, then asked again
+
+
+@pytest.mark.parametrize(
+    ("connection", "connections"), [(b"Connection: keep-alive\r\n", 1), (b"", 2)]
+)
+async def test_http_1_0_is_reused_only_with_keep_alive(
+    serve: Callable[..., Awaitable[Server]], connection: bytes, connections: int
+) -> None:
+    answer = b"HTTP/1.0 200 OK\r\n" + connection + b"Content-Length: 2\r\n\r\n{}"
+    server = await serve(answering(answer))
+    wire = pool()
+    for _ in range(2):
+        async with await wire.request(f"http://127.0.0.1:{server.port}", "/", {}, b"") as resp:
+            assert await body(resp) == b"{}"
+    assert server.connections == connections
+    wire.close()
