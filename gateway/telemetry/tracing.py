@@ -11,6 +11,8 @@ Environment (standard unless marked): ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_EXPOR
 ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (``http/protobuf``, ``grpc``),
 ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``OTEL_TRACES_SAMPLER`` and ``_ARG``,
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``; ``SWITCHMAN_CAPTURE_CONTENT`` (ours).
+OTLP/HTTP exports through ``otlpwire.WireSpanExporter`` (the SDK's exporter, with an encoder
+that writes the protobuf bytes itself); gRPC through the SDK's exporter as it is.
 """
 
 from __future__ import annotations
@@ -133,9 +135,7 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
         endpoint = (traces_endpoint or base_endpoint or ("", None))[1]
         return GrpcExporter(endpoint=endpoint, headers=headers)
     if protocol in ("http/protobuf", "http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpExporter,
-        )
+        from switchman.gateway.telemetry.otlpwire import WireSpanExporter
 
         if traces_endpoint:
             url: str | None = traces_endpoint[1]
@@ -143,7 +143,7 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
             url = base_endpoint[1].rstrip("/") + "/v1/traces"
         else:
             url = None
-        return HttpExporter(endpoint=url, headers=headers)
+        return WireSpanExporter(endpoint=url, headers=headers)
     raise TracingConfigError(f"{variable}={protocol!r}: use http/protobuf or grpc")
 
 
