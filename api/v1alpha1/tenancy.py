@@ -101,6 +101,15 @@ class TenancyRedis(Spec):
         max_length=64,
         description="Key prefix (several policies may share one Redis).",
     )
+    sync_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=10,
+        description=(
+            "How often each pod exchanges its counts with Redis (pods may overshoot a shared "
+            "limit by about pods x rate x syncSeconds); 0: every request checked in Redis."
+        ),
+    )
 
 
 class PolicyTenancy(Spec):

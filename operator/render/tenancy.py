@@ -31,7 +31,11 @@ def to_tenancy(spec: PolicyTenancy) -> tuple[dict[str, Any], set[str]]:
         "tenants": [_tenant(t) for t in spec.tenants],
     }
     if spec.redis is not None:
-        redis: dict[str, Any] = {"url": spec.redis.url, "prefix": spec.redis.prefix}
+        redis: dict[str, Any] = {
+            "url": spec.redis.url,
+            "prefix": spec.redis.prefix,
+            "sync_s": spec.redis.sync_seconds,
+        }
         if spec.redis.password_secret is not None:
             redis["password_file"] = mounted(spec.redis.password_secret)
             secrets.add(spec.redis.password_secret.name)

@@ -56,7 +56,11 @@ def _objects(tenancy: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, 
 
 TENANCY = {
     "keysSecret": {"name": "switchman-keys", "key": "keys.yaml"},
-    "redis": {"url": "redis://redis:6379/0", "passwordSecret": {"name": "redis-auth", "key": "pw"}},
+    "redis": {
+        "url": "redis://redis:6379/0",
+        "passwordSecret": {"name": "redis-auth", "key": "pw"},
+        "syncSeconds": 0.2,
+    },
     "onRedisDown": "closed",
     "defaultMaxTokens": 256,
     "tenants": [
@@ -74,6 +78,7 @@ def test_tenancy_renders_into_the_gateway_config_with_mounted_secret_paths() -> 
     assert tenancy.redis is not None
     assert tenancy.redis.url == "redis://redis:6379/0"
     assert tenancy.redis.password_file == f"{SECRETS}/redis-auth/pw"
+    assert tenancy.redis.sync_s == 0.2
     assert tenancy.on_redis_down == "closed"
     assert tenancy.default_max_tokens == 256
     a, b = tenancy.tenants
@@ -107,3 +112,16 @@ def test_a_tenant_naming_an_unserved_route_is_an_invalid_spec() -> None:
 
 def test_without_tenancy_the_gateway_is_keyless() -> None:
     assert render_policy(*_objects(None)).config.tenancy is None
+
+
+def test_redis_sync_defaults_to_the_gateways_and_zero_means_strict() -> None:
+    default = {**TENANCY, "redis": {"url": "redis://redis:6379/0"}}
+    tenancy = render_policy(*_objects(default)).config.tenancy
+    assert tenancy is not None
+    assert tenancy.redis is not None
+    assert tenancy.redis.sync_s == 0.05
+    strict = {**TENANCY, "redis": {"url": "redis://redis:6379/0", "syncSeconds": 0}}
+    tenancy = render_policy(*_objects(strict)).config.tenancy
+    assert tenancy is not None
+    assert tenancy.redis is not None
+    assert tenancy.redis.sync_s == 0
