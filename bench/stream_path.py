@@ -14,7 +14,8 @@ the upstream's bytes are in hand, one stage at a time and then whole:
   response and payload writer onto a transport that keeps nothing (no socket);
 - chain: ``relay.Relay`` over an upstream whose one read is the whole stream, with a credential
   redactor, committing and finishing a ``ClientStream`` with a transcript: all of the above as
-  ``attempt.stream`` runs it, less the upstream HTTP client.
+  ``attempt.stream`` runs it, less the upstream HTTP client; and the same with each event in
+  its own read, as a model's tokens arrive (a relay pass and a send per event).
 
 Each stage runs on a stream of ``SMALL`` events and one of ``LARGE`` events (more content
 chunks); per event is the slope between them, per stream the rest. CPU time of this thread
@@ -98,10 +99,11 @@ class _Protocol:
 
 
 class _Upstream:
-    """What ``Relay`` reads (``relay.Body``): the whole stream in one read, then EOF."""
+    """What ``Relay`` reads (``relay.Body``): the whole stream in one read (or the given
+    reads), then EOF."""
 
-    def __init__(self, data: bytes) -> None:
-        self._reads = [b"", data]
+    def __init__(self, data: bytes | list[bytes]) -> None:
+        self._reads = [b"", *reversed(data)] if isinstance(data, list) else [b"", data]
 
     async def read(self) -> bytes:
         return self._reads.pop()
@@ -157,10 +159,10 @@ def stages(data: bytes) -> dict[str, Callable[[], Awaitable[object]]]:
         await stream.write(sent)
         return await stream.finish(b"data: [DONE]\n\n")
 
-    async def chain() -> object:
+    async def chain(reads: bytes | list[bytes] = data) -> object:
         stream = ClientStream(_request(transport), False, Transcript())
         relay = Relay(
-            _Upstream(data),
+            _Upstream(reads),
             OpenAIStream(False),
             idle=30.0,
             deadline=asyncio.get_running_loop().time() + 60,
@@ -169,6 +171,11 @@ def stages(data: bytes) -> dict[str, Callable[[], Awaitable[object]]]:
         first = await relay.first("bench")
         await stream.commit(HEADERS)
         return await relay.rest(stream, first, "bench")
+
+    tokens = [e.raw for e in events]
+
+    async def token_chain() -> object:
+        return await chain(tokens)
 
     async def request_only() -> object:  # the chain's fixture, subtracted from it
         return _request(transport)
@@ -179,6 +186,7 @@ def stages(data: bytes) -> dict[str, Callable[[], Awaitable[object]]]:
         "record": record,
         "client": client,
         "chain": chain,
+        "chain, one event per read": token_chain,
         "fixture": request_only,
     }
 
@@ -219,10 +227,10 @@ async def measure(size: int, rounds: int) -> list[dict[str, Any]]:
     fast, slow = stages(small), stages(large)
     fixture = await _time(fast["fixture"], size, rounds)
     rows = []
-    for name in ("parse", "decode", "record", "client", "chain"):
+    for name in list(fast)[:-1]:
         a = await _time(fast[name], size, rounds)
         b = await _time(slow[name], size, rounds)
-        if name in ("client", "chain"):
+        if name.startswith(("client", "chain")):
             a, b = a - fixture, b - fixture
         per_event = (b - a) / (n_large - n_small)
         rows.append(

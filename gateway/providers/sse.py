@@ -42,7 +42,7 @@ class SSEParser:
         """Add bytes; return every event completed by them (possibly none)."""
         buffer = self._buffer + chunk if self._buffer else chunk
         held = b""
-        if b"\r" in buffer:
+        if buffer.find(b"\r") >= 0:  # (``find``: cheaper than ``in`` on bytes)
             if buffer.endswith(b"\r"):
                 # Maybe the first half of a CRLF split across reads: decide on the next feed.
                 buffer, held = buffer[:-1], b"\r"

@@ -5,9 +5,11 @@ A whole answer becomes one ``web.Response`` (``whole``). A stream is committed o
 attempt that has client-visible bytes (``commit``: the status line and headers), then written
 event by event (``write``, each one also given to the recorder that keeps a transcript for
 continuation) and ended exactly once: ``finish`` (the end-of-stream bytes, e.g. ``[DONE]``) or
-``fail`` (one well-formed OpenAI error event). Once committed, nothing else may reach the client:
-every later outcome is an SSE event, never a second HTTP response. Errors before the commit are
-raised and turned into JSON responses by the app's error middleware.
+``fail`` (one well-formed OpenAI error event). In OpenAI's format the headers leave with the
+first events and the end-of-stream bytes with the end of the body, so a stream sends twice, or
+once when ``finish`` is given the last events too. Once committed, nothing else may reach the
+client: every later outcome is an SSE event, never a second HTTP response. Errors before the
+commit are raised and turned into JSON responses by the app's error middleware.
 """
 
 from __future__ import annotations
@@ -105,16 +107,20 @@ class ClientStream:
         if self.recorder is not None:
             self.recorder.add(data)
 
-    async def finish(self, tail: bytes) -> str:
-        """End the stream well: ``tail`` (the end-of-stream events), then the end of the body."""
+    async def finish(self, tail: bytes, last: bytes = b"") -> str:
+        """End the stream well: ``last`` (events not yet written, recorded like a ``write``:
+        an answer whose end came in the same upstream read goes out in one send), ``tail`` (the
+        end-of-stream events), then the end of the body."""
         assert self.response is not None, "finish before commit"
         if self.ended:
             return "ok"
         self.ended = True
         try:
-            await self._end(tail)
+            await self._end(last + tail)
         except ConnectionResetError:
             return CLIENT_CLOSED
+        if last and self.recorder is not None:
+            self.recorder.add(last)
         return "ok"
 
     async def fail(self, reason: str, error: GatewayError) -> str:

@@ -4,7 +4,8 @@ Through aiohttp's real response and payload writer onto a transport that records
 
 - OpenAI's format: the status line and headers leave with the first events (one send), the
   end-of-stream events with the end of the chunked body (one send); the bytes are exactly the
-  events given, each write recorded for continuation, the tail not
+  events given, each write recorded for continuation, the tail not; ``finish`` given the last
+  events too sends the whole stream at once (recorded, and rewritten by a client format)
 - committed once: a second commit sends nothing and keeps the first headers
 - ``fail``: one OpenAI error event and the end of the body, also as the first bytes after the
   commit; nothing after an end
@@ -217,3 +218,28 @@ async def test_a_client_gone_is_client_closed(end: str) -> None:
         assert await stream.finish(DONE) == CLIENT_CLOSED
     else:
         assert await stream.fail("x", UpstreamUnavailable("x")) == CLIENT_CLOSED
+
+
+async def test_finish_with_the_last_events_sends_the_whole_stream_once() -> None:
+    transport, recorder = Transport(), Recorder()
+    stream = client(transport, recorder=recorder)
+    await stream.commit(HEADERS)
+
+    assert await stream.finish(DONE, EVENTS) == "ok"
+
+    assert len(transport.sends) == 1
+    head, sent = body(transport.sends)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert sent == EVENTS + DONE
+    assert recorder.added == [EVENTS]
+
+
+async def test_a_client_format_rewrites_the_last_events_too() -> None:
+    transport = Transport()
+    stream = client(transport, format=Format())
+    await stream.commit(HEADERS)
+
+    await stream.finish(DONE, EVENTS)
+
+    _, sent = body(transport.sends)
+    assert sent == (EVENTS + DONE).upper()
