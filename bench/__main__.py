@@ -10,6 +10,7 @@ from bench import (
     compare,
     inbound,
     memory,
+    otlp_encode,
     overhead,
     profile,
     replicas,
@@ -26,7 +27,7 @@ def main() -> int:
     args = sys.argv[1:]
     names = (
         *("compare", "profile", "memory", "overhead", "telemetry", "classifier", "replicas"),
-        *("routing", "tenancy", "inbound", "stream"),
+        *("routing", "tenancy", "inbound", "stream", "otlp"),
     )
     which = args.pop(0) if args and args[0] in names else None
     if which in (None, "compare"):
@@ -51,6 +52,8 @@ def main() -> int:
         inbound.main(args if which else [])
     if which in (None, "stream"):
         stream_path.main(args if which else [])
+    if which in (None, "otlp"):
+        otlp_encode.main(args if which else [])
     return 0
 
 

@@ -24,11 +24,11 @@ from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
-from opentelemetry.trace import SpanContext, SpanKind, Status
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 
 _logger = logging.getLogger(__name__)
 
@@ -119,9 +119,12 @@ def _flags(context: SpanContext | None) -> bytes:
 
 
 def _status(status: Status | None) -> bytes:
+    """Span.status (field 15): present, empty for an unset status, whenever the span has one."""
     if status is None:
         return b""
     code = status.status_code.value
+    if not code and not status.description:
+        return b"\x7a\x00"
     body = _string(b"\x12", status.description) + (b"\x18" + _varint(code) if code else b"")
     return _delimited(b"\x7a", body)
 
@@ -196,14 +199,15 @@ class SpanEncoder:
     def span(self, span: ReadableSpan) -> bytes:
         """The body of one ``Span`` message, with the fields ``encode_spans`` sets."""
         head, tail = _span_fields(span)
+        events, links = span.events, span.links
         return b"".join(
             (
                 head,
                 self.attributes(b"\x4a", span.attributes),
                 _count(b"\x50", span.dropped_attributes),
-                self._events(span),
+                self._events(events) if events else b"",
                 _count(b"\x60", span.dropped_events),
-                self._links(span),
+                self._links(links) if links else b"",
                 _count(b"\x70", span.dropped_links),
                 tail,
             )
@@ -233,9 +237,9 @@ class SpanEncoder:
             out.append(field)
         return b"".join(out)
 
-    def _events(self, span: ReadableSpan) -> bytes:
+    def _events(self, events: Sequence[Event]) -> bytes:
         out = []
-        for event in span.events:
+        for event in events:
             body = (
                 (b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b"")
                 + _string(b"\x12", event.name)
@@ -245,9 +249,9 @@ class SpanEncoder:
             out.append(_delimited(b"\x5a", body))
         return b"".join(out)
 
-    def _links(self, span: ReadableSpan) -> bytes:
+    def _links(self, links: Sequence[Link]) -> bytes:
         out = []
-        for link in span.links:
+        for link in links:
             body = (
                 b"\x0a\x10"
                 + link.context.trace_id.to_bytes(16, "big")
