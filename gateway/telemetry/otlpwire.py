@@ -37,6 +37,7 @@ _DOUBLE = struct.Struct("<d").pack
 _FIXED32 = struct.Struct("<I").pack
 _INT64 = range(-(1 << 63), 1 << 63)
 _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+_MEMO_FIELD_MAX = 128  # bytes of an encoded attribute worth remembering
 
 # Span.kind (field 6, varint) for each SDK kind: the proto enum counts from SPAN_KIND_INTERNAL=1.
 _KIND = {
@@ -156,11 +157,13 @@ class SpanEncoder:
     """Spans to the bytes of ``encode_spans(spans).SerializePartialToString()``.
 
     It remembers the encoded attribute of each (field, key, value) whose value is a str or an
-    int (models, routes, methods, ports and statuses repeat from span to span), up to
-    ``memo_size`` of them; the memo starts afresh when full. One encoder per exporting thread.
+    int and whose encoding is short (models, routes, methods, ports and statuses repeat from
+    span to span; captured prompts do not), up to ``memo_size`` of them, none over 128 encoded
+    bytes; the memo starts afresh when full. Threads may share an encoder: the memo is only read,
+    written and cleared whole.
     """
 
-    def __init__(self, memo_size: int = 4096) -> None:
+    def __init__(self, memo_size: int = 1024) -> None:
         self._memo: dict[tuple[bytes, str, str | int], bytes] = {}
         self._memo_size = memo_size
 
@@ -230,7 +233,7 @@ class SpanEncoder:
             except Exception as error:  # any bad value costs only itself
                 _logger.exception("Failed to encode key %s: %s", key, error)
                 continue
-            if remember:
+            if remember and len(field) <= _MEMO_FIELD_MAX:
                 if len(memo) >= self._memo_size:
                     memo.clear()
                 memo[tag, key, value] = field

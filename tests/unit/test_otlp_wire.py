@@ -258,6 +258,21 @@ def test_a_seeded_random_batch_and_a_small_memo_change_no_byte() -> None:
     assert assert_same_bytes(spans, encoder) == first
 
 
+def test_the_memo_keeps_short_values_only_and_stays_bounded() -> None:
+    """Captured prompts (long, never repeated) would fill memory if remembered."""
+    memory, tracer = spans_of(TracerProvider())
+    for index in range(50):
+        prompt = f"prompt {index} " + "lorem ipsum " * 40
+        attributes = {"gen_ai.input.messages": prompt, "n": index, "model": "m"}
+        tracer.start_span("captured", attributes=attributes).end()
+    encoder = SpanEncoder(memo_size=16)
+    assert_same_bytes(memory.get_finished_spans(), encoder)
+    remembered = encoder._memo
+    assert 0 < len(remembered) <= 16
+    assert all(len(field) <= 128 for field in remembered.values())
+    assert not any(key == "gen_ai.input.messages" for _, key, _ in remembered)
+
+
 def test_memo_tells_true_from_one_and_one_from_a_float() -> None:
     memory, tracer = spans_of(TracerProvider())
     for value in (1, True, 1.0, "1", 1, True):
