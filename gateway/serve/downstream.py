@@ -15,6 +15,7 @@ commit are raised and turned into JSON responses by the app's error middleware.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +66,7 @@ class ClientStream:
     ended: bool = False
     gaps: list[float] = field(default_factory=list)
     format: Presentation | None = None  # None: the client speaks OpenAI's chat/completions
+    _send: Callable[[bytes], Awaitable[None]] | None = None  # where ``write`` puts events
 
     def native(self, provider: Provider) -> bool:
         """Whether the client speaks ``provider``'s format, so its answers go to it as they are."""
@@ -97,13 +99,18 @@ class ClientStream:
             response = web.StreamResponse(headers=headers)
             # aiohttp (3.12+) then holds the headers for the next write, as for a web.Response.
             response._send_headers_immediately = False
-        await response.prepare(self.request)
+        writer = await response.prepare(self.request)
+        # OpenAI's events go straight to the payload writer (what StreamResponse.write calls);
+        # a client format's through its response, which rewrites them.
+        self._send = writer.write if self.format is None and writer is not None else response.write
         self.response = response
 
     async def write(self, data: bytes) -> None:
         """Send events; a client that went away raises ``ConnectionResetError``."""
-        assert self.response is not None, "write before commit"
-        await self.response.write(data)
+        assert self._send is not None, "write before commit"
+        if self.ended:  # (StreamResponse.write would refuse too; the payload writer does not)
+            raise RuntimeError("a write after the stream ended")
+        await self._send(data)
         if self.recorder is not None:
             self.recorder.add(data)
 

@@ -6,7 +6,8 @@ Through aiohttp's real response and payload writer onto a transport that records
   end-of-stream events with the end of the chunked body (one send); the bytes are exactly the
   events given, each write recorded for continuation, the tail not; ``finish`` given the last
   events too sends the whole stream at once (recorded, and rewritten by a client format)
-- committed once: a second commit sends nothing and keeps the first headers
+- committed once: a second commit sends nothing and keeps the first headers; nothing is written
+  after the end
 - ``fail``: one OpenAI error event and the end of the body, also as the first bytes after the
   commit; nothing after an end
 - a client format's response rewrites the tail in its own ``write`` (never bypassed)
@@ -243,3 +244,14 @@ async def test_a_client_format_rewrites_the_last_events_too() -> None:
 
     _, sent = body(transport.sends)
     assert sent == (EVENTS + DONE).upper()
+
+
+async def test_nothing_is_written_after_the_end() -> None:
+    transport = Transport()
+    stream = client(transport)
+    await stream.commit(HEADERS)
+    await stream.finish(DONE, EVENTS)
+
+    with pytest.raises(RuntimeError):
+        await stream.write(EVENTS)
+    assert len(transport.sends) == 1
