@@ -79,8 +79,11 @@ async def open_upstream(
     gauge.inc()
     try:
         try:
-            async with asyncio.timeout(first_byte_s):
+            if first_byte_s is None:  # no timer of its own (the caller's bounds it)
                 resp = await post(upstream, endpoint, call, forwarded)
+            else:
+                async with asyncio.timeout(first_byte_s):
+                    resp = await post(upstream, endpoint, call, forwarded)
         except TimeoutError as exc:
             raise Failure(
                 "timeout",

@@ -39,6 +39,10 @@ class Body(Protocol):
         """The next bytes; b"" at the end; ``WireError`` when cut off or malformed."""
         ...
 
+    def ready(self) -> bytes | None:
+        """What ``read`` would return now, or None when it would have to wait."""
+        ...
+
 
 class _Broken(Exception):
     def __init__(self, reason: str, error: GatewayError) -> None:
@@ -119,8 +123,12 @@ class Relay:
     async def _read(self, name: str) -> bytes:
         timeout = min(self._idle, self._deadline - self._loop.time())
         try:
-            async with asyncio.timeout(max(timeout, 0)):
-                chunk = await self._upstream.read()
+            chunk = self._upstream.ready()  # what already arrived needs no timer
+            if chunk is None:
+                if timeout <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(timeout):
+                    chunk = await self._upstream.read()
         except TimeoutError as exc:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")

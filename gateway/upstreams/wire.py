@@ -219,21 +219,28 @@ class Connection(asyncio.Protocol):
         if self._busy and not self._complete:
             self._fail(ResponseBroken("the connection to the upstream was closed"))
 
+    def ready(self) -> bytes | None:
+        """The body bytes buffered now; b"" once the body has ended; None: nothing yet."""
+        if self._body:
+            data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            self._body = []
+            self._buffered = 0
+            if self._paused and not self.lost and self.transport is not None:
+                self._paused = False
+                self.transport.resume_reading()
+            return data
+        if self._complete:
+            return b""
+        if self._error is not None:
+            raise self._error
+        return None
+
     async def read(self) -> bytes:
         """The body bytes buffered so far (waiting for some); b"" once the body has ended."""
         while True:
-            if self._body:
-                data = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-                self._body = []
-                self._buffered = 0
-                if self._paused and not self.lost and self.transport is not None:
-                    self._paused = False
-                    self.transport.resume_reading()
+            data = self.ready()
+            if data is not None:
                 return data
-            if self._complete:
-                return b""
-            if self._error is not None:
-                raise self._error
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
@@ -287,6 +294,11 @@ class Response:
         """The next body bytes (all that are buffered); b"" once the body has ended. Raises
         ``ResponseBroken`` when the body is cut off or malformed."""
         return await self._conn.read()
+
+    def ready(self) -> bytes | None:
+        """What ``read`` would return without waiting, or None when it would wait: a reader that
+        bounds its waits arms a timer only when there is something to wait for."""
+        return self._conn.ready()
 
     def release(self) -> None:
         ended, self._ended = self._ended, None
