@@ -114,6 +114,9 @@ class Relay:
 
     async def _write(self, client: ClientStream, data: bytes) -> None:
         await client.write(data)
+        self._wrote()
+
+    def _wrote(self) -> None:
         now = self._loop.time()
         if not self._writes:
             self._first_write = now
@@ -197,13 +200,16 @@ class Relay:
         A break raises ``Cut``; a client that went away ends it as ``client_closed``.
         """
         try:
-            if first:
-                await self._write(client, first)
+            out = first
             while not self.ended:
-                out = await self._next(name)
                 if out:
                     await self._write(client, out)
-            return await client.finish(self._decoder.finish())
+                out = await self._next(name)
+            # The read that ended the answer goes out with its end: one send, not two.
+            outcome = await client.finish(self._decoder.finish(), out)
+            if out:
+                self._wrote()
+            return outcome
         except _Broken as broken:
             # A join that cannot be verified is not the replica's fault: no breaker counts it.
             if broken.reason == "join_unverified":
