@@ -29,7 +29,12 @@ def main() -> int:
         *("compare", "profile", "memory", "overhead", "telemetry", "classifier", "replicas"),
         *("routing", "tenancy", "inbound", "stream", "otlp"),
     )
-    which = args.pop(0) if args and args[0] in names else None
+    if args and args[0] not in names:
+        # Anything else (a typo, --help) must not start the whole run (tens of minutes).
+        print(f"usage: python -m bench [{'|'.join(names)}] [args]", file=sys.stderr)
+        print("with no name: every benchmark but profile, compare first", file=sys.stderr)
+        return 0 if args[0] in ("-h", "--help") else 2
+    which = args.pop(0) if args else None
     if which in (None, "compare"):
         asyncio.run(compare.main(args if which else []))
     if which == "profile":  # on demand: it needs py-spy and ptrace rights
