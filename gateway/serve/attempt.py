@@ -17,9 +17,9 @@ anything reads, wraps, logs or relays it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Protocol
 
 from switchman.api.gatewayconfig import Model
@@ -62,48 +62,66 @@ async def post(
     )
 
 
-@asynccontextmanager
-async def open_upstream(
-    metrics: Metrics,
-    target: Target,
-    call: UpstreamCall,
-    forwarded: Mapping[str, str],
-    first_byte_s: float | None,
-) -> AsyncIterator[Response]:
-    """Send the request and wait for response headers (at most ``first_byte_s``; None: the
-    caller bounds it); count it in flight meanwhile."""
-    upstream, endpoint = target.upstream, target.endpoint
-    gauge = metrics.upstream_in_flight.labels(upstream.name)
-    upstream.inflight += 1
-    endpoint.inflight += 1
-    gauge.inc()
-    try:
+class OpenUpstream:
+    """``async with OpenUpstream(...) as resp``: send the request and wait for response headers
+    (at most ``first_byte_s``; None: the caller bounds it), counted in flight meanwhile; the
+    response is released on the way out. A class rather than an ``@asynccontextmanager``,
+    whose generator and wrapper cost about 1.3 µs more per attempt."""
+
+    __slots__ = ("_call", "_first_byte_s", "_forwarded", "_gauge", "_resp", "_target")
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        target: Target,
+        call: UpstreamCall,
+        forwarded: Mapping[str, str],
+        first_byte_s: float | None,
+    ) -> None:
+        self._target, self._call, self._forwarded = target, call, forwarded
+        self._first_byte_s = first_byte_s
+        self._gauge = metrics.upstream_in_flight.labels(target.upstream.name)
+        self._resp: Response | None = None
+
+    async def __aenter__(self) -> Response:
+        upstream, endpoint = self._target.upstream, self._target.endpoint
+        upstream.inflight += 1
+        endpoint.inflight += 1
+        self._gauge.inc()
         try:
-            if first_byte_s is None:  # no timer of its own (the caller's bounds it)
-                resp = await post(upstream, endpoint, call, forwarded)
+            if self._first_byte_s is None:  # no timer of its own (the caller's bounds it)
+                self._resp = await post(upstream, endpoint, self._call, self._forwarded)
             else:
-                async with asyncio.timeout(first_byte_s):
-                    resp = await post(upstream, endpoint, call, forwarded)
-        except TimeoutError as exc:
-            raise Failure(
-                "timeout",
-                UpstreamTimeout(
-                    f"upstream '{upstream.name}' sent no response within {first_byte_s}s"
-                ),
-            ) from exc
-        except WireError as exc:
-            raise Failure(
-                "unreachable",
-                UpstreamUnavailable(f"upstream '{upstream.name}' is unreachable: {exc}"),
-            ) from exc
+                async with asyncio.timeout(self._first_byte_s):
+                    self._resp = await post(upstream, endpoint, self._call, self._forwarded)
+        except BaseException as exc:
+            self._done()
+            if isinstance(exc, TimeoutError):
+                error = f"upstream '{upstream.name}' sent no response within {self._first_byte_s}s"
+                raise Failure("timeout", UpstreamTimeout(error)) from exc
+            if isinstance(exc, WireError):
+                error = f"upstream '{upstream.name}' is unreachable: {exc}"
+                raise Failure("unreachable", UpstreamUnavailable(error)) from exc
+            raise
+        return self._resp
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         try:
-            yield resp
+            assert self._resp is not None
+            self._resp.release()
         finally:
-            resp.release()
-    finally:
+            self._done()
+
+    def _done(self) -> None:
+        upstream, endpoint = self._target.upstream, self._target.endpoint
         upstream.inflight -= 1
         endpoint.inflight -= 1
-        gauge.dec()
+        self._gauge.dec()
 
 
 async def unary(
@@ -125,7 +143,7 @@ async def unary(
     try:
         async with (
             asyncio.timeout(timeouts.total_s),
-            open_upstream(metrics, target, call, forwarded, None) as resp,
+            OpenUpstream(metrics, target, call, forwarded, None) as resp,
         ):
             payload = upstream.redactor.data(await read_capped(upstream, resp))
             if resp.status >= 300:
@@ -190,7 +208,7 @@ async def stream(
         decoder: StreamDecoder = client.decoder(upstream.provider, op, model_id)
     else:  # a continuation is read as chat: the client's answer is already under way
         decoder = Continued(upstream.provider.stream(op, model_id, client.wants_usage), *sent)
-    async with open_upstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
+    async with OpenUpstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
         if resp.status >= 300:
             payload = await relay.read_error(resp, timeouts.idle_s, upstream.redactor)
             raise _refused(upstream, resp.status, payload, resp.headers, client.committed)

@@ -53,8 +53,9 @@ from switchman.gateway.upstreams.runtime import Runtime
 
 log = logging.getLogger("switchman.gateway.serve.failover")
 
-# Client headers worth passing upstream; everything else (notably Authorization) stays here.
-_FORWARDED = ("traceparent", "tracestate", "x-request-id")
+# Client headers worth passing upstream, with our x-request-id; everything else (notably
+# Authorization) stays here.
+_FORWARDED = ("traceparent", "tracestate")
 
 Step = Literal["again", "next", "stop"]  # after a failure: this model again, the next, or end
 Answer = tuple[web.StreamResponse, ResponseInfo | None]
@@ -96,8 +97,9 @@ class Walk:
         self.keep = creq.stream and mid_stream == "continue"
         self.transcript = continuation.Transcript() if self.keep else None
         self.client = ClientStream(request, creq.wants_usage, self.transcript, format=creq.format)
-        self.forwarded = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
-        self.forwarded["x-request-id"] = request[REQUEST_ID]
+        headers = request.headers
+        self.forwarded = {h: v for h in _FORWARDED if (v := headers.get(h)) is not None}
+        self.forwarded["x-request-id"] = request[REQUEST_ID]  # ours (the client's if valid)
         self.order = list(plan.order)
         self.index = 0  # next model of ``order``
         self.attempts = 0

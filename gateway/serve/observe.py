@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from switchman.api.gatewayconfig import Model
 from switchman.gateway.providers.exchange import Operation, ResponseInfo, Usage
@@ -86,9 +86,13 @@ class Observation:
         self.ticket: Bill | None = None  # set by the proxy when a tenant's request is admitted
         span = self._server
         if span is not None and span.is_recording():
-            span.set_attribute("http.request.method", method)
-            span.set_attribute("url.path", path)
-            span.set_attribute("switchman.request_id", request_id)
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "url.path": path,
+                    "switchman.request_id": request_id,
+                }
+            )
 
     def request(self, op: Operation, body: dict[str, Any], stream: bool) -> None:
         """The parsed request: GenAI request attributes on the server span."""
@@ -96,8 +100,10 @@ class Observation:
         span = self._server
         if span is None or not span.is_recording():
             return
-        span.set_attribute("gen_ai.operation.name", tracing.OPERATIONS[op])
-        span.set_attribute("gen_ai.request.model", str(body.get("model")))
+        attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": tracing.OPERATIONS[op],
+            "gen_ai.request.model": str(body.get("model")),
+        }
         for key, attribute in (
             ("max_tokens", "gen_ai.request.max_tokens"),
             ("max_completion_tokens", "gen_ai.request.max_tokens"),
@@ -106,31 +112,36 @@ class Observation:
         ):
             value = body.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                span.set_attribute(attribute, value)
-        span.set_attribute("gen_ai.request.stream", stream)
+                attributes.pop(attribute, None)  # a later key wins, as its set_attribute did
+                attributes[attribute] = value
+        attributes["gen_ai.request.stream"] = stream
         content = self._t.tracing.content(body.get("messages", body.get("prompt")))
         if content is not None:
-            span.set_attribute("gen_ai.input.messages", content)
+            attributes["gen_ai.input.messages"] = content
+        span.set_attributes(attributes)
 
     def routed(self, decision: Decision, plan: Plan) -> None:
         metrics = self._t.metrics
         metrics.routing_decisions.labels(decision.route, decision.strategy).inc()
         if plan.complexity is not None:
             metrics.complexity.labels(decision.route).observe(plan.complexity)
-        span = self._t.tracing.child_span(self._server, f"route {decision.route}")
-        if span is None:
-            return
-        if span.is_recording():
-            span.set_attribute("switchman.route", decision.route)
-            span.set_attribute("switchman.route.strategy", decision.strategy)
-            span.set_attribute("switchman.route.candidates", [m.name for m in plan.order])
-            span.set_attribute("switchman.route.why", plan.why)
-            removed = [f"{row.model}: {row.removed}" for row in plan.rows if row.removed]
-            if removed:
-                span.set_attribute("switchman.route.filtered", removed)
-            if plan.complexity is not None:
-                span.set_attribute("switchman.complexity", plan.complexity)
-        span.end()
+        server = self._server
+        if server is None or not server.is_recording():
+            return  # (no child of an unsampled span: ``tracing.child_span``)
+        attributes: dict[str, AttributeValue] = {
+            "switchman.route": decision.route,
+            "switchman.route.strategy": decision.strategy,
+            "switchman.route.candidates": [m.name for m in plan.order],
+            "switchman.route.why": plan.why,
+        }
+        removed = [f"{row.model}: {row.removed}" for row in plan.rows if row.removed]
+        if removed:
+            attributes["switchman.route.filtered"] = removed
+        if plan.complexity is not None:
+            attributes["switchman.complexity"] = plan.complexity
+        span = self._t.tracing.child_span(server, f"route {decision.route}", attributes=attributes)
+        if span is not None:
+            span.end()
 
     def attempt(
         self,
@@ -140,26 +151,29 @@ class Observation:
         address: str | None = None,
     ) -> None:
         """An upstream attempt starts: a CLIENT span, and its ``traceparent`` goes upstream."""
-        op = tracing.OPERATIONS[self.op or "chat"]
-        span = self._t.tracing.child_span(self._server, f"{op} {model.target}", SpanKind.CLIENT)
-        self._attempt = span
-        if span is None:
-            # Unsampled (or tracing off): upstream still continues the request's trace.
-            self._t.tracing.inject(self._server, headers)
+        server = self._server
+        if server is None or not server.is_recording():
+            # Unsampled (or tracing off): no CLIENT span, but upstream still continues the
+            # request's trace.
+            self._t.tracing.inject(server, headers)
             return
-        if span.is_recording():
-            host, _, port = (address or upstream.endpoint).rpartition(":")
-            span.set_attribute("gen_ai.operation.name", op)
-            span.set_attribute(
-                "gen_ai.provider.name",
-                upstream.spec.provider_name or tracing.PROVIDERS[upstream.spec.kind],
-            )
-            span.set_attribute("gen_ai.request.model", model.target)
-            span.set_attribute("server.address", host)
-            span.set_attribute("server.port", int(port))
-            span.set_attribute("switchman.upstream", upstream.name)
-            span.set_attribute("switchman.model", model.name)
-        self._t.tracing.inject(span, headers)
+        op = tracing.OPERATIONS[self.op or "chat"]
+        host, _, port = (address or upstream.endpoint).rpartition(":")
+        attributes: dict[str, AttributeValue] = {
+            "gen_ai.operation.name": op,
+            "gen_ai.provider.name": upstream.spec.provider_name
+            or tracing.PROVIDERS[upstream.spec.kind],
+            "gen_ai.request.model": model.target,
+            "server.address": host,
+            "server.port": int(port),
+            "switchman.upstream": upstream.name,
+            "switchman.model": model.name,
+        }
+        span = self._t.tracing.child_span(
+            server, f"{op} {model.target}", SpanKind.CLIENT, attributes=attributes
+        )
+        self._attempt = span
+        self._t.tracing.inject(span if span is not None else server, headers)
 
     def attempt_failed(self, decision: Decision, upstream: UpstreamClient, reason: str) -> None:
         model = decision.attempts[-1].model
@@ -213,18 +227,20 @@ class Observation:
             metrics.cost.labels(route, model).inc(cost)
         # A client that went away is not an error of the gateway (nor a span error).
         error = None if decision.outcome in ("ok", "client_closed") else decision.outcome
-        for span in (self._attempt, self._server):
-            if span is not None and span.is_recording():
-                self._response_attributes(span, info, decision)
-        if self._attempt is not None:
-            tracing.end(self._attempt, error)
-        if self._server is not None:
-            if self._server.is_recording():
-                self._server.set_attribute("http.response.status_code", status)
-                self._server.set_attribute("switchman.route.reason", decision.reason())
-                self._server.set_attribute("switchman.attempts", len(decision.attempts))
+        attempt, server = self._attempt, self._server
+        if attempt is not None:
+            if attempt.is_recording():
+                attempt.set_attributes(self._response_attributes(info, decision))
+            tracing.end(attempt, error)
+        if server is not None:
+            if server.is_recording():
+                attributes = self._response_attributes(info, decision)
+                attributes["http.response.status_code"] = status
+                attributes["switchman.route.reason"] = decision.reason()
+                attributes["switchman.attempts"] = len(decision.attempts)
+                server.set_attributes(attributes)
             # A 4xx is the client's doing: the SERVER span's status stays unset (HTTP semconv).
-            tracing.end(self._server, None if decision.outcome == "client_error" else error)
+            tracing.end(server, None if decision.outcome == "client_error" else error)
         self._log(decision, status, seconds, usage, cost)
         return cost
 
@@ -235,7 +251,7 @@ class Observation:
         if access.enabled:
             access.write(
                 {
-                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "time": access.timestamp(),
                     "request_id": self.request_id,
                     "trace_id": tracing.trace_id(self._server),
                     "operation": self.op,
@@ -259,21 +275,23 @@ class Observation:
             )
 
     def _response_attributes(
-        self, span: Span, info: ResponseInfo | None, decision: Decision
-    ) -> None:
+        self, info: ResponseInfo | None, decision: Decision
+    ) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {}
         if decision.model is not None:
-            span.set_attribute("switchman.model", decision.model.name)
+            attributes["switchman.model"] = decision.model.name
         if self.first_chunk_s is not None:
-            span.set_attribute("gen_ai.response.time_to_first_chunk", self.first_chunk_s)
+            attributes["gen_ai.response.time_to_first_chunk"] = self.first_chunk_s
         if info is None:
-            return
+            return attributes
         if info.model:
-            span.set_attribute("gen_ai.response.model", info.model)
+            attributes["gen_ai.response.model"] = info.model
         if info.finish_reasons:
-            span.set_attribute("gen_ai.response.finish_reasons", info.finish_reasons)
+            attributes["gen_ai.response.finish_reasons"] = info.finish_reasons
         if info.usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", info.usage.prompt_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", info.usage.completion_tokens)
+            attributes["gen_ai.usage.input_tokens"] = info.usage.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = info.usage.completion_tokens
         content = self._t.tracing.content(info.choices)
         if content is not None:
-            span.set_attribute("gen_ai.output.messages", content)
+            attributes["gen_ai.output.messages"] = content
+        return attributes

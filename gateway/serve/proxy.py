@@ -4,8 +4,9 @@ Called by ``handlers`` for each proxied endpoint: reads and parses the body (``r
 the current Runtime for the whole exchange, plans (``routing``: filters and scorers), mirrors a
 share to a shadow model (``shadow``) and hands the plan to a ``failover.Walk`` (attempts,
 retries, failover, stream continuation). Holds the per-process state those need: the
-classifier, the retry budgets per route, the shadows and the decision log. Every request is
-accounted exactly once, by its ``observe.Observation``, and recorded for ``/debug/decisions``.
+classifier, the retry budgets per route, the shadows, the decision log and the watch on departed
+clients (``hangup``). Every request is accounted exactly once, by its ``observe.Observation``,
+and recorded for ``/debug/decisions``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget
 from switchman.gateway.serve.decisions import DecisionLog
 from switchman.gateway.serve.failover import Walk
-from switchman.gateway.serve.hangup import CLIENT_CLOSED, Hangup
+from switchman.gateway.serve.hangup import CLIENT_CLOSED, Hangups
 from switchman.gateway.serve.observe import Observation, Telemetry
 from switchman.gateway.serve.request import (
     REQUEST_ID,
@@ -50,7 +51,8 @@ log = logging.getLogger("switchman.gateway.serve.proxy")
 
 
 class Proxy:
-    """Per-process state: telemetry, retry budgets, shadows and the decision log."""
+    """Per-process state: telemetry, retry budgets, shadows, the decision log and the watch on
+    departed clients."""
 
     def __init__(
         self,
@@ -68,6 +70,7 @@ class Proxy:
         self.budgets: dict[str, tuple[Retry, RetryBudget]] = {}
         self.shadows = Shadows(telemetry.metrics, self.rng)
         self.decisions = DecisionLog()
+        self.hangups = Hangups()
 
     async def close(self) -> None:
         await self.shadows.close()
@@ -93,7 +96,7 @@ class Proxy:
         plan: Plan | None = None
         info: ResponseInfo | None = None
         status = 500
-        hangup = Hangup(request.protocol)
+        hangup = self.hangups.watch(request.protocol)
         try:
             runtime = current()
             if runtime is None:

@@ -23,6 +23,8 @@ import contextlib
 import logging
 import select
 import sys
+import time
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
 import orjson
@@ -45,6 +47,8 @@ class AccessLog:
         self._stream = stream
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._second = -1  # the second ``_prefix`` formats
+        self._prefix = ""
 
     @classmethod
     def to_stdout(cls, fmt: Format) -> AccessLog:
@@ -58,6 +62,17 @@ class AccessLog:
         if self.format == "off":
             return False
         return self._stream is not None or self.logger.isEnabledFor(logging.INFO)
+
+    def timestamp(self, now_ns: int | None = None) -> str:
+        """``now_ns`` (default: now) as a line's ``time``: UTC to the millisecond, as
+        ``datetime.isoformat(timespec="milliseconds")`` writes it
+        (``2026-01-02T03:04:05.678+00:00``). The part up to the second is formatted once a
+        second, not once a line."""
+        second, rest = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{rest // 1_000_000:03d}+00:00"
 
     def write(self, record: dict[str, Any]) -> None:
         if self.format == "json":

@@ -48,6 +48,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 CONTENT_LIMIT = 4096  # characters of captured prompt/completion text per span
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -286,13 +287,20 @@ class Tracing:
         return self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
 
     def child_span(
-        self, parent: Span | None, name: str, kind: SpanKind = SpanKind.INTERNAL
+        self,
+        parent: Span | None,
+        name: str,
+        kind: SpanKind = SpanKind.INTERNAL,
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Span | None:
-        """A child of ``parent``; None when the parent is not sampled (children of an unsampled
+        """A child of ``parent``, starting with ``attributes`` (one call, rather than one
+        ``set_attribute`` each); None when the parent is not sampled (children of an unsampled
         span would be dropped anyway, and making them is most of tracing's per-request cost)."""
         if self._tracer is None or parent is None or not parent.is_recording():
             return None
-        return self._tracer.start_span(name, context=trace.set_span_in_context(parent), kind=kind)
+        context = trace.set_span_in_context(parent)
+        return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
     def inject(self, span: Span | None, headers: MutableMapping[str, str]) -> None:
         """Write ``traceparent`` (and ``tracestate``) for ``span`` into upstream headers.

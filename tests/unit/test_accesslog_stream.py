@@ -7,7 +7,9 @@ Scenarios:
 - ``text`` writes ``key=value`` pairs and leaves out empty fields; ``off`` writes nothing;
 - many lines are written in chunks of at most PIPE_BUF bytes, each ending at a line end (atomic
   on a pipe, so workers sharing stdout never interleave), and nothing is lost or reordered;
-- a closed stream does not raise into the request that is being accounted.
+- a closed stream does not raise into the request that is being accounted;
+- a line's ``time`` reads as ``datetime.isoformat(timespec="milliseconds")`` in UTC would write
+  it, across second boundaries too (the part up to the second is cached per second).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import asyncio
 import io
 import json
 import select
+import time
+from datetime import UTC, datetime
 
 from switchman.gateway.telemetry.accesslog import AccessLog
 
@@ -89,3 +93,13 @@ async def test_a_closed_stream_does_not_raise() -> None:
     log.write({"request_id": "late"})
     await asyncio.sleep(0)
     log.flush()
+
+
+def test_timestamps_read_as_isoformat_in_utc_to_the_millisecond() -> None:
+    log = AccessLog("json")
+    base = 1_796_547_599 * 1_000_000_000  # 2026-12-06T09:39:59 UTC
+    for ns in (base, base + 999_999_999, base + 1_000_000_000, base + 1_234_567_891, base + 7):
+        expected = datetime.fromtimestamp(ns // 1000 / 1e6, UTC).isoformat(timespec="milliseconds")
+        assert log.timestamp(ns) == expected
+    now = datetime.fromisoformat(log.timestamp())
+    assert abs(now.timestamp() - time.time()) < 1
