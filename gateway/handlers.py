@@ -8,6 +8,7 @@ reload never pulls anything from under it) and accounts the request.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,9 +54,11 @@ def _runtime(request: web.Request) -> Runtime:
     return runtime
 
 
-async def _proxied(request: web.Request, op: Operation) -> web.StreamResponse:
+def _proxied(request: web.Request, op: Operation) -> Awaitable[web.StreamResponse]:
+    """The proxy's handling of ``request`` (awaited by the endpoint's handler: no coroutine of
+    its own in between, one frame less to resume on every await of the request path)."""
     gateway = request.app[GATEWAY]
-    return await gateway.proxy.handle(request, op, lambda: gateway.watcher.current)
+    return gateway.proxy.handle(request, op, lambda: gateway.watcher.current)
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:

@@ -112,7 +112,8 @@ class Proxy:
                 obs.routed(decision, plan)
                 if plan.spec is not None and plan.spec.shadow is not None:
                     self.shadows.maybe(runtime, plan.spec, creq)
-                response, info = await self._walk(request, runtime, creq, plan, decision, obs)
+                walk = self._walk(request, runtime, creq, plan, decision, obs)
+                response, info = await walk.run()
             finally:
                 runtime.release()
             status = response.status
@@ -132,7 +133,7 @@ class Proxy:
             request[COST] = obs.finish(decision, info, status)
             self.decisions.add(request[REQUEST_ID], plan, decision, status)
 
-    async def _walk(
+    def _walk(
         self,
         request: web.Request,
         runtime: Runtime,
@@ -140,10 +141,10 @@ class Proxy:
         plan: Plan,
         decision: Decision,
         obs: Observation,
-    ) -> tuple[web.StreamResponse, ResponseInfo | None]:
-        """The plan's attempts, retries and failover (``failover.Walk``)."""
+    ) -> Walk:
+        """The plan's attempts, retries and failover (``failover.Walk``), ready to run."""
         policy = plan.spec.retry if plan.spec else runtime.config.server.retry
-        walk = Walk(
+        return Walk(
             metrics=self.metrics,
             rng=self.rng,
             budget=self._budget(plan.route, policy),
@@ -155,7 +156,6 @@ class Proxy:
             decision=decision,
             obs=obs,
         )
-        return await walk.run()
 
     def _plan(self, runtime: Runtime, creq: ClientRequest) -> Plan:
         self.decisions.resize(runtime.config.server.debug_decisions)
@@ -182,8 +182,10 @@ class Proxy:
     ) -> Plan:
         """The plan the key's tenant may use, once its limits and budgets admit the request
         (``tenancy``; the ticket is billed by ``obs.finish``). Keyless: the plan as it is."""
+        if self.tenancy is None or self.tenancy.settings is None:
+            return plan
         tenant = request.get(TENANT)
-        if tenant is None or self.tenancy is None or self.tenancy.settings is None:
+        if tenant is None:
             return plan
         generates = creq.op != "embeddings"
         tokens = estimate(self.tenancy.settings, plan.route, creq.body, creq.size, generates)
