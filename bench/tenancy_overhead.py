@@ -10,14 +10,16 @@ TPM, daily and monthly budgets) and none is refused. Same closed-loop load for e
 answers; concurrency 1 and 16), alternating rounds, best round kept. The budget (issue 12):
 ``redis`` adds at most 0.3 ms p50 at concurrency 16. Results: bench/results/tenancy.md/.json.
 
-``micro [SECONDS] [LABEL]`` measures the CPU of tenancy alone, in this process: per request the key
-lookup (``Tenancy.tenant_of``), ``Tenancy.admit`` and ``Ticket.settle`` (and, in strict mode,
+``micro [SECONDS] [LABEL]`` (also ``python -m bench tenancy micro ...``) measures the CPU of
+tenancy alone, in this process: per request the key lookup (``Tenancy.tenant_of``),
+``Tenancy.admit`` (the rate-limit headers included) and ``Ticket.settle`` (and, in strict mode,
 the settle task it starts), 16 requests at a time, for ``local`` (no Redis), ``strict`` (Redis,
 ``sync_s: 0``) and ``synced`` (Redis, the default ``sync_s``; the background syncs included),
-against a real redis-server. CPU is ``time.process_time`` of this process (Redis's own CPU is not
-counted) divided by the requests; the same script run on an older checkout gives the before
-(``LABEL``: ``before``, ``after``; results: bench/results/tenancy-micro.json and a section of
-tenancy.md that the load benchmark keeps).
+against a real redis-server, and the same loop with nothing in it (``harness``). CPU is
+``time.process_time`` of this process (Redis's own CPU is not counted) divided by the requests;
+the same script run on an older checkout gives the before (``LABEL``: ``before``, ``after``;
+results: bench/results/tenancy-micro.json and a section of tenancy.md that the load benchmark
+keeps).
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ async def _start_redis(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
 
 
 async def main(argv: list[str]) -> None:
+    if argv[:1] == ["micro"]:  # python -m bench tenancy micro [SECONDS] [LABEL]
+        await micro(argv[1:])
+        return
     seconds = float(argv[0]) if argv else 4.0
     rounds = int(argv[1]) if len(argv) > 1 else 2
     workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-tenancy-"))
@@ -226,6 +231,11 @@ async def micro(argv: list[str]) -> None:
                 flush=True,
             )
             measured[variant] = {"requests": done, "cpu_us": cpu / done * 1e6, "rps": done / wall}
+        cpu, wall = time.process_time(), time.monotonic()
+        done = await _micro_run(None, None, key, seconds)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        print(f"harness {done:7d} requests  {cpu / done * 1e6:7.1f} us CPU/request", flush=True)
+        measured["harness"] = {"requests": done, "cpu_us": cpu / done * 1e6, "rps": done / wall}
     finally:
         redis.terminate()
         await redis.wait()
@@ -253,24 +263,35 @@ def _micro_section() -> str:
         "the final flush), 16 requests at a time, in one process against a real redis-server "
         "on 127.0.0.1; CPU is the process's `time.process_time()` per request (Redis's own CPU "
         "not counted). `before`: the same script on the checkout before issue 15's tenancy "
-        "work (strict only: it had no sync).",
+        "work (strict only: it had no sync). `harness`: the same loop with nothing in it (the "
+        "16 coroutines gathered per round); *net* is a variant less its run's harness, tenancy's "
+        "own CPU (runs before the harness row existed show none).",
         "",
-        "| checkout | variant | CPU µs / request | requests/s |",
-        "|---|---|---|---|",
+        "| checkout | variant | CPU µs / request | net µs | requests/s |",
+        "|---|---|---|---|---|",
     ]
     for label, run in found.items():
+        harness = run["variants"].get("harness")
         for variant, r in run["variants"].items():
-            lines.append(f"| {label} | {variant} | {r['cpu_us']:.1f} | {r['rps']:.0f} |")
+            net = (
+                ""
+                if harness is None or variant == "harness"
+                else f"{r['cpu_us'] - harness['cpu_us']:.1f}"
+            )
+            lines.append(f"| {label} | {variant} | {r['cpu_us']:.1f} | {net} | {r['rps']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
 async def _micro_run(tenancy: Any, model: Any, key: str, seconds: float) -> int:
-    """Requests through tenancy alone, 16 at a time, for ``seconds``; how many."""
+    """Requests through tenancy alone, 16 at a time, for ``seconds``; how many (``tenancy``
+    None: the loop alone, the harness)."""
     from switchman.gateway.providers.exchange import Usage
 
     usage = Usage(prompt_tokens=12, completion_tokens=20)
 
     async def one() -> None:
+        if tenancy is None:
+            return
         tenant = tenancy.tenant_of(key)
         assert tenant is not None
         ticket, _ = await tenancy.admit(tenant, "m", True, [model], (30, 20))

@@ -19,7 +19,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,10 +30,11 @@ from switchman.api.tenancy import Tenant
 from switchman.gateway.errors import Forbidden
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.telemetry.metrics import Metrics
+from switchman.gateway.telemetry.series import CounterChild
 from switchman.gateway.tenancy import pricing
 from switchman.gateway.tenancy.keys import KeyRing
 from switchman.gateway.tenancy.ledger import Ask, Bill, Period
-from switchman.gateway.tenancy.limits import grant_headers, limits_end, periods, refusal
+from switchman.gateway.tenancy.limits import GrantHeaders, limits_end, periods, refusal
 from switchman.gateway.tenancy.store import Ledger, Store
 
 log = logging.getLogger("switchman.gateway.tenancy")
@@ -43,6 +44,18 @@ class Books(Protocol):
     """Books that bill without awaiting (``LocalLedger``, ``SharedBooks``)."""
 
     def settle_now(self, bill: Bill) -> None: ...
+
+
+@dataclass(slots=True)
+class Terms:
+    """What admitting a tenant's requests needs that is fixed until its UTC day ends or the
+    config changes: its caps, today's and this month's periods, its headers."""
+
+    until: float  # time.time() when the periods end
+    rpm: int  # 0: no limit
+    tpm: int
+    periods: tuple[Period, ...]
+    headers: GrantHeaders
 
 
 @dataclass(slots=True)
@@ -66,27 +79,35 @@ class Ticket:
         if self.settled:
             return
         self.settled = True
+        ask = self.ask
         actual = pricing.nanos(cost)
-        if model is not None and usage is None:
-            actual = self.ask.amount  # served, but no usage came back: bill the reservation
-        worst = 0.0
-        if usage is not None:
-            worst = max((pricing.usage_cost(m.price, usage) for m in self.prices), default=0.0)
-        bill = Bill(
-            ask=self.ask,
-            route=route,
-            model=model.name if model is not None else "none",
-            actual=actual,
-            tokens=usage.prompt_tokens + usage.completion_tokens if usage else 0,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            saving=max(pricing.nanos(worst) - actual, 0) if usage else 0,
-            day=self.ask.periods[0].id,  # the daily period's id: the admission's UTC day
-        )
-        if actual:
-            self.tenancy.metrics.tenant_spend.labels(self.tenant, route, bill.model).inc(
-                actual / pricing.NANOS_PER_USD
+        name = model.name if model is not None else "none"
+        if usage is None:
+            if model is not None:
+                actual = ask.amount  # served, but no usage came back: bill the reservation
+            bill = Bill(ask, route, name, actual, 0, 0, 0, 0, ask.periods[0].id)
+        else:
+            worst = 0.0  # what the route's priciest candidate would have cost
+            for candidate in self.prices:
+                price = pricing.usage_cost(candidate.price, usage)
+                if price > worst:
+                    worst = price
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+            saving = max(pricing.nanos(worst) - actual, 0)
+            # The usage record's day is the daily period's id: the admission's UTC day.
+            bill = Bill(
+                ask,
+                route,
+                name,
+                actual,
+                prompt + completion,
+                prompt,
+                completion,
+                saving,
+                ask.periods[0].id,
             )
+        if actual:
+            self.tenancy.spend(ask.tenant, route, name).inc(actual / pricing.NANOS_PER_USD)
         if self.books is not None:
             self.books.settle_now(bill)
         else:
@@ -108,16 +129,24 @@ def estimate(
 class Tenancy:
     """Per-process tenancy state for the config's current ``tenancy`` block."""
 
-    def __init__(self, metrics: Metrics, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        environ: Mapping[str, str],
+        wall: Callable[[], float] = time.time,  # seconds since the epoch: the budget periods
+    ) -> None:
         self.metrics = metrics
         self.environ = environ
+        self.wall = wall
         self.settings: TenancySettings | None = None
         self.keys: KeyRing | None = None
         self.store: Store | None = None
         self.tenants: dict[str, Tenant] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._retired: list[Store] = []
-        self._periods: dict[str, tuple[float, tuple[Period, ...]]] = {}  # tenant: (until, ...)
+        self._terms: dict[str, Terms] = {}  # per tenant
+        self._spend: dict[tuple[str, str, str], CounterChild] = {}  # (tenant, route, model)
+        self._ttl_ms = 0
         self._member = uuid.uuid4().hex[:12] + "-"
         self._serial = itertools.count()
 
@@ -133,7 +162,8 @@ class Tenancy:
             self._retire()
             return
         self.tenants = {t.name: t for t in settings.tenants}
-        self._periods = {}
+        self._terms = {}
+        self._ttl_ms = int(settings.reservation_ttl_s * 1000)
         if self.keys is None or old is None or old.keys_file != settings.keys_file:
             self.keys = KeyRing(settings.keys_file)
         if (
@@ -166,21 +196,21 @@ class Tenancy:
     ) -> tuple[Ticket, list[Model]]:
         """Admit one request or raise ``Forbidden``/``LimitExceeded``; returns the ticket and the
         candidates the tenant may be served by (``estimate``: prompt and completion tokens)."""
-        settings, store = self.settings, self.store
-        assert settings is not None
+        store = self.store
         assert store is not None
         tenant = self.tenants[tenant_name]
         allowed = self._allowed(tenant, route, direct, candidates)
+        terms = self._terms_of(tenant)
         prompt, completion = estimate
         ask = Ask(
-            tenant=tenant.name,
-            rpm=tenant.limits.requests_per_minute or 0,
-            tpm=tenant.limits.tokens_per_minute or 0,
-            tokens=prompt + completion,
-            amount=pricing.nanos(pricing.worst_case(allowed, prompt, completion)),
-            periods=self._periods_of(tenant),
-            member=self._member + str(next(self._serial)),
-            ttl_ms=int(settings.reservation_ttl_s * 1000),
+            tenant.name,
+            terms.rpm,
+            terms.tpm,
+            prompt + completion,
+            pricing.nanos(pricing.worst_case(allowed, prompt, completion)),
+            terms.periods,
+            self._member + str(next(self._serial)),
+            self._ttl_ms,
         )
         ledger: Ledger | None = None
         try:
@@ -195,13 +225,9 @@ class Tenancy:
         if not grant.ok:
             self.metrics.tenant_rejections.labels(tenant.name, grant.reason).inc()
             raise refusal(tenant, ask, grant, datetime.now(UTC))
+        headers = terms.headers.render(grant)
         ticket = Ticket(
-            self,
-            ledger,
-            books if ledger is None else None,
-            ask,
-            tuple(candidates),
-            grant_headers(tenant, ask, grant),
+            self, ledger, books if ledger is None else None, ask, tuple(candidates), headers
         )
         return ticket, allowed
 
@@ -212,16 +238,29 @@ class Tenancy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _periods_of(self, tenant: Tenant) -> tuple[Period, ...]:
-        """Today's and this month's periods, computed once a day per tenant."""
-        now = time.time()
-        cached = self._periods.get(tenant.name)
-        if cached is not None and now < cached[0]:
-            return cached[1]
+    def spend(self, tenant: str, route: str, model: str) -> CounterChild:
+        """The tenant's spend counter for a route and model (kept: one lookup per bill)."""
+        child = self._spend.get((tenant, route, model))
+        if child is None:
+            child = self._spend[(tenant, route, model)] = self.metrics.tenant_spend.labels(
+                tenant, route, model
+            )
+        return child
+
+    def _terms_of(self, tenant: Tenant) -> Terms:
+        """The tenant's ``Terms``, computed once a day (and again after a config change)."""
+        now = self.wall()
+        terms = self._terms.get(tenant.name)
+        if terms is not None and now < terms.until:
+            return terms
         today = datetime.fromtimestamp(now, UTC)
         found = periods(tenant, today)
-        self._periods[tenant.name] = (limits_end(today)[0].timestamp(), found)
-        return found
+        rpm = tenant.limits.requests_per_minute or 0
+        tpm = tenant.limits.tokens_per_minute or 0
+        headers = GrantHeaders(tenant, rpm, tpm, [p.kind for p in found])
+        terms = Terms(limits_end(today)[0].timestamp(), rpm, tpm, found, headers)
+        self._terms[tenant.name] = terms
+        return terms
 
     def status(self) -> dict[str, object] | None:
         if self.settings is None or self.keys is None or self.store is None:

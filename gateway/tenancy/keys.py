@@ -30,7 +30,6 @@ log = logging.getLogger("switchman.gateway.tenancy.keys")
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 REMEMBERED = 4096
-_BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
 def new_key() -> str:
@@ -48,9 +47,9 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     ``x-api-key`` (anthropic); None when it sent none."""
     auth = headers.get("authorization")
     if auth:
-        match = _BEARER.match(auth)
-        if match:
-            return match.group(1)
+        words = auth.split()  # "Bearer KEY", any case, any whitespace around and between
+        if len(words) == 2 and words[0].lower() == "bearer":
+            return words[1]
     for name in ("api-key", "x-api-key"):
         value = headers.get(name)
         if value and value.strip():

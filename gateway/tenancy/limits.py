@@ -2,7 +2,8 @@
 
 ``grant_headers`` gives an admitted request OpenAI's ``x-ratelimit-limit-requests``,
 ``-remaining-requests``, ``-reset-requests`` and the ``-tokens`` trio (for the limits the tenant
-has), ``x-switchman-tenant`` and, past a budget's soft limit, ``x-switchman-budget-warning``.
+has), ``x-switchman-tenant`` and, past a budget's soft limit, ``x-switchman-budget-warning``;
+``GrantHeaders`` is the same for one tenant with what is fixed formatted once (the request path).
 ``refusal`` is the ``LimitExceeded`` (429) for a request the ledger refused: a message that says
 which limit, how much, and when it resets, with ``Retry-After``. Used by ``admission``.
 """
@@ -10,6 +11,7 @@ which limit, how much, and when it resets, with ``Retry-After``. Used by ``admis
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from switchman.api.tenancy import Budget, Tenant
@@ -39,28 +41,58 @@ def _budget(tenant: Tenant, kind: str) -> Budget | None:
 
 
 def grant_headers(tenant: Tenant, ask: Ask, grant: Grant) -> dict[str, str]:
-    headers = {"x-switchman-tenant": tenant.name}
-    if ask.rpm:
-        headers["x-ratelimit-limit-requests"] = str(ask.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(grant.requests_left)
-        headers["x-ratelimit-reset-requests"] = duration(grant.requests_reset_ms)
-    if ask.tpm:
-        headers["x-ratelimit-limit-tokens"] = str(ask.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(grant.tokens_left)
-        headers["x-ratelimit-reset-tokens"] = duration(grant.tokens_reset_ms)
-    warnings = []
-    for period, used in zip(ask.periods, grant.used, strict=True):
-        budget = _budget(tenant, period.kind)
-        if budget is not None and budget.soft_usd is not None:
-            soft = pricing.nanos(budget.soft_usd)
-            if used >= soft:
-                warnings.append(
-                    f"{period.kind} budget: {_usd(used)} used or reserved of "
-                    f"{_usd(pricing.nanos(budget.hard_usd))} (soft limit {_usd(soft)})"
-                )
-    if warnings:
-        headers["x-switchman-budget-warning"] = "; ".join(warnings)
-    return headers
+    return GrantHeaders(tenant, ask.rpm, ask.tpm, [p.kind for p in ask.periods]).render(grant)
+
+
+class GrantHeaders:
+    """``grant_headers`` for one tenant's limits and budget periods, with what is fixed for them
+    formatted once (the limits; the budgets' hard and soft amounts) and each reset duration kept
+    while it repeats: per request only the counts, and past a soft limit the amount used, are
+    formatted. ``admission`` keeps one per tenant, rebuilt with its periods."""
+
+    __slots__ = ("_limits", "_requests_reset", "_soft", "_tokens_reset", "name", "rpm", "tpm")
+
+    def __init__(self, tenant: Tenant, rpm: int, tpm: int, kinds: Sequence[str]) -> None:
+        self.name, self.rpm, self.tpm = tenant.name, rpm, tpm
+        self._limits = (str(rpm), str(tpm))
+        soft: list[tuple[int, int, str, str]] = []  # period index, soft limit, text around it
+        for index, kind in enumerate(kinds):
+            budget = _budget(tenant, kind)
+            if budget is not None and budget.soft_usd is not None:
+                limit = pricing.nanos(budget.soft_usd)
+                hard = _usd(pricing.nanos(budget.hard_usd))
+                tail = f" used or reserved of {hard} (soft limit {_usd(limit)})"
+                soft.append((index, limit, f"{kind} budget: ", tail))
+        self._soft = tuple(soft)
+        self._requests_reset = (-1, "")  # the last reset in ms and its text
+        self._tokens_reset = (-1, "")
+
+    def render(self, grant: Grant) -> dict[str, str]:
+        headers = {"x-switchman-tenant": self.name}
+        if self.rpm:
+            ms = grant.requests_reset_ms
+            if ms != self._requests_reset[0]:
+                self._requests_reset = (ms, duration(ms))
+            headers["x-ratelimit-limit-requests"] = self._limits[0]
+            headers["x-ratelimit-remaining-requests"] = str(grant.requests_left)
+            headers["x-ratelimit-reset-requests"] = self._requests_reset[1]
+        if self.tpm:
+            ms = grant.tokens_reset_ms
+            if ms != self._tokens_reset[0]:
+                self._tokens_reset = (ms, duration(ms))
+            headers["x-ratelimit-limit-tokens"] = self._limits[1]
+            headers["x-ratelimit-remaining-tokens"] = str(grant.tokens_left)
+            headers["x-ratelimit-reset-tokens"] = self._tokens_reset[1]
+        if self._soft:
+            used = grant.used
+            warnings = [
+                f"{head}{_usd(used[i])}{tail}"
+                for i, soft, head, tail in self._soft
+                if used[i] >= soft
+            ]
+            if warnings:
+                headers["x-switchman-budget-warning"] = "; ".join(warnings)
+        return headers
 
 
 def refusal(tenant: Tenant, ask: Ask, grant: Grant, now: datetime) -> LimitExceeded:

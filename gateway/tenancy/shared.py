@@ -18,9 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from switchman.gateway.tenancy.ledger import Ask, Bill, Grant, Period, usage_fields
+from switchman.gateway.tenancy.ledger import Ask, Bill, BookKey, Grant, Period
 
-BookKey = tuple[str, str]  # period kind, id
 UsageKey = tuple[str, str, str]  # day, route, model
 
 
@@ -36,7 +35,7 @@ class Delta:
     tokens: int = 0  # taken at admission, less what settling gave back
     spent: dict[BookKey, int] = field(default_factory=dict)  # nano-dollars
     keep: dict[BookKey, int] = field(default_factory=dict)  # seconds the period's record is kept
-    usage: dict[UsageKey, list[int]] = field(default_factory=dict)  # usage_fields order
+    usage: dict[UsageKey, list[int]] = field(default_factory=dict)  # ledger.USAGE order
     usage_keep: dict[str, int] = field(default_factory=dict)  # per day
 
     def empty(self) -> bool:
@@ -60,20 +59,24 @@ class View:
     seq: int = 0
     active: float = 0.0
 
-    def level(self, kind: str, now: float) -> float:
-        cap = self.rpm if kind == "rpm" else self.tpm
-        held = self.requests if kind == "rpm" else self.tokens
-        if not cap:
-            return 0.0
-        if held is None:
-            return float(cap)
-        return min(float(cap), held + max(now - self.stamp, 0.0) * cap / 60_000)
-
     def used(self, key: BookKey) -> int:
         own = self.pending.spent.get(key, 0) + self.reserved.get(key, 0)
         if self.inflight is not None:
             own += self.inflight.spent.get(key, 0)
         return self.shared.get(key, 0) + own
+
+    def used_all(self, periods: tuple[Period, ...]) -> list[int]:
+        """``used`` of each period (one pass: the request path)."""
+        pending, reserved, shared = self.pending.spent, self.reserved, self.shared
+        flying = self.inflight.spent if self.inflight is not None else None
+        found = []
+        for period in periods:
+            key = period.key
+            own = pending.get(key, 0) + reserved.get(key, 0)
+            if flying:
+                own += flying.get(key, 0)
+            found.append(shared.get(key, 0) + own)
+        return found
 
 
 @dataclass(slots=True, frozen=True)
@@ -102,44 +105,49 @@ class SharedBooks:
         view = self.views.get(ask.tenant)
         if view is None:
             view = self.views[ask.tenant] = View()
-        view.rpm, view.tpm, view.periods, view.active = ask.rpm, ask.tpm, ask.periods, now
-        requests = view.level("rpm", now)
-        tokens = view.level("tpm", now)
-        keys = [(p.kind, p.id) for p in ask.periods]
-        used = [view.used(k) for k in keys]
+        rpm, tpm, periods, amount = ask.rpm, ask.tpm, ask.periods, ask.amount
+        view.rpm, view.tpm, view.periods, view.active = rpm, tpm, periods, now
+        elapsed = now - view.stamp if now > view.stamp else 0.0
+        requests = level(view.requests, rpm, elapsed)
+        tokens = level(view.tokens, tpm, elapsed)
+        used = view.used_all(periods)
         reason, retry = "", 0
-        if ask.rpm and requests < 1:
-            reason, retry = "rpm", wait(1 - requests, ask.rpm)
-        elif ask.tpm and tokens < min(ask.tokens, ask.tpm):
-            reason, retry = "tpm", wait(min(ask.tokens, ask.tpm) - tokens, ask.tpm)
+        if rpm and requests < 1:
+            reason, retry = "rpm", wait(1 - requests, rpm)
+        elif tpm and tokens < min(ask.tokens, tpm):
+            reason, retry = "tpm", wait(min(ask.tokens, tpm) - tokens, tpm)
         else:
-            for period, spent in zip(ask.periods, used, strict=True):
-                if period.hard and spent + ask.amount > period.hard:
+            for period, spent in zip(periods, used, strict=True):
+                if period.hard and spent + amount > period.hard:
                     reason = period.kind
                     break
         if not reason:
             view.stamp = now
-            view.requests = requests if ask.rpm else None
-            view.tokens = tokens if ask.tpm else None
-            if ask.rpm:
+            pending = view.pending
+            if rpm:
                 view.requests = requests = requests - 1
-                view.pending.requests += 1
-            if ask.tpm:
+                pending.requests += 1
+            else:
+                view.requests = None
+            if tpm:
                 view.tokens = tokens = tokens - ask.tokens
-                view.pending.tokens += ask.tokens
-            if ask.amount:
-                for key in keys:
-                    view.reserved[key] = view.reserved.get(key, 0) + ask.amount
-                used = [u + ask.amount for u in used]
+                pending.tokens += ask.tokens
+            else:
+                view.tokens = None
+            if amount:
+                reserved = view.reserved
+                for period in periods:
+                    reserved[period.key] = reserved.get(period.key, 0) + amount
+                used = [u + amount for u in used]
         return Grant(
-            ok=not reason,
-            reason=reason,
-            requests_left=max(int(requests), 0),
-            requests_reset_ms=wait(ask.rpm - requests, ask.rpm),
-            tokens_left=max(int(tokens), 0),
-            tokens_reset_ms=wait(ask.tpm - tokens, ask.tpm),
-            retry_ms=retry,
-            used=tuple(used),
+            not reason,
+            reason,
+            max(int(requests), 0),
+            wait(rpm - requests, rpm),
+            max(int(tokens), 0),
+            wait(tpm - tokens, tpm),
+            retry,
+            tuple(used),
         )
 
     def settle_now(self, bill: Bill) -> None:
@@ -148,26 +156,37 @@ class SharedBooks:
         if view is None:
             view = self.views[ask.tenant] = View(rpm=ask.rpm, tpm=ask.tpm, periods=ask.periods)
         pending = view.pending
-        for period in ask.periods:
-            key = (period.kind, period.id)
-            if ask.amount:
-                view.reserved[key] = view.reserved.get(key, 0) - ask.amount
-            if bill.actual:
-                pending.spent[key] = pending.spent.get(key, 0) + bill.actual
-                pending.keep[key] = period.keep_s
+        amount, actual = ask.amount, bill.actual
+        if amount or actual:
+            reserved, spent, keep = view.reserved, pending.spent, pending.keep
+            for period in ask.periods:
+                key = period.key
+                if amount:
+                    reserved[key] = reserved.get(key, 0) - amount
+                if actual:
+                    spent[key] = spent.get(key, 0) + actual
+                    keep[key] = period.keep_s
         back = ask.tokens - bill.tokens
         if ask.tpm and back:
             now = self.clock_ms()
-            view.requests = view.level("rpm", now) if view.rpm else view.requests
-            view.tokens = min(view.level("tpm", now) + back, float(ask.tpm))
+            elapsed = now - view.stamp if now > view.stamp else 0.0
+            if view.rpm:
+                view.requests = level(view.requests, view.rpm, elapsed)
+            view.tokens = min(level(view.tokens, view.tpm, elapsed) + back, float(ask.tpm))
             view.stamp = now
             pending.tokens -= back
-        row = pending.usage.get((bill.day, bill.route, bill.model))
-        if row is None:
-            row = pending.usage[(bill.day, bill.route, bill.model)] = [0] * 5
+        usage_key = (bill.day, bill.route, bill.model)
+        row = pending.usage.get(usage_key)
+        if row is None:  # ledger.USAGE's order
+            values = [actual, 1, bill.input_tokens, bill.output_tokens, bill.saving]
+            pending.usage[usage_key] = values
             pending.usage_keep[bill.day] = bill.keep_s
-        for i, (_, value) in enumerate(usage_fields(bill)):
-            row[i] += value
+        else:
+            row[0] += actual
+            row[1] += 1
+            row[2] += bill.input_tokens
+            row[3] += bill.output_tokens
+            row[4] += bill.saving
 
     def cut(self) -> list[Batch]:
         """The batches of the next sync: a tenant's unacknowledged batch again, else its pending
@@ -181,7 +200,7 @@ class SharedBooks:
             if view.inflight is None and now - view.active > self.recent_ms:
                 continue
             delta = view.inflight if view.inflight is not None else Delta()
-            books = {(p.kind, p.id): p.keep_s for p in view.periods}
+            books = {p.key: p.keep_s for p in view.periods}
             for key, keep in delta.keep.items():
                 books.setdefault(key, keep)
             batches.append(
@@ -211,7 +230,7 @@ class SharedBooks:
         view.stamp = now
         for key, value in zip(batch.books, spent, strict=True):
             view.shared[key] = value
-        current = {(p.kind, p.id) for p in view.periods}
+        current = {p.key for p in view.periods}
         for key in [k for k in view.shared if k not in current]:
             del view.shared[key]  # a period that ended
         for key in [k for k, v in view.reserved.items() if not v and k not in current]:
@@ -231,10 +250,20 @@ class SharedBooks:
                 requests=old.requests,
                 tokens=old.tokens,
                 stamp=old.stamp,
-                shared={(p.kind, p.id): old.used((p.kind, p.id)) for p in old.periods},
+                shared={p.key: old.used(p.key) for p in old.periods},
                 periods=old.periods,
                 active=old.active,
             )
+
+
+def level(held: float | None, cap: int, elapsed: float) -> float:
+    """A bucket of ``cap`` per minute ``elapsed`` ms after it held ``held`` (None: full; no cap:
+    0)."""
+    if not cap:
+        return 0.0
+    if held is None:
+        return float(cap)
+    return min(float(cap), held + elapsed * cap / 60_000)
 
 
 def wait(missing: float, cap: int) -> int:

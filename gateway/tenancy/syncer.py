@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from switchman.gateway.tenancy.ledger import USAGE
 from switchman.gateway.tenancy.shared import Batch, SharedBooks
 
 # KEYS: rpm, tpm, applied, period books..., usage days...  ARGV: replica, seq, rpm, tpm, requests
@@ -73,8 +74,6 @@ for i = 4 + nbooks, #KEYS do
 end
 return out
 """
-
-USAGE = ("cost", "requests", "input", "output", "saving")  # ledger.usage_fields' order
 
 
 class Syncer:
