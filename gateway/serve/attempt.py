@@ -28,6 +28,7 @@ from switchman.gateway.providers.exchange import Operation, ResponseInfo, Upstre
 from switchman.gateway.replicas.replica import Endpoint
 from switchman.gateway.serve import relay
 from switchman.gateway.serve.continuation import Continued, Sent
+from switchman.gateway.serve.deadlines import Deadlines
 from switchman.gateway.serve.downstream import ClientStream
 from switchman.gateway.serve.failures import (
     GENERATION_TIMEOUT,
@@ -131,18 +132,21 @@ async def unary(
     call: UpstreamCall,
     forwarded: Mapping[str, str],
     native: bool = False,
+    *,
+    deadlines: Deadlines,
 ) -> tuple[bytes, ResponseInfo]:
     """A whole answer from one attempt: the client's body bytes and what they say (``native``:
     the upstream's own bytes, for a client speaking its format; read by the provider all the same).
 
-    Bounded by the generation timeout (``timeouts.total_s``) alone: a server sends a whole
-    answer's headers only once it has generated it, so ``first_byte_s`` would cut long answers.
+    Bounded by the generation timeout (``timeouts.total_s``) alone, on the process's
+    ``deadlines``: a server sends a whole answer's headers only once it has generated it, so
+    ``first_byte_s`` would cut long answers.
     """
     upstream = target.upstream
     timeouts = upstream.spec.timeouts
     try:
         async with (
-            asyncio.timeout(timeouts.total_s),
+            deadlines.after(timeouts.total_s),
             OpenUpstream(metrics, target, call, forwarded, None) as resp,
         ):
             payload = upstream.redactor.data(await read_capped(upstream, resp))

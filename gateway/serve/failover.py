@@ -41,6 +41,7 @@ from switchman.gateway.serve import attempt as forward
 from switchman.gateway.serve import continuation, guard
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget, backoff_delay
+from switchman.gateway.serve.deadlines import Deadlines
 from switchman.gateway.serve.downstream import ClientStream
 from switchman.gateway.serve.failures import GENERATION_TIMEOUT, STREAM_TOO_LARGE, Failure
 from switchman.gateway.serve.lease import Lease
@@ -88,8 +89,10 @@ class Walk:
         plan: Plan,
         decision: Decision,
         obs: Observation,
+        deadlines: Deadlines,
     ) -> None:
         self.metrics, self.rng, self.budget, self.policy = metrics, rng, budget, policy
+        self.deadlines = deadlines
         self.request, self.runtime, self.creq = request, runtime, creq
         self.plan, self.decision, self.obs = plan, decision, obs
         spec = plan.spec
@@ -353,7 +356,9 @@ class Walk:
         loop = asyncio.get_running_loop()
         started = loop.time()
         native = self.client.native(upstream.provider)
-        payload, info = await forward.unary(self.metrics, target, creq.op, call, headers, native)
+        payload, info = await forward.unary(
+            self.metrics, target, creq.op, call, headers, native, deadlines=self.deadlines
+        )
         tokens = info.usage.completion_tokens if info.usage else None
         upstream.latency.observe_unary(loop.time() - started, tokens)
         escalation = self.guard.escalation(model, info) if self.guard else None

@@ -4,9 +4,9 @@ Called by ``handlers`` for each proxied endpoint: reads and parses the body (``r
 the current Runtime for the whole exchange, plans (``routing``: filters and scorers), mirrors a
 share to a shadow model (``shadow``) and hands the plan to a ``failover.Walk`` (attempts,
 retries, failover, stream continuation). Holds the per-process state those need: the
-classifier, the retry budgets per route, the shadows, the decision log and the watch on departed
-clients (``hangup``). Every request is accounted exactly once, by its ``observe.Observation``,
-and recorded for ``/debug/decisions``.
+classifier, the retry budgets per route, the shadows, the decision log, the watch on departed
+clients (``hangup``) and the generation deadlines (``deadlines``). Every request is accounted
+exactly once, by its ``observe.Observation``, and recorded for ``/debug/decisions``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from switchman.gateway.routing.features import features
 from switchman.gateway.routing.table import ComplexityScorer, Plan
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget
+from switchman.gateway.serve.deadlines import Deadlines
 from switchman.gateway.serve.decisions import DecisionLog
 from switchman.gateway.serve.failover import Walk
 from switchman.gateway.serve.hangup import CLIENT_CLOSED, Hangups
@@ -71,6 +72,7 @@ class Proxy:
         self.shadows = Shadows(telemetry.metrics, self.rng)
         self.decisions = DecisionLog()
         self.hangups = Hangups()
+        self.deadlines = Deadlines()
 
     async def close(self) -> None:
         await self.shadows.close()
@@ -155,6 +157,7 @@ class Proxy:
             plan=plan,
             decision=decision,
             obs=obs,
+            deadlines=self.deadlines,
         )
 
     def _plan(self, runtime: Runtime, creq: ClientRequest) -> Plan:

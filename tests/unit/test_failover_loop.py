@@ -44,6 +44,7 @@ from switchman.gateway.serve import failover
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.serve.backoff import RetryBudget
 from switchman.gateway.serve.continuation import Sent
+from switchman.gateway.serve.deadlines import Deadlines
 from switchman.gateway.serve.failures import Failure
 from switchman.gateway.serve.lease import Lease
 from switchman.gateway.serve.relay import Cut
@@ -187,7 +188,15 @@ class Script:
         return act
 
     async def unary(
-        self, metrics: Any, target: Any, op: Any, call: Any, headers: Any, native: bool = False
+        self,
+        metrics: Any,
+        target: Any,
+        op: Any,
+        call: Any,
+        headers: Any,
+        native: bool = False,
+        *,
+        deadlines: Any,
     ) -> Any:
         act = self._next(target)
         if isinstance(act, asyncio.Event):
@@ -260,6 +269,7 @@ async def walk(
         plan=Plan("r", "priority", [models[n] for n in order], "", [], None),
         decision=Decision("r", "priority", len(order)),
         obs=Observation(),  # type: ignore[arg-type]
+        deadlines=Deadlines(),
     )
     client = Client(w.transcript)
     w.client = client  # type: ignore[assignment]
