@@ -65,11 +65,19 @@ async def post(
 
 class OpenUpstream:
     """``async with OpenUpstream(...) as resp``: send the request and wait for response headers
-    (at most ``first_byte_s``; None: the caller bounds it), counted in flight meanwhile; the
-    response is released on the way out. A class rather than an ``@asynccontextmanager``,
-    whose generator and wrapper cost about 1.3 µs more per attempt."""
+    (at most ``first_byte_s``, on ``deadlines``; None: the caller bounds it), counted in flight
+    meanwhile; the response is released on the way out. A class rather than an
+    ``@asynccontextmanager``, whose generator and wrapper cost about 1.3 µs more per attempt."""
 
-    __slots__ = ("_call", "_first_byte_s", "_forwarded", "_gauge", "_resp", "_target")
+    __slots__ = (
+        "_call",
+        "_deadlines",
+        "_first_byte_s",
+        "_forwarded",
+        "_gauge",
+        "_resp",
+        "_target",
+    )
 
     def __init__(
         self,
@@ -78,9 +86,10 @@ class OpenUpstream:
         call: UpstreamCall,
         forwarded: Mapping[str, str],
         first_byte_s: float | None,
+        deadlines: Deadlines,
     ) -> None:
         self._target, self._call, self._forwarded = target, call, forwarded
-        self._first_byte_s = first_byte_s
+        self._first_byte_s, self._deadlines = first_byte_s, deadlines
         self._gauge = metrics.upstream_in_flight.labels(target.upstream.name)
         self._resp: Response | None = None
 
@@ -93,7 +102,7 @@ class OpenUpstream:
             if self._first_byte_s is None:  # no timer of its own (the caller's bounds it)
                 self._resp = await post(upstream, endpoint, self._call, self._forwarded)
             else:
-                async with asyncio.timeout(self._first_byte_s):
+                async with self._deadlines.after(self._first_byte_s):
                     self._resp = await post(upstream, endpoint, self._call, self._forwarded)
         except BaseException as exc:
             self._done()
@@ -147,7 +156,7 @@ async def unary(
     try:
         async with (
             deadlines.after(timeouts.total_s),
-            OpenUpstream(metrics, target, call, forwarded, None) as resp,
+            OpenUpstream(metrics, target, call, forwarded, None, deadlines) as resp,
         ):
             payload = upstream.redactor.data(await read_capped(upstream, resp))
             if resp.status >= 300:
@@ -194,6 +203,8 @@ async def stream(
     sent: tuple[Sent, str] | None,
     commit: Callable[[], dict[str, str]],
     hold: Hold | None = None,
+    *,
+    deadlines: Deadlines,
 ) -> tuple[str, ResponseInfo, float]:
     """Relay one attempt's stream; returns (outcome, info, seconds to its first chunk).
 
@@ -202,9 +213,9 @@ async def stream(
     ``commit`` is called when this attempt is the one that starts the client's stream: it
     returns the response headers (the decision record as of now).
     ``hold``: before a commit, read up to ``hold.chunks`` chunks and raise its verdict, if any.
+    ``deadlines``: the process's, which bound the wait for the response headers.
     """
-    upstream = target.upstream
-    timeouts = upstream.spec.timeouts
+    upstream, timeouts = target.upstream, target.upstream.spec.timeouts
     loop = asyncio.get_running_loop()
     started = loop.time()
     model_id = target.model.target
@@ -212,7 +223,8 @@ async def stream(
         decoder: StreamDecoder = client.decoder(upstream.provider, op, model_id)
     else:  # a continuation is read as chat: the client's answer is already under way
         decoder = Continued(upstream.provider.stream(op, model_id, client.wants_usage), *sent)
-    async with OpenUpstream(metrics, target, call, forwarded, timeouts.first_byte_s) as resp:
+    first_byte_s = timeouts.first_byte_s
+    async with OpenUpstream(metrics, target, call, forwarded, first_byte_s, deadlines) as resp:
         if resp.status >= 300:
             payload = await relay.read_error(resp, timeouts.idle_s, upstream.redactor)
             raise _refused(upstream, resp.status, payload, resp.headers, client.committed)
@@ -239,9 +251,7 @@ async def stream(
             resp.close()  # cancel the upstream generation nobody will read
         elif pipe.ended:
             resp.finish()  # reused if the body's end (a last chunk) follows the last event
-    info = ResponseInfo(
-        usage=decoder.usage, model=decoder.model, finish_reasons=decoder.finish_reasons
-    )
+    info = ResponseInfo(decoder.usage, decoder.model, decoder.finish_reasons)
     return outcome, info, ttft
 
 

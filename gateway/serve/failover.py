@@ -395,7 +395,16 @@ class Walk:
         hold = self.guard.hold(model) if self.guard and resume is None else None
         try:
             outcome, info, ttft = await forward.stream(
-                self.metrics, target, self.creq.op, call, headers, client, resume, commit, hold
+                self.metrics,
+                target,
+                self.creq.op,
+                call,
+                headers,
+                client,
+                resume,
+                commit,
+                hold,
+                deadlines=self.deadlines,
             )
         except guard.Escalation as escalation:
             guard.Guard.count(self.metrics, self.plan.route, model, escalation, ResponseInfo())

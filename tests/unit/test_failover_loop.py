@@ -215,6 +215,8 @@ class Script:
         resume: tuple[Sent, str] | None,
         commit: Any,
         hold: Any = None,
+        *,
+        deadlines: Any,
     ) -> Any:
         act = self._next(target, resume)
         if not client.committed:
