@@ -268,13 +268,21 @@ async def _held(pipe: relay.Relay, first: bytes, hold: Hold, name: str) -> bytes
 
 
 async def read_capped(upstream: UpstreamClient, resp: Response) -> bytes:
-    """The whole body, or a ``response_too_large`` failure past ``max_response_bytes``."""
+    """The whole body, or a ``response_too_large`` failure past ``max_response_bytes``. What
+    is buffered already is taken without a wait (``ready``: the common whole answer came with
+    its headers)."""
     cap = upstream.edge.max_response_bytes
-    if resp.content_length is not None and resp.content_length > cap:
+    length = resp.content_length
+    if length is not None and length > cap:
         raise _too_large(upstream, cap)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await resp.read():
+    while True:
+        chunk = resp.ready()
+        if chunk is None:
+            chunk = await resp.read()
+        if not chunk:
+            break
         size += len(chunk)
         if size > cap:
             resp.close()
