@@ -121,6 +121,7 @@ class Deadline:
     ) -> None:
         if not self.ended:
             self.ended = True
+            self._task = None  # (the heap may hold this entry a while: not the task with it)
             self._deadlines._end()
             return
         if self.expired:
