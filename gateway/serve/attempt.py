@@ -213,7 +213,8 @@ async def stream(
     ``commit`` is called when this attempt is the one that starts the client's stream: it
     returns the response headers (the decision record as of now).
     ``hold``: before a commit, read up to ``hold.chunks`` chunks and raise its verdict, if any.
-    ``deadlines``: the process's, which bound the wait for the response headers.
+    ``deadlines``: the process's, which bound the wait for the response headers and each
+    wait for the stream's next bytes.
     """
     upstream, timeouts = target.upstream, target.upstream.spec.timeouts
     loop = asyncio.get_running_loop()
@@ -235,6 +236,7 @@ async def stream(
             deadline=started + timeouts.total_s,
             redactor=upstream.redactor,
             max_bytes=upstream.edge.max_stream_bytes,
+            deadlines=deadlines,
         )
         first = await pipe.first(upstream.name)
         ttft = loop.time() - started

@@ -24,6 +24,7 @@ from typing import Protocol
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from switchman.gateway.providers.sse import Event, SSEParser
 from switchman.gateway.serve.continuation import JoinUnverified
+from switchman.gateway.serve.deadlines import Deadlines
 from switchman.gateway.serve.downstream import ClientStream
 from switchman.gateway.serve.failures import STREAM_TOO_LARGE, Failure
 from switchman.gateway.serve.hangup import CLIENT_CLOSED
@@ -86,8 +87,10 @@ class Relay:
         deadline: float,
         redactor: Redactor | None = None,
         max_bytes: int | None = None,
+        deadlines: Deadlines,
     ) -> None:
         self._upstream = upstream
+        self._deadlines = deadlines
         self._redactor = redactor or Redactor()
         self._cap = max_bytes
         self._left = max_bytes
@@ -130,7 +133,7 @@ class Relay:
             if chunk is None:
                 if timeout <= 0:
                     raise TimeoutError
-                async with asyncio.timeout(timeout):
+                async with self._deadlines.after(timeout):  # no timer of its own per read
                     chunk = await self._upstream.read()
         except TimeoutError as exc:
             raise _Broken(
