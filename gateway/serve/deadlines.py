@@ -1,8 +1,9 @@
 """Time limits of the requests in flight, on one loop timer: ``asyncio.timeout`` without a timer
 per request.
 
-Used by ``attempt.unary`` for a whole answer's generation timeout (``timeouts.total_s``), owned
-by the proxy (one per process). ``async with deadlines.after(seconds)`` behaves as
+Used by ``attempt`` for a whole answer's generation timeout (``timeouts.total_s``) and a stream's
+wait for its response headers (``timeouts.first_byte_s``), and by ``relay`` for each wait for a
+stream's next bytes (``timeouts.idle_s``); owned by the proxy (one per process). ``async with deadlines.after(seconds)`` behaves as
 ``asyncio.timeout(seconds)``: when the time is up the task that entered the block is cancelled,
 and the block raises ``TimeoutError`` in place of that cancellation (a cancellation that is not
 the deadline's propagates as it is; ``None`` sets no limit). The difference is the cost: on
