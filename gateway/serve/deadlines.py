@@ -3,12 +3,13 @@ per request.
 
 Used by ``attempt`` for a whole answer's generation timeout (``timeouts.total_s``) and a stream's
 wait for its response headers (``timeouts.first_byte_s``), and by ``relay`` for each wait for a
-stream's next bytes (``timeouts.idle_s``); owned by the proxy (one per process). ``async with deadlines.after(seconds)`` behaves as
-``asyncio.timeout(seconds)``: when the time is up the task that entered the block is cancelled,
-and the block raises ``TimeoutError`` in place of that cancellation (a cancellation that is not
-the deadline's propagates as it is; ``None`` sets no limit). The difference is the cost: on
-uvloop a timer armed and cancelled per request cost about 4.5 µs; here one timer is armed for
-the earliest deadline in flight, and a request pays a heap push and a flag.
+stream's next bytes (``timeouts.idle_s``); owned by the proxy (one per process).
+``async with deadlines.after(seconds)`` behaves as ``asyncio.timeout(seconds)``: when the time
+is up the task that entered the block is cancelled, and the block raises ``TimeoutError`` in
+place of that cancellation (a cancellation that is not the deadline's propagates as it is;
+``None`` sets no limit). The difference is the cost: on uvloop a timer armed and cancelled per
+request cost about 4.5 µs; here one timer is armed for the earliest deadline in flight, and a
+request pays a heap push and a flag.
 
 Deadlines that ended before their time stay in the heap, skipped when reached; the heap is
 rebuilt without them once they are over half of it, so it holds at most about twice the
