@@ -213,8 +213,7 @@ async def stream(
     ``commit`` is called when this attempt is the one that starts the client's stream: it
     returns the response headers (the decision record as of now).
     ``hold``: before a commit, read up to ``hold.chunks`` chunks and raise its verdict, if any.
-    ``deadlines``: the process's, which bound the wait for the response headers and each
-    wait for the stream's next bytes.
+    ``deadlines``: the process's, bounding the waits for the headers and for each next read.
     """
     upstream, timeouts = target.upstream, target.upstream.spec.timeouts
     loop = asyncio.get_running_loop()
@@ -230,14 +229,10 @@ async def stream(
             payload = await relay.read_error(resp, timeouts.idle_s, upstream.redactor)
             raise _refused(upstream, resp.status, payload, resp.headers, client.committed)
         pipe = relay.Relay(
-            resp,
-            decoder,
-            idle=timeouts.idle_s,
-            deadline=started + timeouts.total_s,
-            redactor=upstream.redactor,
-            max_bytes=upstream.edge.max_stream_bytes,
+            resp, decoder, idle=timeouts.idle_s, deadline=started + timeouts.total_s,
+            redactor=upstream.redactor, max_bytes=upstream.edge.max_stream_bytes,
             deadlines=deadlines,
-        )
+        )  # fmt: skip
         first = await pipe.first(upstream.name)
         ttft = loop.time() - started
         if hold is not None and not client.committed:
