@@ -14,7 +14,7 @@ the others. ``admit_now``/``settle_now`` are the same calls without an await.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 MINUTE_MS = 60_000
@@ -125,19 +125,9 @@ class LocalLedger:
         self._expire(now)
         requests = self._level(ask.tenant, "rpm", ask.rpm, now)
         tokens = self._level(ask.tenant, "tpm", ask.tpm, now)
-        need = min(ask.tokens, ask.tpm)
         books = [self._book(ask.tenant, p) for p in ask.periods]
         used = [b.spent + b.reserved for b in books]
-        reason, retry = "", 0
-        if ask.rpm and requests < 1:
-            reason, retry = "rpm", _wait(1 - requests, ask.rpm)
-        elif ask.tpm and tokens < need:
-            reason, retry = "tpm", _wait(need - tokens, ask.tpm)
-        else:
-            for period, spent in zip(ask.periods, used, strict=True):
-                if period.hard and spent + ask.amount > period.hard:
-                    reason = period.kind
-                    break
+        reason, retry = verdict(ask, requests, tokens, used)
         if not reason:
             if ask.rpm:
                 requests -= 1
@@ -156,9 +146,9 @@ class LocalLedger:
             ok=not reason,
             reason=reason,
             requests_left=max(int(requests), 0),
-            requests_reset_ms=_wait(ask.rpm - requests, ask.rpm) if ask.rpm else 0,
+            requests_reset_ms=wait(ask.rpm - requests, ask.rpm),
             tokens_left=max(int(tokens), 0),
-            tokens_reset_ms=_wait(ask.tpm - tokens, ask.tpm) if ask.tpm else 0,
+            tokens_reset_ms=wait(ask.tpm - tokens, ask.tpm),
             retry_ms=retry,
             used=tuple(used),
         )
@@ -217,8 +207,27 @@ class LocalLedger:
         self.soonest = soonest
 
 
-def _wait(missing: float, cap: int) -> int:
-    """Milliseconds until a bucket of ``cap`` per minute refills ``missing`` tokens."""
+def verdict(ask: Ask, requests: float, tokens: float, used: Sequence[int]) -> tuple[str, int]:
+    """The admission rule of the in-memory ledgers (``LocalLedger``, ``shared.SharedBooks``; the
+    Redis scripts apply it in Lua): why ``ask`` is refused (``rpm``, ``tpm`` or the kind of the
+    first budget period it would pass) and the milliseconds a rate limit asks to wait, or
+    ``("", 0)`` to admit it; ``requests`` and ``tokens`` are the buckets' levels now, ``used`` the
+    spend plus reservations of each of its periods."""
+    if ask.rpm and requests < 1:
+        return "rpm", wait(1 - requests, ask.rpm)
+    need = min(ask.tokens, ask.tpm)
+    if ask.tpm and tokens < need:
+        return "tpm", wait(need - tokens, ask.tpm)
+    for period, spent in zip(ask.periods, used, strict=True):
+        if period.hard and spent + ask.amount > period.hard:
+            return period.kind, 0
+    return "", 0
+
+
+def wait(missing: float, cap: int) -> int:
+    """Milliseconds until a bucket of ``cap`` per minute refills ``missing`` (0: no limit)."""
+    if not cap or missing <= 0:
+        return 0
     return max(int(-(-missing * MINUTE_MS // cap)), 0)
 
 

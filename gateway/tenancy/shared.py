@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from switchman.gateway.tenancy.ledger import Ask, Bill, BookKey, Grant, Period
+from switchman.gateway.tenancy.ledger import Ask, Bill, BookKey, Grant, Period, verdict, wait
 
 UsageKey = tuple[str, str, str]  # day, route, model
 
@@ -111,16 +111,7 @@ class SharedBooks:
         requests = level(view.requests, rpm, elapsed)
         tokens = level(view.tokens, tpm, elapsed)
         used = view.used_all(periods)
-        reason, retry = "", 0
-        if rpm and requests < 1:
-            reason, retry = "rpm", wait(1 - requests, rpm)
-        elif tpm and tokens < min(ask.tokens, tpm):
-            reason, retry = "tpm", wait(min(ask.tokens, tpm) - tokens, tpm)
-        else:
-            for period, spent in zip(periods, used, strict=True):
-                if period.hard and spent + amount > period.hard:
-                    reason = period.kind
-                    break
+        reason, retry = verdict(ask, requests, tokens, used)
         if not reason:
             view.stamp = now
             pending = view.pending
@@ -264,10 +255,3 @@ def level(held: float | None, cap: int, elapsed: float) -> float:
     if held is None:
         return float(cap)
     return min(float(cap), held + elapsed * cap / 60_000)
-
-
-def wait(missing: float, cap: int) -> int:
-    """Milliseconds until a bucket of ``cap`` per minute refills ``missing`` (0: no limit)."""
-    if not cap or missing <= 0:
-        return 0
-    return max(int(-(-missing * 60_000 // cap)), 0)
