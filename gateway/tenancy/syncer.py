@@ -4,11 +4,13 @@ Each sync is one pipelined round trip: one ``SYNC`` script per tenant with delta
 activity (one script keeps a tenant's keys, which share its hash tag, in one cluster slot), or a
 ``PING`` when there is none (so ``/readyz`` and ``on_redis_down: closed`` know Redis answers).
 The script applies a batch only if its number is above the last this replica had applied for the
-tenant (``PREFIX:{TENANT}:applied``, per replica id): a batch resent after a lost reply is applied
-once. It writes the same keys as ``redisledger`` (buckets, ``budget:KIND:ID`` spent,
-``usage:DAY``), so ``switchman usage`` and strict replicas read the same books. A bucket's debt
-(replicas together took more than it held) is kept down to one bucket below empty, so a backlog
-sent after an outage never blocks a tenant for longer than a minute. Used by ``store``.
+tenant (``PREFIX:{TENANT}:applied:REPLICA``, one key per replica id, which expires two days
+after that replica's last batch, so the marks of replicas gone with a restart do not pile up): a
+batch resent after a lost reply is applied once. It writes the same keys as ``redisledger``
+(buckets, ``budget:KIND:ID`` spent, ``usage:DAY``), so ``switchman usage`` and strict replicas
+read the same books. A bucket's debt (replicas together took more than it held) is kept down to
+one bucket below empty, so a backlog sent after an outage never blocks a tenant for longer than
+a minute. Used by ``store``.
 """
 
 from __future__ import annotations
@@ -21,19 +23,18 @@ from redis.exceptions import NoScriptError
 from switchman.gateway.tenancy.ledger import USAGE
 from switchman.gateway.tenancy.shared import Batch, SharedBooks
 
-# KEYS: rpm, tpm, applied, period books..., usage days...  ARGV: replica, seq, rpm, tpm, requests
-# taken, tokens taken, number of books, then per book: spent, keep_s; then per usage day: keep_s,
-# number of fields, then (field, value)...  Returns the bucket levels (strings: Lua numbers
-# would be truncated), then per book spent + reserved.
+# KEYS: rpm, tpm, applied (this replica's), period books..., usage days...  ARGV: replica (its
+# key carries it), seq, rpm, tpm, requests taken, tokens taken, number of books, then per book:
+# spent, keep_s; then per usage day: keep_s, number of fields, then (field, value)...  Returns the
+# bucket levels (strings: Lua numbers would be truncated), then per book spent + reserved.
 SYNC = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seq = tonumber(ARGV[2])
 local fresh = false
 if seq > 0 then
-  fresh = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') < seq
-  if fresh then redis.call('HSET', KEYS[3], ARGV[1], seq) end
-  redis.call('EXPIRE', KEYS[3], 172800)
+  fresh = tonumber(redis.call('GET', KEYS[3]) or '0') < seq
+  if fresh then redis.call('SET', KEYS[3], seq, 'EX', 172800) end
 end
 local function bucket(key, cap, taken)
   if cap <= 0 then return '0' end
@@ -92,7 +93,7 @@ class Syncer:
     def command(self, batch: Batch) -> tuple[Any, ...]:
         """One tenant's EVALSHA arguments: numkeys, keys, args."""
         t, delta = batch.tenant, batch.delta
-        keys = [self.key(t, "rpm"), self.key(t, "tpm"), self.key(t, "applied")]
+        keys = [self.key(t, "rpm"), self.key(t, "tpm"), self.key(t, "applied", self.replica)]
         args: list[Any] = [self.replica, batch.seq, batch.rpm, batch.tpm]
         args += [delta.requests, delta.tokens, len(batch.books)]
         for book, keep in zip(batch.books, batch.keep, strict=True):

@@ -183,6 +183,15 @@ async def test_a_batch_whose_reply_was_lost_is_applied_once(
     assert await store.sync()
     assert (await hash_of(redis, "usage", DAY))["auto|small|requests"] == "1"
     assert (await hash_of(redis, "budget", "daily", DAY))["spent"] == "40"
+    # The mark of what this replica applied is a key of its own that expires with it (a restart
+    # is a new replica id: the marks of the old ones must not pile up).
+    mark = store.syncer.key(a.tenant, "applied", store.syncer.replica)
+    client = Redis.from_url(redis.url)
+    try:
+        assert await client.get(mark) == b"1"
+        assert 0 < await client.ttl(mark) <= 2 * 86400
+    finally:
+        await client.aclose()
 
 
 async def test_closed_refuses_once_the_last_sync_is_older_than_the_bound(
