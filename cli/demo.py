@@ -24,6 +24,7 @@ from aiohttp import web
 
 from switchman.api.gatewayconfig import ConfigError
 from switchman.cli import demo_tenants
+from switchman.gateway.acceptor import AcceptorSite
 from switchman.gateway.app import compose
 from switchman.gateway.listener import GatewayRunner
 from switchman.gateway.telemetry.tracing import TracingConfigError
@@ -177,7 +178,7 @@ async def _serve(args: argparse.Namespace) -> int:
         runner = GatewayRunner(app, access_log=None, shutdown_timeout=5)
         await runner.setup()
         try:
-            await web.TCPSite(runner, args.host, args.port).start()
+            await AcceptorSite(runner, args.host, args.port).start()
         except OSError as exc:
             print(
                 f"switchman demo: cannot listen on {args.host}:{args.port} ({exc.strerror}); "

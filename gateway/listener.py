@@ -3,7 +3,8 @@
 ``serve`` runs an application until SIGTERM/SIGINT, then closes the listener at once and lets
 in-flight requests and streams finish within the grace period; ``switchman gateway`` (``cli``)
 calls it, and a port it cannot bind is a ``ListenError`` (one line, no traceback). The edge tests
-use ``GatewayRunner`` in place of ``web.AppRunner``. Each
+use ``GatewayRunner`` in place of ``web.AppRunner``. Connections are accepted by
+``acceptor.AcceptorSite`` (every pending one at each readiness, where uvloop accepts one). Each
 connection is a ``GuardedHandler`` (aiohttp's ``RequestHandler``) that adds, from the live
 config's ``server.edge``:
 
@@ -40,6 +41,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from switchman.api.edge import Edge
+from switchman.gateway.acceptor import AcceptorSite
 from switchman.gateway.handlers import GATEWAY
 
 log = logging.getLogger("switchman.gateway.listener")
@@ -224,7 +226,7 @@ async def serve(
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+            await AcceptorSite(runner, host, port, reuse_port=reuse_port).start()
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None

@@ -1,7 +1,7 @@
 """The listener's guards: slow, idle, excess and garbage connections cannot hold the gateway.
 
-A real gateway served by ``listener.GatewayRunner`` (what ``switchman gateway`` runs) in front of
-a simulator, driven over raw sockets. Scenario matrix (bounded: each guard's timeout is well
+A real gateway served by ``listener.GatewayRunner`` through ``acceptor.AcceptorSite`` (what
+``switchman gateway`` runs) in front of a simulator, driven over raw sockets. Scenario matrix (bounded: each guard's timeout is well
 under a second here, every wait has a generous deadline):
 
 - header-read timeout: a request line sent one byte every 0.1 s past ``header_timeout_s`` -> a
@@ -33,6 +33,7 @@ from aiohttp import web
 from conftest import Launch
 
 from switchman.gateway.app import create_app
+from switchman.gateway.acceptor import AcceptorSite
 from switchman.gateway.listener import GatewayRunner
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.config import ConfigWatcher
@@ -69,10 +70,9 @@ async def serve(tmp_path: Path, launch: Launch) -> AsyncIterator[Serve]:
         runner = GatewayRunner(app, access_log=None)
         await runner.setup()
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = AcceptorSite(runner, "127.0.0.1", 0)  # as ``listener.serve`` listens
         await site.start()
-        sockets = site._server.sockets  # type: ignore[union-attr]
-        return int(sockets[0].getsockname()[1]), metrics
+        return site.port, metrics
 
     yield start
     for runner in runners:
