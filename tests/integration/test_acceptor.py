@@ -34,11 +34,16 @@ from switchman.gateway.upstreams.config import ConfigWatcher
 
 
 class Counting(asyncio.Protocol):
-    def __init__(self, made: list[asyncio.BaseTransport]) -> None:
+    def __init__(
+        self, made: list[asyncio.BaseTransport], arrived: asyncio.Event | None = None
+    ) -> None:
         self.made = made
+        self.arrived = arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.made.append(transport)
+        if self.arrived is not None:
+            self.arrived.set()
 
 
 def test_all_pending_connections_are_accepted_within_a_few_uvloop_iterations() -> None:
@@ -89,7 +94,8 @@ async def test_out_of_descriptors_pauses_accepting_and_resumes(
     sock.setblocking(False)
     made: list[asyncio.BaseTransport] = []
     caplog.set_level(logging.ERROR, logger="switchman.gateway.acceptor")
-    accepting = Acceptor(loop, [sock], lambda: Counting(made))
+    arrived = asyncio.Event()
+    accepting = Acceptor(loop, [sock], lambda: Counting(made, arrived))
     client = socket.create_connection(sock.getsockname())
     try:
         await asyncio.sleep(0.1)
@@ -97,8 +103,7 @@ async def test_out_of_descriptors_pauses_accepting_and_resumes(
         assert "raise the process's open-file limit" in caplog.text
         assert len(caplog.records) == 1
         async with asyncio.timeout(5):
-            while not made:
-                await asyncio.sleep(0.02)
+            await arrived.wait()
         assert len(made) == 1
     finally:
         accepting.close()
@@ -144,7 +149,7 @@ def test_a_busy_address_is_an_oserror_and_leaves_no_socket_open() -> None:
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)
     try:
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(OSError, match="in use") as caught:
             listening("127.0.0.1", holder.getsockname()[1])
         assert caught.value.errno == errno.EADDRINUSE
     finally:

@@ -1,8 +1,8 @@
 """The listener's guards: slow, idle, excess and garbage connections cannot hold the gateway.
 
 A real gateway served by ``listener.GatewayRunner`` through ``acceptor.AcceptorSite`` (what
-``switchman gateway`` runs) in front of a simulator, driven over raw sockets. Scenario matrix (bounded: each guard's timeout is well
-under a second here, every wait has a generous deadline):
+``switchman gateway`` runs) in front of a simulator, driven over raw sockets. Scenario matrix
+(bounded: each guard's timeout is well under a second here, every wait has a generous deadline):
 
 - header-read timeout: a request line sent one byte every 0.1 s past ``header_timeout_s`` -> a
   408 JSON and the connection closed; a connection that never sends a byte -> closed too; a
@@ -32,8 +32,8 @@ import pytest
 from aiohttp import web
 from conftest import Launch
 
-from switchman.gateway.app import create_app
 from switchman.gateway.acceptor import AcceptorSite
+from switchman.gateway.app import create_app
 from switchman.gateway.listener import GatewayRunner
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.upstreams.config import ConfigWatcher
