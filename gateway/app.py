@@ -1,22 +1,25 @@
-"""The gateway's aiohttp application: composition, factory, error middleware and lifecycle.
+"""The gateway's aiohttp application: composition, factory, the front of every route, lifecycle.
 
 ``compose`` is the one composition of a serving gateway (config watcher, metrics, tracing from the
 standard ``OTEL_*`` variables, access log, application): ``switchman gateway`` and ``switchman
 demo`` both call it, so the demo exports what production exports. ``create_app`` wires an already
-loaded ``ConfigWatcher`` into the handlers; the tests call it directly. The middleware is the one
-place that turns errors into OpenAI-shaped JSON responses (Anthropic-shaped for Anthropic clients,
-``inbound.messages``): ``GatewayError`` by its own status, aiohttp's 404/405, and anything
-unexpected as a 500 that names the request id (the traceback goes to the log, never to the client).
+loaded ``ConfigWatcher`` into the handlers; the tests call it directly. ``Front`` (what every
+route's handler runs inside; no aiohttp middleware) stamps the request id, authenticates ``/v1/*``
+and is the one place that turns errors into OpenAI-shaped JSON responses (Anthropic-shaped for
+Anthropic clients, ``inbound.messages``): ``GatewayError`` by its own status, 404/405 (its
+``fallback`` route), and anything unexpected as a 500 that names the request id (the traceback
+goes to the log, never to the client).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import prometheus_client
@@ -24,6 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from switchman.api.gatewayconfig import Server
+from switchman.api.tenancy import Tenancy as TenancySettings
 from switchman.gateway import admin
 from switchman.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from switchman.gateway.handlers import GATEWAY, Gateway, add_routes, local_metrics
@@ -60,36 +64,67 @@ def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
     )
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[REQUEST_ID] = _request_id(request.headers.get("x-request-id"))
-    request[STARTED] = time.perf_counter()
-    try:
-        return await handler(request)
-    except GatewayError as exc:
-        return _error_response(exc, request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+class Front:
+    """What every route's handler runs inside (in place of aiohttp middlewares, whose wrappers
+    cost a coroutine frame or two per request and per resumption): the request id (the
+    client's ``x-request-id`` if sane), the clock, authentication of ``/v1/*`` requests
+    (``tenancy.gate``) and the one place errors become OpenAI- (or Anthropic-) shaped
+    responses. ``fallback`` answers what no route serves: 404, or 405 for a known path."""
+
+    def __init__(self, tenancy: Tenancy, settings: Callable[[], TenancySettings | None]) -> None:
+        self._tenancy = tenancy
+        self._settings = settings
+
+    def wrap(self, handler: Handler, path: str) -> Handler:
+        """``handler`` of the route at ``path``, behind the front."""
+        return functools.partial(self._serve, handler, gate.protected(path))
+
+    async def _serve(
+        self, handler: Handler, protected: bool, request: web.Request
+    ) -> web.StreamResponse:
+        request[REQUEST_ID] = request_id = _request_id(request.headers.get("x-request-id"))
+        request[STARTED] = time.perf_counter()
+        try:
+            if protected:
+                gate.authenticate(request, self._tenancy, self._settings())
+            return await handler(request)
+        except GatewayError as exc:
+            return _error_response(exc, request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error_response(_http_error(exc, request), request)
+        except (asyncio.CancelledError, ConnectionResetError):
             raise
-        if exc.status == 405:
+        except Exception:
+            log.exception("unhandled error request_id=%s", request_id)
             return _error_response(
-                MethodNotAllowed(f"{request.method} is not allowed on {request.path}"), request
+                GatewayError(
+                    f"internal error in the gateway (request id {request_id}); "
+                    "the gateway log has the details"
+                ),
+                request,
             )
-        if exc.status == 404:
-            missing = NotFound(f"no such endpoint: {request.method} {request.path}")
-            return _error_response(missing, request)
-        return _error_response(_Generic(exc.status, exc.reason), request)
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unhandled error request_id=%s", request[REQUEST_ID])
-        return _error_response(
-            GatewayError(
-                f"internal error in the gateway (request id {request[REQUEST_ID]}); "
-                "the gateway log has the details"
-            ),
-            request,
-        )
+
+    async def fallback(self, request: web.Request) -> web.StreamResponse:
+        """A path no route serves (404), or a method a path does not take (405); a ``/v1/*``
+        path still needs a key first, as any request there."""
+        if gate.protected(request.path):
+            gate.authenticate(request, self._tenancy, self._settings())
+        own = request.match_info.route.resource
+        for resource in request.app.router.resources():
+            if resource is not own and (await resource.resolve(request))[1]:
+                raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        raise NotFound(f"no such endpoint: {request.method} {request.path}")
+
+
+def _http_error(exc: web.HTTPException, request: web.Request) -> GatewayError:
+    """An aiohttp error a handler raised, as the gateway's own."""
+    if exc.status == 405:
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+    if exc.status == 404:
+        return NotFound(f"no such endpoint: {request.method} {request.path}")
+    return _Generic(exc.status, exc.reason)
 
 
 class _Generic(GatewayError):
@@ -131,11 +166,10 @@ def create_app(
     Without ``tracing`` no spans are made; without ``access_log`` no access lines are written.
     """
     tenancy = Tenancy(metrics, watcher.environ)
-    authenticate = gate.middleware(
-        tenancy, lambda: watcher.current.config.tenancy if watcher.current else None
-    )
-    # Bodies are read by the proxy with the config's own (hot-reloadable) limit.
-    app = web.Application(middlewares=[errors_middleware, authenticate], client_max_size=2**40)
+    front = Front(tenancy, lambda: watcher.current.config.tenancy if watcher.current else None)
+    # Bodies are read by the proxy with the config's own (hot-reloadable) limit. No middleware:
+    # each route's handler runs behind ``front`` instead.
+    app = web.Application(client_max_size=2**40)
     telemetry = Telemetry(
         metrics=metrics, tracing=tracing or Tracing(None), access_log=access_log or AccessLog("off")
     )
@@ -149,7 +183,8 @@ def create_app(
         gateway = app[GATEWAY]
         attach(app, workers, lambda: local_metrics(gateway), proxy.decisions.read)
     app.on_response_prepare.append(_response_headers)
-    add_routes(app)
+    add_routes(app, front.wrap)
+    app.router.add_route("*", "/{tail:.*}", front.wrap(front.fallback, "/"))
 
     async def watch(app: web.Application) -> AsyncIterator[None]:
         if watcher.current is not None:  # loaded before the loop ran: start replica tasks now

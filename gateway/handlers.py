@@ -8,12 +8,13 @@ reload never pulls anything from under it) and accounts the request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from switchman.gateway import admin as debug
@@ -45,6 +46,8 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
+
+Front = Callable[[Handler, str], Handler]  # a route's handler, at its path, behind the front
 
 
 def _runtime(request: web.Request) -> Runtime:
@@ -218,7 +221,12 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, front: Front | None = None) -> None:
+    """The gateway's routes, each handler behind ``front`` (``app.Front.wrap``) when given."""
+
+    def route(handler: Handler, path: str) -> Handler:
+        return handler if front is None else front(handler, path)
+
     for path, handler in (
         ("/v1/chat/completions", chat_completions),
         ("/v1/completions", completions),
@@ -228,11 +236,14 @@ def add_routes(app: web.Application) -> None:
         ("/v1/responses", create_response),
         *((path, passthrough_endpoint) for path in passthrough.ENDPOINTS),
     ):
-        app.router.add_post(path, handler, expect_handler=expect_continue)
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{id:.+}", retrieve_model)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_get("/debug/decisions", debug_decisions)
+        app.router.add_post(path, route(handler, path), expect_handler=expect_continue)
+    for path, getter in (
+        ("/v1/models", list_models),
+        ("/v1/models/{id:.+}", retrieve_model),
+        ("/healthz", healthz),
+        ("/readyz", readyz),
+        ("/metrics", metrics),
+        ("/openapi.json", openapi_json),
+        ("/debug/decisions", debug_decisions),
+    ):
+        app.router.add_get(path, route(getter, path))
