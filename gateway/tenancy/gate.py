@@ -32,31 +32,45 @@ COST = web.RequestKey("cost_usd", float)
 PROTECTED = "/v1/"
 
 
+def protected(path: str) -> bool:
+    """Whether a request to ``path`` needs a key (when the gateway has a ``tenancy`` block)."""
+    return path.startswith(PROTECTED)
+
+
+def authenticate(
+    request: web.Request, tenancy: Tenancy, settings: TenancySettings | None
+) -> str | None:
+    """The tenant of the key ``request`` carries, also stored in ``request[TENANT]``; None when
+    the gateway is keyless (``settings``, the current ``tenancy`` block, is None). Raises
+    ``Unauthenticated`` (401) for a missing or unknown key. The caller checks ``protected``."""
+    tenancy.configure(settings)
+    if settings is None:
+        return None
+    key = presented_key(request.headers)
+    if key is None:
+        tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
+        raise Unauthenticated(
+            "this gateway needs an API key: send it as 'Authorization: Bearer KEY', "
+            "'api-key: KEY' or 'x-api-key: KEY'"
+        )
+    tenant = tenancy.tenant_of(key)
+    if tenant is None:
+        tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
+        raise Unauthenticated("the API key is not valid (unknown, revoked or rotated)")
+    request[TENANT] = tenant
+    return tenant
+
+
 def middleware(tenancy: Tenancy, settings: Callable[[], TenancySettings | None]) -> Middleware:
     """The authentication middleware for ``tenancy``; ``settings()`` is the current block."""
 
     @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(PROTECTED):
-            return await handler(request)
-        tenancy.configure(settings())
-        if tenancy.settings is None:
-            return await handler(request)
-        key = presented_key(request.headers)
-        if key is None:
-            tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
-            raise Unauthenticated(
-                "this gateway needs an API key: send it as 'Authorization: Bearer KEY', "
-                "'api-key: KEY' or 'x-api-key: KEY'"
-            )
-        tenant = tenancy.tenant_of(key)
-        if tenant is None:
-            tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
-            raise Unauthenticated("the API key is not valid (unknown, revoked or rotated)")
-        request[TENANT] = tenant
+    async def authenticate_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(PROTECTED):
+            authenticate(request, tenancy, settings())
         return await handler(request)
 
-    return authenticate
+    return authenticate_request
 
 
 def response_headers(request: web.Request, response: web.StreamResponse) -> None:
