@@ -17,10 +17,10 @@ anything reads, wraps, logs or relays it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from switchman.api.gatewayconfig import Model
 from switchman.gateway.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
@@ -50,17 +50,16 @@ class Target:
     endpoint: Endpoint
 
 
-async def post(
+def post(
     upstream: UpstreamClient, endpoint: Endpoint, call: UpstreamCall, forwarded: Mapping[str, str]
-) -> Response:
+) -> Coroutine[Any, Any, Response]:
     """Send ``call`` to one replica on the upstream's connection pool (``upstreams.pool``); the
     response, once its headers are in, must be released (``async with`` does). Raises
-    ``WireError``."""
+    ``WireError``. The pool's own coroutine, awaited by the caller: no frame of its own on the
+    way of every resumption."""
     headers = {**upstream.spec.headers, **forwarded, **call.headers}
     headers["Content-Type"] = "application/json"
-    return await upstream.wire.request(
-        endpoint.base, call.path, headers, call.body, call.params or None
-    )
+    return upstream.wire.request(endpoint.base, call.path, headers, call.body, call.params or None)
 
 
 class OpenUpstream:

@@ -139,7 +139,8 @@ class Pool:
         if params:
             target += ("&" if "?" in target else "?") + urlencode(params)
         head = request_head("POST", origin, target, headers, len(body))
-        conn = await self._acquire(origin)
+        # An idle connection under the cap (the common case) is taken without a coroutine.
+        conn = self._reuse_free(origin) or await self._acquire(origin)
         try:
             response = await conn.exchange(head, body)
         except BaseException:
@@ -169,6 +170,21 @@ class Pool:
             where, prefix = origin(base)
             found = self._targets[(base, path)] = (where, quote(prefix + path, safe=_SAFE))
         return found
+
+    def _reuse_free(self, origin: Origin) -> Connection | None:
+        """An idle connection to ``origin`` when a slot is free and nobody waits for one (its
+        slot taken); None: ``_acquire`` decides."""
+        if self.closed or self._used >= self.size or self._waiters:
+            return None
+        self._used += 1
+        try:
+            conn = self._reuse(origin)
+        except BaseException:
+            self._free()
+            raise
+        if conn is None:
+            self._free()
+        return conn
 
     async def _acquire(self, origin: Origin) -> Connection:
         if self.closed:
