@@ -13,6 +13,11 @@ Environment (standard unless marked): ``OTEL_SDK_DISABLED``, ``OTEL_TRACES_EXPOR
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``; ``SWITCHMAN_CAPTURE_CONTENT`` (ours).
 OTLP/HTTP exports through ``otlpwire.WireSpanExporter`` (the SDK's exporter, with an encoder
 that writes the protobuf bytes itself); gRPC through the SDK's exporter as it is.
+
+The SDK's provider holds the resource, sampler and id generator and owns the processor (batch:
+bounded queue, export thread, flush at shutdown); the spans are ``lightspan.LightSpan``s made
+here rather than by its tracer (the SDK's span was most of a sampled request's cost), and are
+``ReadableSpan``s to every processor and exporter.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -34,9 +38,8 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-from opentelemetry.sdk.trace.sampling import (
-    Decision as SamplingDecision,
-)
+from opentelemetry.sdk.trace.sampling import Decision as SamplingDecision
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -46,9 +49,12 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
+
+from switchman.gateway.telemetry.lightspan import LightSpan
 
 CONTENT_LIMIT = 4096  # characters of captured prompt/completion text per span
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -180,39 +186,35 @@ def _resource(environ: Mapping[str, str]) -> Resource:
 
 
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
-
-
-class _HandedIds(RandomIdGenerator):
-    """Random ids, except that ``server_span`` can hand over the trace id it already sampled on,
-    so the SDK's own sampling of that root reaches the same decision (the event loop is single
-    threaded, so the hand-over cannot be taken by another span)."""
-
-    def __init__(self) -> None:
-        self.handed: int | None = None
-
-    def generate_trace_id(self) -> int:
-        handed, self.handed = self.handed, None
-        return handed if handed is not None else super().generate_trace_id()
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_SCOPE = InstrumentationScope("switchman.gateway")  # what provider.get_tracer(name) would carry
 
 
 class Tracing:
-    """Span factory for ``serve.observe``; inert when ``provider`` is None."""
+    """Span factory for ``serve.observe``; inert when ``provider`` is None.
+
+    ``provider`` holds the resource, sampler and id generator, and owns ``processor`` (flush,
+    shutdown); the spans themselves are ``lightspan.LightSpan``s made here, not by the SDK's
+    tracer, and go to ``processor`` when they end.
+    """
 
     def __init__(
         self,
         provider: TracerProvider | None,
         *,
         capture_content: bool = False,
-        root_sampler: Sampler | None = None,
-        ids: _HandedIds | None = None,
+        processor: SpanProcessor | None = None,
         root_ratio: TraceIdRatioBased | None = None,
     ) -> None:
+        if provider is not None and processor is None:
+            raise ValueError("a Tracing with a provider needs the processor its spans go to")
         self.provider = provider
         self.capture_content = capture_content
-        self._tracer = provider.get_tracer("switchman.gateway") if provider else None
-        # With both, unsampled root requests skip the SDK (see ``server_span``).
-        self._root_sampler = root_sampler if ids is not None else None
-        self._ids = ids
+        self._processor = processor if provider is not None else None
+        if provider is not None:
+            self._sampler = provider.sampler
+            self._ids = provider.id_generator
+            self._resource = provider.resource
         # A ratio sampler decides a root by its trace id alone: compared here, no SDK call.
         self._root_bound = root_ratio.bound if root_ratio is not None else None
 
@@ -235,56 +237,65 @@ class Tracing:
         *,
         capture_content: bool = False,
     ) -> Tracing:
-        """A Tracing exporting through ``processor`` (tests pass an in-memory exporter)."""
+        """A Tracing exporting through ``processor`` (tests pass an in-memory exporter). The
+        processor gets each span at its end (``on_end``); ``on_start`` is not called."""
         environ = environ or {}
-        (sampler, ratio), ids = _sampler(environ), _HandedIds()
-        provider = TracerProvider(resource=_resource(environ), sampler=sampler, id_generator=ids)
+        sampler, ratio = _sampler(environ)
+        provider = TracerProvider(resource=_resource(environ), sampler=sampler)
         provider.add_span_processor(processor)
-        return cls(
-            provider,
-            capture_content=capture_content,
-            root_sampler=sampler,
-            ids=ids,
-            root_ratio=ratio,
-        )
+        return cls(provider, capture_content=capture_content, processor=processor, root_ratio=ratio)
 
     @property
     def enabled(self) -> bool:
-        return self._tracer is not None
+        return self._processor is not None
 
     def server_span(self, method: str, path: str, headers: Mapping[str, str]) -> Span | None:
-        """The request's span, continuing the client's ``traceparent`` when it sent one.
-
-        A root request the sampler turns down gets a bare non-recording span with fresh ids
-        (still propagated upstream) without going through the SDK: with a 10% sampler that is
-        nine requests in ten, and the SDK's path was most of tracing's per-request cost.
-        """
-        if self._tracer is None:
+        """The request's span, continuing the client's ``traceparent`` when it sent one; the
+        configured sampler decides (a ratio sampler on a root is one comparison). A request it
+        turns down gets a bare non-recording span with fresh ids (still propagated upstream)."""
+        processor = self._processor
+        if processor is None:
             return None
         name = f"{method} {path}"
-        root = self._root_sampler
-        if root is not None and self._ids is not None and "traceparent" not in headers:
+        parent: SpanContext | None = None
+        attributes: Mapping[str, AttributeValue] | None = None
+        if "traceparent" not in headers and self._root_bound is not None:
             trace_id = self._ids.generate_trace_id()
-            if self._root_bound is not None:
-                # What TraceIdRatioBased.should_sample computes, without its context lookups.
-                dropped = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self._root_bound
-                state = None
+            # What TraceIdRatioBased.should_sample computes, without its context lookups.
+            recording = sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
+            state = None
+        else:  # what the SDK's Tracer.start_span asks the sampler
+            context = _PROPAGATOR.extract(carrier=headers) if "traceparent" in headers else None
+            parent = trace.get_current_span(context).get_span_context() if context else None
+            if parent is not None and parent.is_valid:
+                trace_id = parent.trace_id
             else:
-                decision = root.should_sample(None, trace_id, name, SpanKind.SERVER)
-                dropped, state = decision.decision is SamplingDecision.DROP, decision.trace_state
-            if dropped:
-                context = SpanContext(
-                    trace_id,
-                    self._ids.generate_span_id(),
-                    is_remote=False,
-                    trace_flags=_UNSAMPLED,
-                    trace_state=state,
-                )
-                return NonRecordingSpan(context)
-            self._ids.handed = trace_id
-            return self._tracer.start_span(name, kind=SpanKind.SERVER)
-        parent = _PROPAGATOR.extract(carrier=headers)
-        return self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+                parent, trace_id = None, self._ids.generate_trace_id()
+            result = self._sampler.should_sample(context, trace_id, name, SpanKind.SERVER)
+            sampled = result.decision is SamplingDecision.RECORD_AND_SAMPLE
+            recording = sampled or result.decision is SamplingDecision.RECORD_ONLY
+            state, attributes = result.trace_state, result.attributes
+        flags = _SAMPLED if sampled else _UNSAMPLED
+        if not recording:
+            span_id = self._ids.generate_span_id()
+            return NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, state))
+        return self._span(name, SpanKind.SERVER, trace_id, parent, flags, state, attributes)
+
+    def _span(
+        self,
+        name: str,
+        kind: SpanKind,
+        trace_id: int,
+        parent: SpanContext | None,
+        flags: TraceFlags,
+        state: TraceState | None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> LightSpan:
+        assert self._processor is not None
+        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
+        return LightSpan(
+            name, context, parent, kind, attributes, self._processor, self._resource, _SCOPE
+        )
 
     def child_span(
         self,
@@ -294,13 +305,13 @@ class Tracing:
         *,
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Span | None:
-        """A child of ``parent``, starting with ``attributes`` (one call, rather than one
-        ``set_attribute`` each); None when the parent is not sampled (children of an unsampled
-        span would be dropped anyway, and making them is most of tracing's per-request cost)."""
-        if self._tracer is None or parent is None or not parent.is_recording():
+        """A child of ``parent``, starting with ``attributes``; None when the parent is not
+        recorded (children of an unsampled span would be dropped anyway). Every sampler the
+        gateway offers records the child of a recorded span, with its flags and trace state."""
+        if self._processor is None or parent is None or not parent.is_recording():
             return None
-        context = trace.set_span_in_context(parent)
-        return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        up = parent.get_span_context()
+        return self._span(name, kind, up.trace_id, up, up.trace_flags, up.trace_state, attributes)
 
     def inject(self, span: Span | None, headers: MutableMapping[str, str]) -> None:
         """Write ``traceparent`` (and ``tracestate``) for ``span`` into upstream headers.
