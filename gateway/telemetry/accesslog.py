@@ -6,9 +6,10 @@ latency, time to first token, tokens, cost); never prompt or completion text, ne
 nothing.
 
 Two sinks. The gateway process writes straight to stdout (``to_stdout``): lines are encoded with
-orjson and appended to a buffer that is written and flushed once per event-loop iteration, so
-under load many lines share one write and none pays ``logging``'s per-record cost (a LogRecord,
-handler locks, a formatter); when the loop is idle a line is out within that same iteration.
+orjson and appended to a buffer that is written and flushed at the end of the event-loop
+iteration, and at most once per ``FLUSH_S`` (under load the next write waits out the rest of
+that), so many lines share one write and none pays ``logging``'s per-record cost (a LogRecord,
+handler locks, a formatter); when the loop was quiet a line is out within that same iteration.
 Writes are at most PIPE_BUF bytes and end at a line end, so they are atomic on a pipe: the
 workers of ``switchman gateway --workers N`` share stdout without interleaving lines.
 Embedders and tests pass a ``logging.Logger`` instead, whose level then decides whether lines
@@ -31,6 +32,10 @@ import orjson
 
 Format = Literal["json", "text", "off"]
 
+# Buffered lines are written at most this often: a write per loop iteration was a syscall per
+# few requests under load.
+FLUSH_S = 0.005
+
 
 class AccessLog:
     """Formats and emits access records."""
@@ -47,6 +52,7 @@ class AccessLog:
         self._stream = stream
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._flushed = -FLUSH_S  # (time.monotonic) of the last write of buffered lines
         self._second = -1  # the second ``_prefix`` formats
         self._prefix = ""
 
@@ -87,10 +93,15 @@ class AccessLog:
         self._pending.append(line)
         if not self._scheduled:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (a tool, a test): write now
                 self.flush()
                 return
+            wait = self._flushed + FLUSH_S - time.monotonic()
+            if wait > 0:
+                loop.call_later(wait, self.flush)
+            else:
+                loop.call_soon(self.flush)
             self._scheduled = True
 
     def flush(self) -> None:
@@ -99,6 +110,7 @@ class AccessLog:
         if not self._pending or self._stream is None:
             return
         lines, self._pending = self._pending, []
+        self._flushed = time.monotonic()
         with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to write
             for chunk in _chunks(lines):
                 self._stream.write(chunk)

@@ -3,6 +3,8 @@
 Scenarios:
 - inside an event loop, lines written in one iteration reach the stream together at the end of
   it (nothing before, everything after), one JSON object per line, in order;
+- lines written within ``FLUSH_S`` of the last write wait for the rest of it (one write for
+  all of them), however many loop iterations pass meanwhile;
 - without a running loop a line is written at once;
 - ``text`` writes ``key=value`` pairs and leaves out empty fields; ``off`` writes nothing;
 - many lines are written in chunks of at most PIPE_BUF bytes, each ending at a line end (atomic
@@ -21,6 +23,9 @@ import select
 import time
 from datetime import UTC, datetime
 
+import pytest
+
+from switchman.gateway.telemetry import accesslog
 from switchman.gateway.telemetry.accesslog import AccessLog
 
 
@@ -53,6 +58,25 @@ async def test_lines_of_one_loop_iteration_are_written_together_at_its_end() -> 
         {"request_id": "b", "status": 404, "ttft_ms": None},
     ]
     assert len(out.writes) == 1
+
+
+async def test_lines_soon_after_a_write_wait_for_the_next_one_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(accesslog, "FLUSH_S", 60.0)
+    out = Recorder()
+    log = AccessLog("json", stream=out)  # type: ignore[arg-type]
+    log.write({"request_id": "a"})
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert out.writes == [b'{"request_id":"a"}\n']
+    log.write({"request_id": "b"})
+    log.write({"request_id": "c"})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(out.writes) == 1  # within FLUSH_S of the last write: held
+    log.flush()  # what the timer armed for the end of FLUSH_S does
+    assert out.writes[1:] == [b'{"request_id":"b"}\n{"request_id":"c"}\n']
 
 
 def test_without_a_loop_a_line_is_written_at_once() -> None:
