@@ -75,7 +75,8 @@ class Ticket:
         return self.ask.tenant
 
     def settle(self, route: str, model: Model | None, usage: Usage | None, cost: float) -> None:
-        """Bill the response (once; later calls do nothing)."""
+        """Bill the response (once; later calls do nothing); ``cost`` is what ``model`` charged
+        for ``usage`` (``pricing.cost``)."""
         if self.settled:
             return
         self.settled = True
@@ -89,7 +90,8 @@ class Ticket:
         else:
             worst = 0.0  # what the route's priciest candidate would have cost
             for candidate in self.prices:
-                price = pricing.usage_cost(candidate.price, usage)
+                # The served model's cost is known (``cost``): the others are priced here.
+                price = cost if candidate is model else pricing.usage_cost(candidate.price, usage)
                 if price > worst:
                     worst = price
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
@@ -209,7 +211,9 @@ class Tenancy:
             prompt + completion,
             pricing.nanos(pricing.worst_case(allowed, prompt, completion)),
             terms.periods,
-            self._member + str(next(self._serial)),
+            # The reservation's id: the local and strict ledgers release it by id; the synced
+            # books keep reservations as sums and never read it.
+            "" if store.shared is not None else self._member + str(next(self._serial)),
             self._ttl_ms,
         )
         ledger: Ledger | None = None

@@ -212,14 +212,17 @@ def verdict(ask: Ask, requests: float, tokens: float, used: Sequence[int]) -> tu
     Redis scripts apply it in Lua): why ``ask`` is refused (``rpm``, ``tpm`` or the kind of the
     first budget period it would pass) and the milliseconds a rate limit asks to wait, or
     ``("", 0)`` to admit it; ``requests`` and ``tokens`` are the buckets' levels now, ``used`` the
-    spend plus reservations of each of its periods."""
-    if ask.rpm and requests < 1:
-        return "rpm", wait(1 - requests, ask.rpm)
-    need = min(ask.tokens, ask.tpm)
-    if ask.tpm and tokens < need:
-        return "tpm", wait(need - tokens, ask.tpm)
-    for period, spent in zip(ask.periods, used, strict=True):
-        if period.hard and spent + ask.amount > period.hard:
+    spend plus reservations of each of its periods (in the order of ``ask.periods``)."""
+    rpm, tpm = ask.rpm, ask.tpm
+    if rpm and requests < 1:
+        return "rpm", wait(1 - requests, rpm)
+    if tpm:
+        need = ask.tokens if ask.tokens < tpm else tpm
+        if tokens < need:
+            return "tpm", wait(need - tokens, tpm)
+    amount = ask.amount
+    for index, period in enumerate(ask.periods):
+        if period.hard and used[index] + amount > period.hard:
             return period.kind, 0
     return "", 0
 
@@ -228,7 +231,7 @@ def wait(missing: float, cap: int) -> int:
     """Milliseconds until a bucket of ``cap`` per minute refills ``missing`` (0: no limit)."""
     if not cap or missing <= 0:
         return 0
-    return max(int(-(-missing * MINUTE_MS // cap)), 0)
+    return int(-(-missing * MINUTE_MS // cap))  # at least 1: missing > 0
 
 
 def usage_fields(bill: Bill) -> tuple[tuple[str, int], ...]:

@@ -68,30 +68,44 @@ class GrantHeaders:
         self._tokens_reset = (-1, "")
 
     def render(self, grant: Grant) -> dict[str, str]:
-        headers = {"x-switchman-tenant": self.name}
-        if self.rpm:
+        rpm, tpm = self.rpm, self.tpm
+        if rpm:
             ms = grant.requests_reset_ms
             if ms != self._requests_reset[0]:
                 self._requests_reset = (ms, duration(ms))
-            headers["x-ratelimit-limit-requests"] = self._limits[0]
-            headers["x-ratelimit-remaining-requests"] = str(grant.requests_left)
-            headers["x-ratelimit-reset-requests"] = self._requests_reset[1]
-        if self.tpm:
+        if tpm:
             ms = grant.tokens_reset_ms
             if ms != self._tokens_reset[0]:
                 self._tokens_reset = (ms, duration(ms))
-            headers["x-ratelimit-limit-tokens"] = self._limits[1]
-            headers["x-ratelimit-remaining-tokens"] = str(grant.tokens_left)
-            headers["x-ratelimit-reset-tokens"] = self._tokens_reset[1]
+        if rpm and tpm:  # the usual tenant: the whole dict in one go
+            headers = {
+                "x-switchman-tenant": self.name,
+                "x-ratelimit-limit-requests": self._limits[0],
+                "x-ratelimit-remaining-requests": str(grant.requests_left),
+                "x-ratelimit-reset-requests": self._requests_reset[1],
+                "x-ratelimit-limit-tokens": self._limits[1],
+                "x-ratelimit-remaining-tokens": str(grant.tokens_left),
+                "x-ratelimit-reset-tokens": self._tokens_reset[1],
+            }
+        else:
+            headers = {"x-switchman-tenant": self.name}
+            if rpm:
+                headers["x-ratelimit-limit-requests"] = self._limits[0]
+                headers["x-ratelimit-remaining-requests"] = str(grant.requests_left)
+                headers["x-ratelimit-reset-requests"] = self._requests_reset[1]
+            if tpm:
+                headers["x-ratelimit-limit-tokens"] = self._limits[1]
+                headers["x-ratelimit-remaining-tokens"] = str(grant.tokens_left)
+                headers["x-ratelimit-reset-tokens"] = self._tokens_reset[1]
         if self._soft:
             used = grant.used
-            warnings = [
-                f"{head}{_usd(used[i])}{tail}"
-                for i, soft, head, tail in self._soft
-                if used[i] >= soft
-            ]
+            warnings = ""
+            for i, soft, head, tail in self._soft:
+                if used[i] >= soft:
+                    text = f"{head}{_usd(used[i])}{tail}"
+                    warnings = f"{warnings}; {text}" if warnings else text
             if warnings:
-                headers["x-switchman-budget-warning"] = "; ".join(warnings)
+                headers["x-switchman-budget-warning"] = warnings
         return headers
 
 

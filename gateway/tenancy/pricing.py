@@ -26,20 +26,23 @@ def usage_cost(price: Price | None, usage: Usage) -> float:
     """USD for ``usage`` at ``price``; 0 for an unpriced model (its spend is unknown)."""
     if price is None:
         return 0.0
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
-    reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
-    cached_price = (
-        price.input_per_mtok
-        if price.cached_input_per_mtok is None
-        else (price.cached_input_per_mtok)
-    )
-    reasoning_price = (
-        price.output_per_mtok if price.reasoning_per_mtok is None else (price.reasoning_per_mtok)
-    )
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
+    if cached > prompt:  # min() without the call: this runs for every response
+        cached = prompt
+    if reasoning > completion:
+        reasoning = completion
+    input_price, output_price = price.input_per_mtok, price.output_per_mtok
+    cached_price = price.cached_input_per_mtok
+    if cached_price is None:
+        cached_price = input_price
+    reasoning_price = price.reasoning_per_mtok
+    if reasoning_price is None:
+        reasoning_price = output_price
     return (
-        (usage.prompt_tokens - cached) * price.input_per_mtok
+        (prompt - cached) * input_price
         + cached * cached_price
-        + (usage.completion_tokens - reasoning) * price.output_per_mtok
+        + (completion - reasoning) * output_price
         + reasoning * reasoning_price
     ) / 1e6
 
@@ -63,11 +66,14 @@ def prompt_tokens(size: int) -> int:
 
 def max_tokens(body: Mapping[str, Any], default: int) -> int:
     """The completion limit the client set (``max_tokens`` or ``max_completion_tokens``)."""
-    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+    for name in _LIMITS:
         value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if value is not None and type(value) is int and value > 0:
             return value
     return default
+
+
+_LIMITS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
 def worst_case(candidates: Iterable[Model], prompt: int, completion: int) -> float:
@@ -77,6 +83,11 @@ def worst_case(candidates: Iterable[Model], prompt: int, completion: int) -> flo
         price = model.price
         if price is None:
             continue  # unknown: nothing to reserve against
-        output = max(price.output_per_mtok, price.reasoning_per_mtok or 0.0)
-        worst = max(worst, (prompt * price.input_per_mtok + completion * output) / 1e6)
+        output = price.output_per_mtok
+        reasoning = price.reasoning_per_mtok
+        if reasoning is not None and reasoning > output:
+            output = reasoning
+        cost = (prompt * price.input_per_mtok + completion * output) / 1e6
+        if cost > worst:
+            worst = cost
     return worst

@@ -108,8 +108,8 @@ class SharedBooks:
         rpm, tpm, periods, amount = ask.rpm, ask.tpm, ask.periods, ask.amount
         view.rpm, view.tpm, view.periods, view.active = rpm, tpm, periods, now
         elapsed = now - view.stamp if now > view.stamp else 0.0
-        requests = level(view.requests, rpm, elapsed)
-        tokens = level(view.tokens, tpm, elapsed)
+        requests = level(view.requests, rpm, elapsed) if rpm else 0.0
+        tokens = level(view.tokens, tpm, elapsed) if tpm else 0.0
         used = view.used_all(periods)
         reason, retry = verdict(ask, requests, tokens, used)
         if not reason:
@@ -127,15 +127,16 @@ class SharedBooks:
                 view.tokens = None
             if amount:
                 reserved = view.reserved
-                for period in periods:
-                    reserved[period.key] = reserved.get(period.key, 0) + amount
-                used = [u + amount for u in used]
+                for index, period in enumerate(periods):
+                    key = period.key
+                    reserved[key] = reserved.get(key, 0) + amount
+                    used[index] += amount
         return Grant(
             not reason,
             reason,
-            max(int(requests), 0),
+            int(requests) if requests > 0 else 0,
             wait(rpm - requests, rpm),
-            max(int(tokens), 0),
+            int(tokens) if tokens > 0 else 0,
             wait(tpm - tokens, tpm),
             retry,
             tuple(used),
