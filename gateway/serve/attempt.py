@@ -41,7 +41,7 @@ from switchman.gateway.upstreams.client import StreamDecoder, UpstreamClient
 from switchman.gateway.upstreams.wire import Response, WireError
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs twice as much, per request
 class Target:
     """Where one attempt goes."""
 

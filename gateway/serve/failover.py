@@ -76,6 +76,13 @@ class _Candidate:
 class Walk:
     """The attempts of one request (see the module docstring)."""
 
+    __slots__ = (
+        "attempts", "budget", "client", "creq", "cut", "deadline", "deadlines", "decision",
+        "forwarded", "guard", "index", "keep", "kept", "last", "mechanism", "metrics", "obs",
+        "order", "plan", "policy", "refused", "regenerated", "request", "rng", "runtime", "sent",
+        "transcript",
+    )  # fmt: skip
+
     def __init__(
         self,
         *,

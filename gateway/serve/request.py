@@ -72,7 +72,7 @@ class ClientFormat(Protocol):
     ) -> UpstreamCall: ...
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs twice as much, per request
 class ClientRequest:
     """A parsed request: the operation, the body, and what routing reads from it."""
 

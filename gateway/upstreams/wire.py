@@ -44,6 +44,12 @@ class ResponseBroken(WireError):
 class Connection(asyncio.Protocol):
     """One keep-alive connection; at most one exchange at a time (no pipelining)."""
 
+    __slots__ = (
+        "_body", "_buffered", "_busy", "_complete", "_error", "_head", "_interim", "_keep_alive",
+        "_linger", "_loop", "_parser", "_paused", "_poll", "_raw", "_received", "_response",
+        "_settled", "_until_eof", "_waiter", "idle_since", "key", "lost", "transport",
+    )  # fmt: skip
+
     def __init__(self, key: str) -> None:
         self.key = key  # the pool's origin key
         self.transport: asyncio.Transport | None = None
@@ -274,6 +280,8 @@ class Response:
     connection gives the connection back for reuse; anything else closes it, which is how an
     abandoned stream stops the upstream's generation. ``close()`` always closes it.
     """
+
+    __slots__ = ("_conn", "_ended", "headers", "status")
 
     def __init__(self, conn: Connection, status: int, headers: CIMultiDictProxy[str]) -> None:
         self.status = status
