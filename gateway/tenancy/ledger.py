@@ -109,7 +109,7 @@ class LocalLedger:
 
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
-    books: dict[tuple[str, str, str], _Books] = field(default_factory=dict)
+    books: dict[str, dict[BookKey, _Books]] = field(default_factory=dict)  # per tenant
     reservations: dict[str, tuple[int, int, Ask]] = field(default_factory=dict)
     usage: dict[tuple[str, str, str, str], dict[str, int]] = field(default_factory=dict)
     soonest: float = float("inf")  # no reservation expires before this (a lower bound)
@@ -122,50 +122,57 @@ class LocalLedger:
 
     def admit_now(self, ask: Ask) -> Grant:
         now = self.clock_ms()
-        self._expire(now)
-        requests = self._level(ask.tenant, "rpm", ask.rpm, now)
-        tokens = self._level(ask.tenant, "tpm", ask.tpm, now)
-        books = [self._book(ask.tenant, p) for p in ask.periods]
+        if now >= self.soonest:
+            self._expire(now)
+        tenant, rpm, tpm, amount = ask.tenant, ask.rpm, ask.tpm, ask.amount
+        requests = self._level(tenant, "rpm", rpm, now) if rpm else 0.0
+        tokens = self._level(tenant, "tpm", tpm, now) if tpm else 0.0
+        books = self._books(tenant, ask.periods)
         used = [b.spent + b.reserved for b in books]
         reason, retry = verdict(ask, requests, tokens, used)
         if not reason:
-            if ask.rpm:
+            if rpm:
                 requests -= 1
-                self._set(ask.tenant, "rpm", requests, now)
-            if ask.tpm:
+                self._set(tenant, "rpm", requests, now)
+            if tpm:
                 tokens -= ask.tokens
-                self._set(ask.tenant, "tpm", tokens, now)
-            if ask.amount:
-                for book in books:
-                    book.reserved += ask.amount
-                used = [u + ask.amount for u in used]
+                self._set(tenant, "tpm", tokens, now)
+            if amount:
+                for index, book in enumerate(books):
+                    book.reserved += amount
+                    used[index] += amount
                 deadline = now + ask.ttl_ms
-                self.reservations[ask.member] = (deadline, ask.amount, ask)
-                self.soonest = min(self.soonest, deadline)
+                self.reservations[ask.member] = (deadline, amount, ask)
+                if deadline < self.soonest:
+                    self.soonest = deadline
         return Grant(
-            ok=not reason,
-            reason=reason,
-            requests_left=max(int(requests), 0),
-            requests_reset_ms=wait(ask.rpm - requests, ask.rpm),
-            tokens_left=max(int(tokens), 0),
-            tokens_reset_ms=wait(ask.tpm - tokens, ask.tpm),
-            retry_ms=retry,
-            used=tuple(used),
+            not reason,
+            reason,
+            int(requests) if requests > 0 else 0,
+            wait(rpm - requests, rpm),
+            int(tokens) if tokens > 0 else 0,
+            wait(tpm - tokens, tpm),
+            retry,
+            tuple(used),
         )
 
     def settle_now(self, bill: Bill) -> None:
         ask = bill.ask
         held = self.reservations.pop(ask.member, None)
-        for period in ask.periods:
-            book = self._book(ask.tenant, period)
+        actual = bill.actual
+        for book in self._books(ask.tenant, ask.periods):
             if held is not None:
                 book.reserved -= held[1]
-            book.spent += bill.actual
-        if ask.tpm:
+            book.spent += actual
+        tpm = ask.tpm
+        if tpm:
             now = self.clock_ms()
-            level = self._level(ask.tenant, "tpm", ask.tpm, now) + ask.tokens - bill.tokens
-            self._set(ask.tenant, "tpm", min(level, float(ask.tpm)), now)
-        row = self.usage.setdefault((bill.day, ask.tenant, bill.route, bill.model), {})
+            level = self._level(ask.tenant, "tpm", tpm, now) + ask.tokens - bill.tokens
+            self._set(ask.tenant, "tpm", level if level < tpm else float(tpm), now)
+        key = (bill.day, ask.tenant, bill.route, bill.model)
+        row = self.usage.get(key)
+        if row is None:
+            row = self.usage[key] = {}
         for name, value in usage_fields(bill):
             row[name] = row.get(name, 0) + value
 
@@ -180,11 +187,18 @@ class LocalLedger:
             return float(cap)
         return refill(bucket.level, bucket.stamp, now, cap)
 
-    def _book(self, tenant: str, period: Period) -> _Books:
-        book = self.books.get((tenant, period.kind, period.id))
-        if book is None:
-            book = self.books[(tenant, period.kind, period.id)] = _Books()
-        return book
+    def _books(self, tenant: str, periods: tuple[Period, ...]) -> list[_Books]:
+        """The tenant's books of ``periods``, in their order (made when new)."""
+        found = self.books.get(tenant)
+        if found is None:
+            found = self.books[tenant] = {}
+        books = []
+        for period in periods:
+            book = found.get(period.key)
+            if book is None:
+                book = found[period.key] = _Books()
+            books.append(book)
+        return books
 
     def _set(self, tenant: str, kind: str, level: float, now: int) -> None:
         bucket = self.buckets.get((tenant, kind))
@@ -194,14 +208,13 @@ class LocalLedger:
             bucket.level, bucket.stamp = level, now
 
     def _expire(self, now: int) -> None:
-        if now < self.soonest:
-            return  # nothing can have expired yet: no scan of the reservations
+        """Release the reservations past their deadline (``soonest`` has passed)."""
         soonest = float("inf")
         for member, (deadline, amount, ask) in list(self.reservations.items()):
             if deadline <= now:
                 del self.reservations[member]
-                for period in ask.periods:
-                    self.books[(ask.tenant, period.kind, period.id)].reserved -= amount
+                for book in self._books(ask.tenant, ask.periods):
+                    book.reserved -= amount
             else:
                 soonest = min(soonest, deadline)
         self.soonest = soonest
