@@ -36,16 +36,17 @@ _logger = logging.getLogger(__name__)
 
 LIMIT = 128  # attributes per span and events per span, as the SDK's defaults
 _SCALARS = frozenset((str, int, float, bool))
+_PLAIN = (str, bool, int, float, bytes)
 _UNSET = Status(StatusCode.UNSET)
 
 
 def clean(value: Any) -> Any:
     """An attribute value as the SDK's ``BoundedAttributes`` keeps it (a copy, never the
     caller's list or dict)."""
-    if value is None or isinstance(value, str | bool | int | float | bytes):
+    if value is None or isinstance(value, _PLAIN):
         return value
-    if isinstance(value, Sequence):
-        return tuple([clean(item) for item in value])
+    if type(value) is list or type(value) is tuple or isinstance(value, Sequence):
+        return tuple([item if type(item) in _SCALARS else clean(item) for item in value])
     if isinstance(value, Mapping):
         cleaned = {}
         for key, item in value.items():
@@ -111,12 +112,13 @@ class LightSpan(Span, ReadableSpan):
             _logger.warning("Setting attributes on an ended span")
             return
         values = self._values
+        room = len(values) + len(attributes) <= LIMIT  # then no key can push another out
         for key, value in attributes.items():
             if type(value) not in _SCALARS:
                 value = clean(value)
             if key in values:
                 del values[key]
-            elif len(values) >= LIMIT:
+            elif not room and len(values) >= LIMIT:
                 del values[next(iter(values))]
                 self._dropped_attributes += 1
             values[key] = value

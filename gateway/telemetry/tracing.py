@@ -187,6 +187,8 @@ def _resource(environ: Mapping[str, str]) -> Resource:
 
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NONE = TraceState()  # immutable: one empty state for every span without one
+_FLAGS = {_UNSAMPLED: "00", _SAMPLED: "01"}
 _SCOPE = InstrumentationScope("switchman.gateway")  # what provider.get_tracer(name) would carry
 
 
@@ -253,33 +255,35 @@ class Tracing:
         """The request's span, continuing the client's ``traceparent`` when it sent one; the
         configured sampler decides (a ratio sampler on a root is one comparison). A request it
         turns down gets a bare non-recording span with fresh ids (still propagated upstream)."""
-        processor = self._processor
-        if processor is None:
+        if self._processor is None:
             return None
-        name = f"{method} {path}"
-        parent: SpanContext | None = None
-        attributes: Mapping[str, AttributeValue] | None = None
-        if "traceparent" not in headers and self._root_bound is not None:
-            trace_id = self._ids.generate_trace_id()
+        ids = self._ids
+        if self._root_bound is not None and "traceparent" not in headers:
+            trace_id = ids.generate_trace_id()
             # What TraceIdRatioBased.should_sample computes, without its context lookups.
-            recording = sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
-            state = None
-        else:  # what the SDK's Tracer.start_span asks the sampler
-            context = _PROPAGATOR.extract(carrier=headers) if "traceparent" in headers else None
-            parent = trace.get_current_span(context).get_span_context() if context else None
-            if parent is not None and parent.is_valid:
-                trace_id = parent.trace_id
-            else:
-                parent, trace_id = None, self._ids.generate_trace_id()
-            result = self._sampler.should_sample(context, trace_id, name, SpanKind.SERVER)
-            sampled = result.decision is SamplingDecision.RECORD_AND_SAMPLE
-            recording = sampled or result.decision is SamplingDecision.RECORD_ONLY
-            state, attributes = result.trace_state, result.attributes
-        flags = _SAMPLED if sampled else _UNSAMPLED
-        if not recording:
-            span_id = self._ids.generate_span_id()
-            return NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, state))
-        return self._span(name, SpanKind.SERVER, trace_id, parent, flags, state, attributes)
+            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self._root_bound:
+                context = SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED, _NONE)
+                return NonRecordingSpan(context)
+            name = f"{method} {path}"
+            return self._span(name, SpanKind.SERVER, trace_id, None, _SAMPLED, _NONE)
+        return self._sampled_span(f"{method} {path}", headers)
+
+    def _sampled_span(self, name: str, headers: Mapping[str, str]) -> Span:
+        """A SERVER span as the SDK's ``Tracer.start_span`` samples it."""
+        context = _PROPAGATOR.extract(carrier=headers) if "traceparent" in headers else None
+        parent = trace.get_current_span(context).get_span_context() if context else None
+        if parent is not None and parent.is_valid:
+            trace_id = parent.trace_id
+        else:
+            parent, trace_id = None, self._ids.generate_trace_id()
+        result = self._sampler.should_sample(context, trace_id, name, SpanKind.SERVER)
+        sampled = result.decision is SamplingDecision.RECORD_AND_SAMPLE
+        flags, state = _SAMPLED if sampled else _UNSAMPLED, result.trace_state or _NONE
+        if sampled or result.decision is SamplingDecision.RECORD_ONLY:
+            kind = SpanKind.SERVER
+            return self._span(name, kind, trace_id, parent, flags, state, result.attributes)
+        span_id = self._ids.generate_span_id()
+        return NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, state))
 
     def _span(
         self,
@@ -288,7 +292,7 @@ class Tracing:
         trace_id: int,
         parent: SpanContext | None,
         flags: TraceFlags,
-        state: TraceState | None,
+        state: TraceState,
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> LightSpan:
         assert self._processor is not None
@@ -324,8 +328,9 @@ class Tracing:
         ctx = span.get_span_context()
         if not ctx.is_valid:
             return
-        headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-        if ctx.trace_state:
+        flags = _FLAGS.get(ctx.trace_flags) or f"{ctx.trace_flags:02x}"
+        headers["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{flags}"
+        if ctx.trace_state is not _NONE and ctx.trace_state:
             headers["tracestate"] = ctx.trace_state.to_header()
 
     def content(self, value: Any) -> str | None:

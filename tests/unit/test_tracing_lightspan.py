@@ -20,7 +20,9 @@ Scenario matrix:
 - status: ERROR with a description, OK is final, UNSET is ignored, ``Status`` + description;
 - ``record_exception``: the same event as the SDK's;
 - after ``end``: attributes, events, status and name are ignored, a second ``end`` does not
-  reach the processor again, ``is_recording`` is False.
+  reach the processor again, ``is_recording`` is False;
+- ``Tracing.inject`` writes what the SDK's W3C propagator writes for the span (root sampled or
+  not by the ratio, under a client's sampled or unsampled ``traceparent`` with ``tracestate``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ CLIENT = {
     "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     "tracestate": "vendor=v1,other=x",
 }
+
+UNSAMPLED_CLIENT = {**CLIENT, "traceparent": CLIENT["traceparent"][:-2] + "00"}
 
 
 class Counting(IdGenerator):
@@ -348,3 +352,35 @@ def test_update_name_renames_a_running_span() -> None:
 def test_a_provider_without_a_processor_is_refused() -> None:
     with pytest.raises(ValueError, match="processor"):
         Tracing(TracerProvider())
+
+
+@pytest.mark.parametrize(
+    ("environ", "headers"),
+    [
+        ({}, {}),
+        ({}, CLIENT),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, {}),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}, {}),
+        ({"OTEL_TRACES_SAMPLER": "always_on"}, UNSAMPLED_CLIENT),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, UNSAMPLED_CLIENT),
+    ],
+    ids=["root", "client", "ratio-0", "ratio-1", "always-on-unsampled-client",
+         "parent-unsampled-client"],
+)  # fmt: skip
+def test_inject_writes_what_the_w3c_propagator_writes(
+    environ: dict[str, str], headers: dict[str, str]
+) -> None:
+    traced = Tracing.with_processor(SimpleSpanProcessor(InMemorySpanExporter()), environ)
+    server = traced.server_span("POST", "/v1/chat/completions", headers)
+    assert server is not None
+    attempt = traced.child_span(server, "chat tiny", SpanKind.CLIENT)
+    span = attempt if attempt is not None else server
+
+    ours: dict[str, str] = {}
+    traced.inject(span, ours)
+    expected: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(expected, trace.set_span_in_context(span))
+
+    assert ours == expected
+    assert ours["traceparent"].endswith("-01" if span.is_recording() else "-00")
+    assert ("tracestate" in ours) == bool(headers.get("tracestate"))
