@@ -1,7 +1,7 @@
 """The gateway's closed set of client-facing errors, each mapped once to an HTTP status and an
 OpenAI error type.
 
-Handlers and the proxy raise these; the error middleware in ``switchman.gateway.app`` is the only
+Handlers and the proxy raise these; the front in ``switchman.gateway.app`` (``Front``) is the only
 place that turns them (and any unexpected exception) into an OpenAI-shaped JSON response:
 ``{"error": {"message", "type", "param", "code"}}``. Messages must never contain secrets.
 """

@@ -67,8 +67,8 @@ def _proxied(request: web.Request, op: Operation) -> Awaitable[web.StreamRespons
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     """``Expect: 100-continue``: refuse a declared body over the limit *before* inviting it.
 
-    aiohttp runs this ahead of the middleware, so a refusal is shaped here; the connection is
-    closed after it because the body the client may still send is never read.
+    aiohttp runs this ahead of the handler (and ``app.Front``), so a refusal is shaped here; the
+    connection is closed after it because the body the client may still send is never read.
     """
     error: GatewayError | None = None
     if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":

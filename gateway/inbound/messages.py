@@ -5,7 +5,7 @@ client authentication, routes, capability filters, failover, continuation and ac
 an ``translation.Translation`` that translates at both ends (``anthropic_openai``,
 ``anthropic_openai_stream``) and passes the body untouched to Anthropic upstreams. Errors on
 ``/v1/messages*`` paths (and for clients sending ``anthropic-version``) are Anthropic-shaped
-(``error_response``, called by the app's error middleware, the one place errors become
+(``error_response``, called by the app's front, ``app.Front``, the one place errors become
 responses).
 
 Headers: ``anthropic-version`` must look like a date when given (the SDKs send ``2023-06-01``);

@@ -9,7 +9,7 @@ continuation) and ended exactly once: ``finish`` (the end-of-stream bytes, e.g. 
 first events and the end-of-stream bytes with the end of the body, so a stream sends twice, or
 once when ``finish`` is given the last events too. Once committed, nothing else may reach the
 client: every later outcome is an SSE event, never a second HTTP response. Errors before the
-commit are raised and turned into JSON responses by the app's error middleware.
+commit are raised and turned into JSON responses by the app's front (``app.Front``).
 """
 
 from __future__ import annotations

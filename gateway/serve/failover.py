@@ -16,8 +16,8 @@ steps. The outer loop takes the plan's models in order (``_models``); the inner 
 A stream cut after the client saw tokens is continued on the next attempt (``continuation``: the
 upstream's mechanisms in order, the join verified) or ended. The request's one writer to the
 client is its ``downstream.ClientStream``: once a stream is committed every outcome ends as SSE,
-the rest of the answer then ``[DONE]``, or one error event; an error is raised for the error
-middleware to answer only while nothing was sent.
+the rest of the answer then ``[DONE]``, or one error event; an error is raised for the app's
+front (``app.Front``) to answer only while nothing was sent.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from switchman.gateway.errors import (
 from switchman.gateway.providers.exchange import Operation, UpstreamCall
 from switchman.gateway.upstreams.client import Provider, StreamDecoder
 
-# Per-request values set by the error middleware, read by the proxy.
+# Per-request values set by the app's front (``app.Front``), read by the proxy.
 REQUEST_ID = web.RequestKey("request_id", str)
 STARTED = web.RequestKey("started", float)
 
