@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, MutableMapping
+from random import getrandbits
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,6 +32,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -192,6 +194,29 @@ _FLAGS = {_UNSAMPLED: "00", _SAMPLED: "01"}
 _SCOPE = InstrumentationScope("switchman.gateway")  # what provider.get_tracer(name) would carry
 
 
+_LOW64 = (1 << 64) - 1
+
+
+class _Unsampled(NonRecordingSpan):
+    """A root request the ratio sampler turned down (nine in ten at 10%): its trace id (the
+    high 128 of ``bits``) and span id (the low 64); the ``SpanContext`` is built only when asked
+    for, and ``inject`` writes ``traceparent`` with one hex formatting."""
+
+    def __init__(self, bits: int) -> None:  # no context stored: ``get_span_context`` makes it
+        self._bits = bits
+
+    def get_span_context(self) -> SpanContext:
+        bits = self._bits
+        return SpanContext(bits >> 64, bits & _LOW64, False, _UNSAMPLED, _NONE)
+
+    def traceparent(self) -> str:
+        text = f"{self._bits:048x}"
+        return f"00-{text[:32]}-{text[32:]}-00"
+
+    def __repr__(self) -> str:
+        return f"_Unsampled({self.get_span_context()!r})"
+
+
 class Tracing:
     """Span factory for ``serve.observe``; inert when ``provider`` is None.
 
@@ -219,6 +244,8 @@ class Tracing:
             self._resource = provider.resource
         # A ratio sampler decides a root by its trace id alone: compared here, no SDK call.
         self._root_bound = root_ratio.bound if root_ratio is not None else None
+        # RandomIdGenerator's draws, made as one (see ``_root_bits``).
+        self._random_ids = provider is not None and type(provider.id_generator) is RandomIdGenerator
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Tracing:
@@ -257,16 +284,24 @@ class Tracing:
         turns down gets a bare non-recording span with fresh ids (still propagated upstream)."""
         if self._processor is None:
             return None
-        ids = self._ids
         if self._root_bound is not None and "traceparent" not in headers:
-            trace_id = ids.generate_trace_id()
+            bits = self._root_bits()
             # What TraceIdRatioBased.should_sample computes, without its context lookups.
-            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self._root_bound:
-                context = SpanContext(trace_id, ids.generate_span_id(), False, _UNSAMPLED, _NONE)
-                return NonRecordingSpan(context)
+            if bits >> 64 & TraceIdRatioBased.TRACE_ID_LIMIT >= self._root_bound:
+                return _Unsampled(bits)
             name = f"{method} {path}"
-            return self._span(name, SpanKind.SERVER, trace_id, None, _SAMPLED, _NONE)
+            return self._span(name, SpanKind.SERVER, bits >> 64, None, _SAMPLED, _NONE)
         return self._sampled_span(f"{method} {path}", headers)
+
+    def _root_bits(self) -> int:
+        """A new root's trace id and span id as one number (trace id in the high 128 bits):
+        one random draw, redrawn in the (2^-64) case of an all-zero, invalid, id."""
+        if not self._random_ids:
+            return self._ids.generate_trace_id() << 64 | self._ids.generate_span_id()
+        bits = getrandbits(192)
+        while not (bits >> 64 and bits & _LOW64):
+            bits = getrandbits(192)
+        return bits
 
     def _sampled_span(self, name: str, headers: Mapping[str, str]) -> Span:
         """A SERVER span as the SDK's ``Tracer.start_span`` samples it."""
@@ -325,6 +360,9 @@ class Tracing:
         """
         if span is None:
             return
+        if type(span) is _Unsampled:
+            headers["traceparent"] = span.traceparent()
+            return
         ctx = span.get_span_context()
         if not ctx.is_valid:
             return
@@ -348,7 +386,7 @@ class Tracing:
 def trace_id(span: Span | None) -> str | None:
     """Hex trace id of a sampled span (for the access log), else None: an access line never
     points at a trace that no backend received."""
-    if span is None:
+    if span is None or type(span) is _Unsampled:
         return None
     ctx = span.get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None

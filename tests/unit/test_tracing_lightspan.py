@@ -22,7 +22,9 @@ Scenario matrix:
 - after ``end``: attributes, events, status and name are ignored, a second ``end`` does not
   reach the processor again, ``is_recording`` is False;
 - ``Tracing.inject`` writes what the SDK's W3C propagator writes for the span (root sampled or
-  not by the ratio, under a client's sampled or unsampled ``traceparent`` with ``tracestate``).
+  not by the ratio, under a client's sampled or unsampled ``traceparent`` with ``tracestate``);
+- roots the ratio turns down: fresh valid ids each, ``traceparent`` as the propagator's, no
+  access-log trace id; with a provider's own id generator, its ids.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -384,3 +386,37 @@ def test_inject_writes_what_the_w3c_propagator_writes(
     assert ours == expected
     assert ours["traceparent"].endswith("-01" if span.is_recording() else "-00")
     assert ("tracestate" in ours) == bool(headers.get("tracestate"))
+
+
+def test_unsampled_roots_carry_valid_fresh_ids_in_their_traceparent() -> None:
+    environ = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    traced = Tracing.with_processor(SimpleSpanProcessor(InMemorySpanExporter()), environ)
+    seen = set()
+    for _ in range(200):
+        span = traced.server_span("POST", "/v1/chat/completions", {})
+        assert span is not None
+        context = span.get_span_context()
+        ours: dict[str, str] = {}
+        traced.inject(span, ours)
+        expected: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(expected, trace.set_span_in_context(span))
+        assert ours == expected
+        assert context.is_valid
+        assert not span.is_recording()
+        assert tracing.trace_id(span) is None
+        seen.add(context.trace_id)
+    assert len(seen) == 200
+
+
+def test_a_ratio_sampled_root_takes_its_ids_from_the_providers_id_generator() -> None:
+    ratio = TraceIdRatioBased(0.0)
+    provider = TracerProvider(sampler=ParentBased(ratio), id_generator=Counting())
+    processor = SimpleSpanProcessor(InMemorySpanExporter())
+    provider.add_span_processor(processor)
+    traced = Tracing(provider, processor=processor, root_ratio=ratio)
+
+    span = traced.server_span("POST", "/", {})
+
+    assert span is not None
+    context = span.get_span_context()
+    assert (context.trace_id, context.span_id) == (0x1001 << 64 | 0x1001, 0x1002)
