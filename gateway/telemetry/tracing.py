@@ -192,8 +192,6 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NONE = TraceState()  # immutable: one empty state for every span without one
 _FLAGS = {_UNSAMPLED: "00", _SAMPLED: "01"}
 _SCOPE = InstrumentationScope("switchman.gateway")  # what provider.get_tracer(name) would carry
-
-
 _LOW64 = (1 << 64) - 1
 
 
@@ -233,12 +231,13 @@ class Tracing:
         processor: SpanProcessor | None = None,
         root_ratio: TraceIdRatioBased | None = None,
     ) -> None:
-        if provider is not None and processor is None:
-            raise ValueError("a Tracing with a provider needs the processor its spans go to")
         self.provider = provider
         self.capture_content = capture_content
-        self._processor = processor if provider is not None else None
+        self._processor: SpanProcessor | None = None
         if provider is not None:
+            if processor is None:
+                raise ValueError("a Tracing with a provider needs the processor its spans go to")
+            self._processor = self._sink = processor
             self._sampler = provider.sampler
             self._ids = provider.id_generator
             self._resource = provider.resource
@@ -330,10 +329,9 @@ class Tracing:
         state: TraceState,
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> LightSpan:
-        assert self._processor is not None
         context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
         return LightSpan(
-            name, context, parent, kind, attributes, self._processor, self._resource, _SCOPE
+            name, context, parent, kind, attributes, self._sink, self._resource, _SCOPE
         )
 
     def child_span(
