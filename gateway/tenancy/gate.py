@@ -1,11 +1,12 @@
-"""Authentication: the one middleware every ``/v1/*`` request passes, whatever its endpoint.
+"""Authentication: the one check every ``/v1/*`` request passes, whatever its endpoint.
 
-Registered by ``app`` right after the error middleware, so a new endpoint under ``/v1/`` (any
-client format) needs a key without doing anything. When the current config has a ``tenancy``
-block the request must carry a known key (``Authorization: Bearer``, ``api-key`` or
-``x-api-key``), else a 401; the key's tenant is stored in the request (``TENANT``) for
-``serve.proxy`` to admit and bill. Without a ``tenancy`` block the gateway is keyless and this
-does nothing. Health, readiness, metrics and the OpenAPI document never need a key.
+``app.Front`` calls ``authenticate`` for every route whose path is ``protected``, before the
+route's handler, so a new endpoint under ``/v1/`` (any client format) needs a key without doing
+anything. When the current config has a ``tenancy`` block the request must carry a known key
+(``Authorization: Bearer``, ``api-key`` or ``x-api-key``), else a 401; the key's tenant is
+stored in the request (``TENANT``) for ``serve.proxy`` to admit and bill. Without a ``tenancy``
+block the gateway is keyless and this does nothing. Health, readiness, metrics and the OpenAPI
+document never need a key.
 
 ``response_headers`` (called by ``app``'s ``on_response_prepare`` hook) adds the admitted
 request's rate-limit and budget headers (``TICKET``, set by the proxy) to whatever response the
@@ -15,10 +16,7 @@ stream's headers leave before its cost is known; its cost is in the access log a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from switchman.api.tenancy import Tenancy as TenancySettings
 from switchman.gateway.errors import Unauthenticated
@@ -59,18 +57,6 @@ def authenticate(
         raise Unauthenticated("the API key is not valid (unknown, revoked or rotated)")
     request[TENANT] = tenant
     return tenant
-
-
-def middleware(tenancy: Tenancy, settings: Callable[[], TenancySettings | None]) -> Middleware:
-    """The authentication middleware for ``tenancy``; ``settings()`` is the current block."""
-
-    @web.middleware
-    async def authenticate_request(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(PROTECTED):
-            authenticate(request, tenancy, settings())
-        return await handler(request)
-
-    return authenticate_request
 
 
 def response_headers(request: web.Request, response: web.StreamResponse) -> None:

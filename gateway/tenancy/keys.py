@@ -7,7 +7,7 @@ keeps the last good set when a new file is invalid. Lookup hashes the presented 
 the digests in constant time (``hmac.compare_digest``); a key found is remembered (in memory only,
 up to ``REMEMBERED`` keys, forgotten when the file changes) so a client's next requests skip the
 hashing. Unknown keys are never remembered: a flood of them cannot grow the memory. Used by
-``gate`` (the authentication middleware); ``new_key``/``hash_key`` are used by
+``gate`` (the authentication of ``/v1/*`` requests); ``new_key``/``hash_key`` are used by
 ``switchman demo --tenants``.
 """
 
