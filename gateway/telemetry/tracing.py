@@ -22,7 +22,11 @@ here rather than by its tracer (the SDK's span was most of a sampled request's c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import threading
 from collections.abc import Mapping, MutableMapping
 from random import getrandbits
 from typing import Any
@@ -58,6 +62,9 @@ from opentelemetry.util.types import AttributeValue
 
 from switchman.gateway.telemetry.lightspan import LightSpan
 
+log = logging.getLogger("switchman.gateway.tracing")
+
+SHUTDOWN_S = 5.0  # spans still queued when the gateway stops get this long to reach a collector
 CONTENT_LIMIT = 4096  # characters of captured prompt/completion text per span
 _PROPAGATOR = TraceContextTextMapPropagator()
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
@@ -269,7 +276,10 @@ class Tracing:
         processor gets each span at its end (``on_end``); ``on_start`` is not called."""
         environ = environ or {}
         sampler, ratio = _sampler(environ)
-        provider = TracerProvider(resource=_resource(environ), sampler=sampler)
+        # Shut down by ``Tracing.shutdown`` (bounded), not by the SDK's unbounded exit hook.
+        provider = TracerProvider(
+            resource=_resource(environ), sampler=sampler, shutdown_on_exit=False
+        )
         provider.add_span_processor(processor)
         return cls(provider, capture_content=capture_content, processor=processor, root_ratio=ratio)
 
@@ -377,8 +387,33 @@ class Tracing:
         return text if len(text) <= CONTENT_LIMIT else text[:CONTENT_LIMIT] + "…[truncated]"
 
     async def shutdown(self) -> None:
-        if self.provider is not None:
-            self.provider.shutdown()
+        """Export the spans still queued and stop, within ``SHUTDOWN_S``. The SDK's own shutdown
+        waits up to 30 s and retries when the collector is unreachable, which would hold a
+        stopping gateway past a pod's grace period: it runs in a daemon thread, and the spans
+        it has not sent by then are dropped with a warning."""
+        if self.provider is None:
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def run(provider: TracerProvider) -> None:
+            try:
+                provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        threading.Thread(
+            target=run, args=(self.provider,), name="otel-shutdown", daemon=True
+        ).start()
+        try:
+            await asyncio.wait_for(done, SHUTDOWN_S)
+        except TimeoutError:
+            log.warning(
+                "tracing: the collector did not take the last spans within %.0f s of shutdown; "
+                "they are dropped (check OTEL_EXPORTER_OTLP_ENDPOINT and the collector)",
+                SHUTDOWN_S,
+            )
 
 
 def trace_id(span: Span | None) -> str | None:
