@@ -9,12 +9,14 @@ route and the models; its buckets and budgets take the request, all or nothing, 
 actual cost of the response that reached the client, streams and continued streams included.
 Failed attempts, retries and shadows never reach a ticket. With this process's own books (no
 Redis, or Redis synced every ``sync_s``) admission and billing are plain calls; in strict mode
-(``sync_s: 0``) admission awaits Redis and the bill is written by a background task.
+(``sync_s: 0``) admission awaits Redis and the bill is written by a background task. A store
+a reload replaces is retired: the tickets it admitted settle there, then it closes (``_drain``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -63,6 +65,7 @@ class Ticket:
     """An admitted request: what it reserved, and how to bill it once."""
 
     tenancy: Tenancy
+    store: Store  # the store that admitted it: kept open until its tickets settle
     ledger: Ledger | None  # strict mode: billed in Redis by a background task
     books: Books | None  # else: billed in this process's books
     ask: Ask
@@ -110,11 +113,17 @@ class Ticket:
             )
         if actual:
             self.tenancy.spend(ask.tenant, route, name).inc(actual / pricing.NANOS_PER_USD)
-        if self.books is not None:
+        store = self.store
+        if store.closed:  # retired, and closed once its reservations had expired
+            self.tenancy.late(self, bill)
+        elif self.books is not None:
             self.books.settle_now(bill)
+            store.open -= 1
+            if store.drained is not None:  # retired: ``release`` without a call on the hot path
+                store.release(0)
         else:
             assert self.ledger is not None
-            self.tenancy.bill(self.ledger, bill)
+            self.tenancy.bill(store, self.ledger, bill)
 
 
 def estimate(
@@ -145,7 +154,8 @@ class Tenancy:
         self.store: Store | None = None
         self.tenants: dict[str, Tenant] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._retired: list[Store] = []
+        self._retired: list[Store] = []  # replaced by a reload: closed once drained
+        self._drains: set[asyncio.Task[None]] = set()
         self._terms: dict[str, Terms] = {}  # per tenant
         self._spend: dict[tuple[str, str, str], CounterChild] = {}  # (tenant, route, model)
         self._ttl_ms = 0
@@ -159,9 +169,12 @@ class Tenancy:
             return
         old = self.settings
         self.settings = settings
+        ttl_s = self._ttl_ms / 1000  # the retired store's tickets reserved with this TTL
         if settings is None:
             self.keys, self.tenants = None, {}
-            self._retire()
+            if self.store is not None:
+                self._retire(self.store, ttl_s)
+                self.store = None
             return
         self.tenants = {t.name: t for t in settings.tenants}
         self._terms = {}
@@ -181,7 +194,7 @@ class Tenancy:
                 self.store.local = previous.local
                 if self.store.shared is not None and previous.shared is not None:
                     self.store.shared.adopt(previous.shared)
-                self._retired.append(previous)
+                self._retire(previous, ttl_s)
 
     def tenant_of(self, key: str) -> str | None:
         assert self.keys is not None
@@ -217,6 +230,7 @@ class Tenancy:
             self._ttl_ms,
         )
         ledger: Ledger | None = None
+        store.open += 1  # before the await: a reload meanwhile must not close it under us
         try:
             answer = store.admit_now(ask)
             if answer is None:
@@ -224,23 +238,46 @@ class Tenancy:
             else:
                 grant, books = answer
         except Exception:
+            store.release()
             self.metrics.tenant_rejections.labels(tenant.name, "store_down").inc()
             raise
         if not grant.ok:
+            store.release()
             self.metrics.tenant_rejections.labels(tenant.name, grant.reason).inc()
             raise refusal(tenant, ask, grant, datetime.now(UTC))
         headers = terms.headers.render(grant)
         ticket = Ticket(
-            self, ledger, books if ledger is None else None, ask, tuple(candidates), headers
+            self, store, ledger, books if ledger is None else None, ask, tuple(candidates), headers
         )
         return ticket, allowed
 
-    def bill(self, ledger: Ledger, bill: Bill) -> None:
-        """Write a strict-mode bill in the background."""
-        assert self.store is not None
-        task = asyncio.create_task(self.store.settle(ledger, bill), name="tenancy-settle")
+    def bill(self, store: Store, ledger: Ledger, bill: Bill) -> None:
+        """Write a strict-mode bill of a ticket ``store`` admitted in the background."""
+        task = asyncio.create_task(_settle(store, ledger, bill), name="tenancy-settle")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def late(self, ticket: Ticket, bill: Bill) -> None:
+        """Bill a ticket whose retired store closed first (its reservation had expired: see
+        ``_drain``): in the local books it reserved in (every store shares them), else as a plain
+        charge (nothing reserved, no tokens back) in the current store."""
+        old = ticket.store
+        if ticket.books is old.local or ticket.ledger is old.local:
+            old.local.settle_now(bill)
+            return
+        store = self.store
+        if store is None:
+            log.warning("a bill of tenant %s settled after tenancy was removed", ticket.tenant)
+            return
+        ask = dataclasses.replace(bill.ask, tokens=bill.tokens, amount=0)
+        bill = dataclasses.replace(bill, ask=ask)
+        if store.shared is not None:
+            store.shared.settle_now(bill)
+        elif store.redis is None:
+            store.local.settle_now(bill)
+        else:
+            store.open += 1
+            self.bill(store, store.redis if store.up else store.local, bill)
 
     def spend(self, tenant: str, route: str, model: str) -> CounterChild:
         """The tenant's spend counter for a route and model (kept: one lookup per bill)."""
@@ -278,11 +315,16 @@ class Tenancy:
         }
 
     async def close(self) -> None:
-        """Wait for bills still being written, then close the stores."""
+        """Wait for bills still being written, then close the stores (retired ones not yet
+        drained too)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
+        for task in self._drains:
+            task.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
         for store in [*self._retired, *([self.store] if self.store else [])]:
             await store.close()
+        self._retired = []
 
     def _allowed(
         self, tenant: Tenant, route: str, direct: bool, candidates: list[Model]
@@ -303,7 +345,40 @@ class Tenancy:
             raise Forbidden(f"tenant '{tenant.name}' may use none of the models behind '{route}'")
         return allowed
 
-    def _retire(self) -> None:
-        if self.store is not None:
-            self._retired.append(self.store)
-            self.store = None
+    def _retire(self, store: Store, ttl_s: float) -> None:
+        """Keep ``store`` until its tickets settle, then close it (``_drain``); without a running
+        loop (never on a reload) ``close`` does."""
+        self._retired.append(store)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = asyncio.create_task(self._drain(store, ttl_s), name="tenancy-retire")
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(self, store: Store, ttl_s: float) -> None:
+        """Close a retired store once no ticket it admitted is open, or once their reservations
+        have expired (``ttl_s`` after retirement: later bills go to ``late``); ``close`` sends
+        its last deltas."""
+        store.drained = asyncio.Event()
+        if store.open > 0:
+            try:
+                async with asyncio.timeout(ttl_s):
+                    await store.drained.wait()
+            except TimeoutError:
+                pass
+        left = store.open
+        await store.close()
+        self._retired.remove(store)
+        log.info(
+            "retired tenancy store closed (%s)",
+            f"{left} tickets still open past the reservation TTL" if left else "drained",
+        )
+
+
+async def _settle(store: Store, ledger: Ledger, bill: Bill) -> None:
+    try:
+        await store.settle(ledger, bill)
+    finally:
+        store.release()

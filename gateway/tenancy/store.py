@@ -85,6 +85,9 @@ class Store:
         self.last_error: str | None = None
         self.last_sync = time.monotonic()
         self.stale_s = 0.0
+        self.open = 0  # tickets admitted here and not yet settled (``admission``)
+        self.closed = False
+        self.drained: asyncio.Event | None = None  # set when ``open`` drops to 0 (once retired)
         self._probe: asyncio.Task[None] | None = None
         self._sync: asyncio.Task[None] | None = None
         if settings is not None:
@@ -138,6 +141,12 @@ class Store:
             # Counted here at least, so this replica's own limits see the spend.
             await self.local.settle(bill)
 
+    def release(self, tickets: int = 1) -> None:
+        """``tickets`` admitted here settled (or were refused)."""
+        self.open -= tickets
+        if not self.open and self.drained is not None:
+            self.drained.set()
+
     def status(self) -> dict[str, object]:
         if self.redis is None:
             return {"store": "local"}
@@ -153,6 +162,7 @@ class Store:
 
     async def close(self) -> None:
         """Stop the probe and the sync, send the last deltas (a few tries), close Redis."""
+        self.closed = True
         for task in (self._probe, self._sync):
             if task is not None:
                 task.cancel()
@@ -211,7 +221,8 @@ class Store:
                 if self.on_down == "open"
                 else "refusing requests (on_redis_down: closed)",
             )
-        if self.shared is None and (self._probe is None or self._probe.done()):
+        probing = self._probe is not None and not self._probe.done()
+        if self.shared is None and not probing and not self.closed:
             self._probe = asyncio.create_task(self._wait_for_redis(), name="redis-probe")
 
     def _back(self) -> None:
