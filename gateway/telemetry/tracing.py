@@ -396,12 +396,16 @@ class Tracing:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
+        def finished() -> None:
+            if not done.done():  # (cancelled when the wait ran out)
+                done.set_result(None)
+
         def run(provider: TracerProvider) -> None:
             try:
                 provider.shutdown()
             finally:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                    loop.call_soon_threadsafe(finished)
 
         threading.Thread(
             target=run, args=(self.provider,), name="otel-shutdown", daemon=True
