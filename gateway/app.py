@@ -184,7 +184,9 @@ def create_app(
         attach(app, workers, lambda: local_metrics(gateway), proxy.decisions.read)
     app.on_response_prepare.append(_response_headers)
     add_routes(app, front.wrap)
-    app.router.add_route("*", "/{tail:.*}", front.wrap(front.fallback, "/"))
+    # Any path at all, a decoded newline included (``.`` would not match one, and aiohttp's own
+    # plain-text 404 would answer it).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", front.wrap(front.fallback, "/"))
 
     async def watch(app: web.Application) -> AsyncIterator[None]:
         if watcher.current is not None:  # loaded before the loop ran: start replica tasks now

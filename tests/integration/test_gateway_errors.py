@@ -219,6 +219,23 @@ async def test_unknown_path_and_wrong_method_are_json_404_and_405(
     assert_openai_error(not_allowed[2], type_="invalid_request_error", code="method_not_allowed")
 
 
+@pytest.mark.parametrize("path", ["/models/%0A", "/nowhere%0A", "/chat/completions%0Ax", "/%0D%0A"])
+async def test_a_path_with_an_encoded_line_break_is_a_json_404(
+    start_gateway: Any, upstream: Start, path: str
+) -> None:
+    # Found by the schemathesis fuzz tier: the catch-all route did not match a decoded newline,
+    # so aiohttp's own text/plain 404 answered.
+    fake = await upstream(fakes.openai_chat())
+    gateway = await start_gateway(config({"ok": fake.url}))
+
+    async with aiohttp.ClientSession() as session:
+        for method in ("GET", "POST"):
+            async with session.request(method, f"{gateway.base_url}{path}") as resp:
+                status, kind, body = resp.status, resp.content_type, await resp.json()
+            assert (status, kind) == (404, "application/json"), method
+            assert_openai_error(body, type_="invalid_request_error", code="not_found")
+
+
 async def _chunked(payload: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(payload), 256):
         yield payload[start : start + 256]
