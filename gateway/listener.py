@@ -15,7 +15,9 @@ config's ``server.edge``:
   never speaks is closed too): a slow-loris client gets a 408 and the connection is closed;
 - protocol errors (a malformed request line, oversized headers, a bare LF, Content-Length with
   Transfer-Encoding, ...) answered with a short OpenAI-shaped JSON 400 that never echoes the
-  offending bytes, logged as one DEBUG line without a traceback.
+  offending bytes, logged as one DEBUG line without a traceback;
+- aiohttp's own answers given before any route's handler runs (a target no route matches, such
+  as ``OPTIONS *``) as OpenAI-shaped JSON too (``routing_error``).
 
 Idle keep-alive connections are closed by aiohttp itself after ``keepalive_timeout_s`` (read at
 start-up); a body that never completes is the request reader's (``serve.request``) 408.
@@ -84,6 +86,20 @@ def raw_error(status: int, code: str, message: str) -> bytes:
     return head.encode() + body
 
 
+def routing_error(request: BaseRequest, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own error answer, given before any route's handler ran (a request target no
+    route can match, such as ``OPTIONS *``), as the OpenAI-shaped JSON of every other error;
+    the routes' errors are shaped by ``app.Front``."""
+    status = exc.status
+    if status == 404:
+        code, message = "not_found", f"no such endpoint: {request.method} {request.path}"
+    else:
+        code, message = "bad_http_request", HTTPStatus(status).phrase
+    kind = "api_error" if status >= 500 else "invalid_request_error"
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return web.json_response(body, status=status)
+
+
 class GuardedHandler(RequestHandler):
     """One client connection with the guards of the module docstring."""
 
@@ -147,6 +163,13 @@ class GuardedHandler(RequestHandler):
         self.transport.write(raw_error(408, "request_timeout", message))
         self.force_close()
         self.transport.close()
+
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            resp = routing_error(request, resp)
+        return await super().finish_response(request, resp, start_time)
 
     def handle_error(
         self,

@@ -13,6 +13,7 @@ A real gateway served by ``listener.GatewayRunner`` through ``acceptor.AcceptorS
   connection is served again.
 - protocol garbage (a bare LF, Content-Length with Transfer-Encoding, an oversized header, a
   non-HTTP line) -> a short JSON 400 that does not echo the bytes, no traceback logged.
+- a target no route can match (``OPTIONS *``) -> a JSON 404, not aiohttp's text/plain one.
 - ``switchman gateway`` on a busy port -> exit code 2, one line on stderr, "listening" never
   printed, no traceback.
 """
@@ -198,6 +199,21 @@ async def test_protocol_garbage_gets_a_short_json_400_without_echo(
     assert len(body["error"]["message"]) < 80
     assert "zzz" not in json.dumps(body)
     assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.INFO]
+    writer.close()
+
+
+async def test_a_target_no_route_can_match_gets_a_json_404(serve: Serve) -> None:
+    # ``OPTIONS *`` is valid HTTP, and no path route matches it: aiohttp answers it itself,
+    # before any handler, so only the connection's handler can shape that answer.
+    port, _ = await serve()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"OPTIONS * HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+
+    status, body = status_and_json(await read_all(reader))
+
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
+    assert body["error"]["type"] == "invalid_request_error"
     writer.close()
 
 
