@@ -70,6 +70,23 @@ class Grant:
     used: tuple[int, ...]  # per period: spent + reserved, nano-dollars
 
 
+def grant(
+    reason: str, requests: float, rpm: int, tokens: float, tpm: int, retry: int, used: list[int]
+) -> Grant:
+    """The ``Grant`` of a verdict (``reason``, "" when admitted) from what is left in the
+    tenant's buckets (``requests`` and ``tokens``, fractional, of caps ``rpm`` and ``tpm``)."""
+    return Grant(
+        not reason,
+        reason,
+        int(requests) if requests > 0 else 0,
+        wait(rpm - requests, rpm),
+        int(tokens) if tokens > 0 else 0,
+        wait(tpm - tokens, tpm),
+        retry,
+        tuple(used),
+    )
+
+
 @dataclass(slots=True)
 class Bill:
     """What settling one admitted request adds to its tenant's books."""
@@ -145,16 +162,7 @@ class LocalLedger:
                 self.reservations[ask.member] = (deadline, amount, ask)
                 if deadline < self.soonest:
                     self.soonest = deadline
-        return Grant(
-            not reason,
-            reason,
-            int(requests) if requests > 0 else 0,
-            wait(rpm - requests, rpm),
-            int(tokens) if tokens > 0 else 0,
-            wait(tpm - tokens, tpm),
-            retry,
-            tuple(used),
-        )
+        return grant(reason, requests, rpm, tokens, tpm, retry, used)
 
     def settle_now(self, bill: Bill) -> None:
         ask = bill.ask

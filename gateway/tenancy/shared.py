@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from switchman.gateway.tenancy.ledger import Ask, Bill, BookKey, Grant, Period, verdict, wait
+from switchman.gateway.tenancy.ledger import Ask, Bill, BookKey, Grant, Period, grant, verdict
 
 UsageKey = tuple[str, str, str]  # day, route, model
 
@@ -131,16 +131,7 @@ class SharedBooks:
                     key = period.key
                     reserved[key] = reserved.get(key, 0) + amount
                     used[index] += amount
-        return Grant(
-            not reason,
-            reason,
-            int(requests) if requests > 0 else 0,
-            wait(rpm - requests, rpm),
-            int(tokens) if tokens > 0 else 0,
-            wait(tpm - tokens, tpm),
-            retry,
-            tuple(used),
-        )
+        return grant(reason, requests, rpm, tokens, tpm, retry, used)
 
     def settle_now(self, bill: Bill) -> None:
         ask = bill.ask
