@@ -44,6 +44,7 @@ from aiohttp.web_request import BaseRequest
 
 from switchman.api.edge import Edge
 from switchman.gateway.acceptor import AcceptorSite
+from switchman.gateway.errors import openai_error_body
 from switchman.gateway.handlers import GATEWAY
 
 log = logging.getLogger("switchman.gateway.listener")
@@ -73,12 +74,16 @@ class Guard:
         return cls(edge, refused)
 
 
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """The OpenAI-shaped body of an error the listener answers itself (``api_error`` for a 5xx,
+    else ``invalid_request_error``)."""
+    kind = "api_error" if status >= 500 else "invalid_request_error"
+    return openai_error_body(message, type_=kind, code=code)
+
+
 def raw_error(status: int, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 error response (OpenAI-shaped JSON body) that closes the connection."""
-    kind = "api_error" if status >= 500 else "invalid_request_error"
-    body = json.dumps(
-        {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    ).encode()
+    body = json.dumps(error_body(status, code, message)).encode()
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -95,9 +100,7 @@ def routing_error(request: BaseRequest, exc: web.HTTPException) -> web.Response:
         code, message = "not_found", f"no such endpoint: {request.method} {request.path}"
     else:
         code, message = "bad_http_request", HTTPStatus(status).phrase
-    kind = "api_error" if status >= 500 else "invalid_request_error"
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return web.json_response(body, status=status)
+    return web.json_response(error_body(status, code, message), status=status)
 
 
 class GuardedHandler(RequestHandler):
@@ -186,9 +189,7 @@ class GuardedHandler(RequestHandler):
             code, text = "internal_error", "internal error in the gateway"
         else:
             code, text = "bad_http_request", f"malformed HTTP request ({HTTPStatus(status).phrase})"
-        kind = "api_error" if status >= 500 else "invalid_request_error"
-        body = {"error": {"message": text, "type": kind, "param": None, "code": code}}
-        response = web.json_response(body, status=status)
+        response = web.json_response(error_body(status, code, text), status=status)
         response.force_close()
         return response
 
