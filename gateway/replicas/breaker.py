@@ -156,7 +156,7 @@ class Breaker:
         if state == CLOSED:
             if self._enabled:
                 self._consecutive = 0
-                self._window.add(self._clock())
+                self._window.add_event(self._clock())
         elif state == HALF_OPEN:
             self._close()
 

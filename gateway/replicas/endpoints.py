@@ -192,6 +192,11 @@ class EndpointSet:
         """
         tried = exclude
         endpoints = self.endpoints
+        if len(endpoints) == 1 and model is not None:  # one replica: no lists to build
+            only = endpoints[0]
+            if only.serves(model) and only not in exclude:
+                return only
+            return self._any(tried) if panic else None
         if model is None:
             candidates = balancer.eligible(endpoints, exclude)
         else:  # one pass: serving the model implies available
@@ -271,7 +276,11 @@ class EndpointSet:
     def load(self) -> float:
         """Mean ``load_value`` over the available replicas; 0 when none is available."""
         # ``Endpoint.available`` inlined: routing reads every candidate's load per request.
-        loads = [e.load_value() for e in self.endpoints if e.healthy and e.breaker.available()]
+        endpoints = self.endpoints
+        if len(endpoints) == 1:  # one replica (most upstreams): no list; the same value
+            e = endpoints[0]
+            return e.load_value() if e.healthy and e.breaker.available() else 0.0
+        loads = [e.load_value() for e in endpoints if e.healthy and e.breaker.available()]
         return sum(loads) / len(loads) if loads else 0.0
 
     def circuits(self) -> dict[str, int]:

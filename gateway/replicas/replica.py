@@ -140,7 +140,7 @@ class Endpoint:
     def succeeded(self, model: str) -> None:
         """The attempt got an answer the replica and model are not to blame for."""
         self.breaker.success()
-        self.model_breaker(model).success()
+        (self._models.get(model) or self.model_breaker(model)).success()
 
     def failed(self, model: str, blame: Blame, hold_s: float | None = None) -> None:
         """The attempt failed: ``replica`` (unreachable, timeout, cut), ``model`` (an error

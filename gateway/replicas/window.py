@@ -38,6 +38,13 @@ class WindowCounts:
         self.events += events
         self.marked += marked
 
+    def add_event(self, now: float) -> None:
+        """``add(now)``: one event, not marked (a breaker's success, a first attempt)."""
+        epoch = int(now // self._width)
+        slot = epoch % self._size if epoch == self._epoch else self.advance(now)
+        self._events[slot] += 1
+        self.events += 1
+
     def advance(self, now: float) -> int:
         """Drop the buckets that left the window by ``now``; the current bucket's index."""
         epoch = int(now // self._width)

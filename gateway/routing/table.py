@@ -52,8 +52,9 @@ class Row:
 
 
 # What a plan keeps to build its rows when they are read: the route, why each candidate was
-# removed (None: kept), each candidate's total and scorer values, the ranked candidates.
-_Detail = tuple["CompiledRoute", list[str | None], list[float], list[tuple[float, ...]], list[int]]
+# removed (None: kept), each candidate's total, the request-dependent scorers' values of the kept
+# candidates (None: static scorers alone), the kept candidates.
+_Detail = tuple["CompiledRoute", list[str | None], list[float], list[list[float]] | None, list[int]]
 
 
 class Plan:
@@ -307,7 +308,7 @@ class RoutingTable:
             scorer = route.choice.scorer or classifier
             assert scorer is not None
             complexity, wanted, why = route.choice.decide(scorer, op, body)
-        order, totals, values = _rank(route, kept, feats, views, wanted)
+        order, totals, columns = _rank(route, kept, feats, views, wanted)
         if spec.strategy == "weighted":
             order, why = _split(route, order, rng)
         filtered = route.count - removed.count(None) - removed.count("")  # the truthy ones
@@ -315,9 +316,8 @@ class RoutingTable:
             why += f" ({filtered} filtered)"
         if panic:
             why += " (panic: all candidates unhealthy)"
-        candidates = route.candidates
-        models = [candidates[i] for i in order]
-        detail = (route, removed, totals, values, kept)
+        models = list(map(route.candidates.__getitem__, order))  # (no comprehension's frame)
+        detail = (route, removed, totals, columns, kept)
         return Plan(
             spec.name, spec.strategy, models, why, None, spec, complexity, panic, detail=detail
         )
@@ -329,30 +329,41 @@ def _rank(
     feats: Features,
     views: Mapping[str, UpstreamView],
     wanted: int,
-) -> tuple[list[int], list[float], list[tuple[float, ...]]]:
+) -> tuple[list[int], list[float], list[list[float]] | None]:
     """The kept candidates' indexes best first (stable on ties); per candidate (by index, the
-    kept ones set) the total score and each scorer's value."""
+    kept ones set) the total score; the request-dependent scorers' columns (``_totals``; None
+    for a route of static scorers alone)."""
     if route.order is not None and route.totals is not None:  # static scorers only
-        totals, values = route.totals, route.values
         order = route.order if len(kept) == route.count else [i for i in route.order if i in kept]
+        return order, route.totals, None
+    dynamic = route.dynamic
+    if len(dynamic) == 1:  # the presets cheapest, fastest, least-loaded: one, then priority
+        name, weight = dynamic[0]
+        column = _column(name, route, kept, feats, views, wanted)
+        totals = [0.0] * route.count
+        divisor, static = route.weight, route.static
+        for i, value in zip(kept, column, strict=True):
+            totals[i] = sum((value * weight, *static[i][1])) / divisor
+        columns = [column]
     else:
-        totals, values = _totals(route, kept, feats, views, wanted)
-        if len(kept) == 2:  # the common case: no sort
-            first, second = kept
-            order = [second, first] if totals[second] > totals[first] else kept
-        else:
-            order = sorted(kept, key=lambda i: -totals[i])
-    return order, totals, values
+        totals, columns = _totals(route, kept, feats, views, wanted)
+    if len(kept) == 2:  # the common case: no sort
+        first, second = kept
+        order = [second, first] if totals[second] > totals[first] else kept
+    else:
+        order = sorted(kept, key=lambda i: -totals[i])
+    return order, totals, columns
 
 
 def _rows(
     route: CompiledRoute,
     removed: list[str | None],
     totals: list[float],
-    values: list[tuple[float, ...]],
+    columns: list[list[float]] | None,
     kept: list[int],
 ) -> list[Row]:
     """Every candidate's row: the kept ones with their scores, the others why they went."""
+    values = route.values if columns is None else _values(route, kept, columns)
     scorers, on = route.scorers, set(kept)
     return [
         Row(name, removed[i], totals[i], dict(zip(scorers, values[i], strict=True)))
@@ -362,37 +373,41 @@ def _rows(
     ]
 
 
+def _values(
+    route: CompiledRoute, kept: list[int], columns: list[list[float]]
+) -> list[tuple[float, ...]]:
+    """Per candidate (by index; only the kept ones set): each scorer's value, in ``SCORERS``
+    order (the request-dependent ones, then the static ones worked out at build time)."""
+    values: list[tuple[float, ...]] = [()] * route.count
+    static = route.static
+    for j, i in enumerate(kept):
+        values[i] = tuple(column[j] for column in columns) + static[i][0]
+    return values
+
+
 def _totals(
     route: CompiledRoute,
     kept: list[int],
     feats: Features,
     views: Mapping[str, UpstreamView],
     wanted: int,
-) -> tuple[list[float], list[tuple[float, ...]]]:
+) -> tuple[list[float], list[list[float]]]:
     """Per candidate (by index; only the kept ones are set): the weighted mean of its scorer
-    values and the values themselves, summed in ``SCORERS`` order (request-dependent scorers
-    first, then the static terms worked out at build time)."""
-    columns = [_column(name, route, kept, feats, views, wanted) for name, _ in route.dynamic]
+    values, summed in ``SCORERS`` order (request-dependent scorers first, then the static terms
+    worked out at build time); and the request-dependent scorers' columns (the values of the
+    kept candidates, in their order), from which a plan's rows are built when read."""
     totals = [0.0] * route.count
-    values: list[tuple[float, ...]] = [()] * route.count
-    divisor, static = route.weight, route.static
-    if len(columns) == 1:  # the presets cheapest, fastest, least-loaded: one, then priority
-        weight = route.dynamic[0][1]
-        for i, value in zip(kept, columns[0], strict=True):
-            mine, terms = static[i]
-            totals[i] = sum((value * weight, *terms)) / divisor
-            values[i] = (value, *mine)
-        return totals, values
-    none: list[tuple[float, ...]] = [()] * len(kept)
-    heads = list(zip(*columns, strict=True)) if columns else none
-    pairs = zip(columns, route.dynamic, strict=True)
+    divisor, static, dynamic = route.weight, route.static, route.dynamic
+    columns = [_column(name, route, kept, feats, views, wanted) for name, _ in dynamic]
+    if not columns:  # every scorer weight 0: the candidates keep their order, score 0
+        for i in kept:
+            totals[i] = sum(static[i][1]) / divisor
+        return totals, columns
+    pairs = zip(columns, dynamic, strict=True)
     weighted = [[v * w for v in column] for column, (_, w) in pairs]
-    products = list(zip(*weighted, strict=True)) if columns else none
-    for i, head, product in zip(kept, heads, products, strict=True):
-        mine, terms = static[i]
-        totals[i] = sum(product + terms) / divisor
-        values[i] = head + mine
-    return totals, values
+    for i, product in zip(kept, zip(*weighted, strict=True), strict=True):
+        totals[i] = sum(product + static[i][1]) / divisor
+    return totals, columns
 
 
 def _column(
@@ -466,7 +481,9 @@ def _filter(
 ) -> list[int]:
     """The candidates that can serve the request (endpoint, capabilities, context window)."""
     kept = list(range(route.count))
-    if _needs(feats) or not all(supports[upstream] for upstream in route.upstreams):
+    # ``_needs`` inlined; ``map`` over the mapping's own lookup: no generator frame per request
+    needs = feats.vision or feats.tools or feats.json_schema
+    if needs or not all(map(supports.__getitem__, route.upstreams)):
         kept = _filter_needs(
             route.upstreams, route.lacks, removed, feats, supports, route.spec.name, op
         )

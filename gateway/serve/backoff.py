@@ -80,7 +80,7 @@ class RetryBudget:
 
     def request(self) -> None:
         """Record a request's first attempt (it earns ``ratio`` of a retry)."""
-        self._window.add(self._clock())
+        self._window.add_event(self._clock())
 
     def try_retry(self) -> bool:
         """Spend one retry if the budget allows it now; False: do not retry."""

@@ -17,6 +17,7 @@ Scenario matrix:
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -240,6 +241,23 @@ def test_window_counts_expire_bucket_by_bucket() -> None:
     assert (window.events, window.marked) == (2, 0)
     window.advance(100.0)
     assert (window.events, window.marked) == (0, 0)
+
+
+def test_window_counts_add_event_counts_as_add() -> None:
+    """``add_event(now)`` (a success, a first attempt) keeps the same counts as ``add(now)``."""
+    rng = random.Random(7)
+    plain, fast = WindowCounts(10.0, buckets=10), WindowCounts(10.0, buckets=10)
+    now = 0.0
+    for _ in range(2000):
+        now += rng.choice([0.0, 0.01, 0.3, 1.0, 2.7, 12.0])
+        if rng.random() < 0.3:
+            plain.add(now, 1, 1)
+            fast.add(now, 1, 1)
+        else:
+            plain.add(now)
+            fast.add_event(now)
+        assert (fast.events, fast.marked) == (plain.events, plain.marked)
+    assert fast.events > 0
 
 
 def test_window_counts_reject_a_bad_size() -> None:
