@@ -153,13 +153,16 @@ async def unary(
     upstream = target.upstream
     timeouts = upstream.spec.timeouts
     try:
-        async with (
-            deadlines.after(timeouts.total_s),
-            OpenUpstream(metrics, target, call, forwarded, None, deadlines) as resp,
-        ):
-            payload = upstream.redactor.data(await read_capped(upstream, resp))
-            if resp.status >= 300:
-                raise _status(upstream, resp.status, payload, resp.headers)
+        deadline = deadlines.after(timeouts.total_s).enter()  # ``async with``, less 2 coroutines
+        try:
+            async with OpenUpstream(metrics, target, call, forwarded, None, deadlines) as resp:
+                payload = upstream.redactor.data(await read_capped(upstream, resp))
+                if resp.status >= 300:
+                    raise _status(upstream, resp.status, payload, resp.headers)
+        except BaseException as exc:
+            deadline.exit(type(exc), exc)  # a TimeoutError in its place when the time was up
+            raise
+        deadline.exit(None, None)
     except TimeoutError as exc:
         raise Failure(
             GENERATION_TIMEOUT,

@@ -53,7 +53,10 @@ class Decision:
             index = len(self.attempts)
             chosen = self.model.name if self.model else "none"
             text = f"{self.why or self.strategy}: {chosen} ({index}/{self.candidates})"
-        failed = [a for a in self.attempts if a.outcome != "ok"]
+        attempts = self.attempts
+        if len(attempts) == 1 and attempts[0].outcome == "ok":  # the common case: none failed
+            return text
+        failed = [a for a in attempts if a.outcome != "ok"]
         if failed:
             text += " after " + ", ".join(f"{a.model} failed: {a.outcome}" for a in failed)
         return text

@@ -98,6 +98,20 @@ class Deadline:
         self.expired = False  # its time was up: the task was cancelled
 
     async def __aenter__(self) -> Deadline:
+        return self.enter()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.exit(kind, value)
+
+    def enter(self) -> Deadline:
+        """``async with``'s entry as a plain call, for a caller that saves the coroutines:
+        ``enter()``, then ``exit(type(exc), exc)`` for an exception that leaves the block (it
+        raises ``TimeoutError`` in its place when the time was up) or ``exit(None, None)``."""
         if self._seconds is None:
             self.ended = True
             return self
@@ -115,12 +129,8 @@ class Deadline:
         assert self._task is not None
         self._task.cancel()
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def exit(self, kind: type[BaseException] | None, value: BaseException | None) -> None:
+        """The block ended (see ``enter``)."""
         if not self.ended:
             self.ended = True
             self._task = None  # (the heap may hold this entry a while: not the task with it)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
@@ -62,15 +61,18 @@ Step = Literal["again", "next", "stop"]  # after a failure: this model again, th
 Answer = tuple[web.StreamResponse, ResponseInfo | None]
 
 
-@dataclass(slots=True)
 class _Candidate:
-    """One model of the plan while the inner loop tries it."""
+    """One model of the plan while the inner loop tries it (a plain class: a dataclass's
+    ``default_factory`` init costs more, once per request)."""
 
-    model: Model
-    upstream: UpstreamClient
-    key: AffinityKey | None
-    tried: list[Endpoint] = field(default_factory=list)
-    per: int = 0  # attempts made on it
+    __slots__ = ("key", "model", "per", "tried", "upstream")
+
+    def __init__(self, model: Model, upstream: UpstreamClient, key: AffinityKey | None) -> None:
+        self.model = model
+        self.upstream = upstream
+        self.key = key
+        self.tried: list[Endpoint] = []
+        self.per = 0  # attempts made on it
 
 
 class Walk:

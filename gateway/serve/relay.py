@@ -133,8 +133,14 @@ class Relay:
             if chunk is None:
                 if timeout <= 0:
                     raise TimeoutError
-                async with self._deadlines.after(timeout):  # no timer of its own per read
+                # No timer of its own per read; ``async with``'s calls without its coroutines.
+                deadline = self._deadlines.after(timeout).enter()
+                try:
                     chunk = await self._upstream.read()
+                except BaseException as exc:
+                    deadline.exit(type(exc), exc)  # a TimeoutError in its place when time was up
+                    raise
+                deadline.exit(None, None)
         except TimeoutError as exc:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")

@@ -4,16 +4,20 @@ Scenarios: a block that overruns raises TimeoutError at its time and leaves its 
 cancelling; a block that ends in time is never cancelled later; deadlines entered out of order
 each fire at their own time; a cancellation that is not the deadline's propagates as it is; no
 limit (None) never fires; blocks that ended are dropped from the heap, which stays bounded; the
-same Deadlines serves a later event loop.
+same Deadlines serves a later event loop. The first three also with ``enter``/``exit`` in place
+of ``async with``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from switchman.gateway.serve.deadlines import Deadlines
+
+Block = Callable[[Deadlines, float | None, float], Awaitable[float]]
 
 
 async def limited(deadlines: Deadlines, limit: float | None, work: float) -> float:
@@ -24,22 +28,41 @@ async def limited(deadlines: Deadlines, limit: float | None, work: float) -> flo
     return loop.time()
 
 
-async def test_an_overrun_raises_timeout_at_its_time() -> None:
+async def limited_by_calls(deadlines: Deadlines, limit: float | None, work: float) -> float:
+    """``limited`` with ``enter`` and ``exit`` in place of ``async with`` (as ``attempt`` and
+    ``relay`` use a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = deadlines.after(limit).enter()
+    try:
+        await asyncio.sleep(work)
+    except BaseException as exc:
+        deadline.exit(type(exc), exc)
+        raise
+    deadline.exit(None, None)
+    return loop.time()
+
+
+BLOCKS = [limited, limited_by_calls]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+async def test_an_overrun_raises_timeout_at_its_time(block: Block) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(TimeoutError):
-        await limited(Deadlines(), 0.05, 5)
+        await block(Deadlines(), 0.05, 5)
     assert 0.04 <= loop.time() - started < 0.5
     task = asyncio.current_task()
     assert task is not None
     assert task.cancelling() == 0
 
 
-async def test_a_block_that_ends_in_time_is_left_alone() -> None:
+@pytest.mark.parametrize("block", BLOCKS)
+async def test_a_block_that_ends_in_time_is_left_alone(block: Block) -> None:
     deadlines = Deadlines()
-    await limited(deadlines, 0.05, 0)
+    await block(deadlines, 0.05, 0)
     await asyncio.sleep(0.1)  # past the deadline: no cancellation arrives
-    assert await limited(deadlines, None, 0.01) > 0
+    assert await block(deadlines, None, 0.01) > 0
 
 
 async def test_deadlines_entered_out_of_order_fire_at_their_own_times() -> None:
@@ -62,8 +85,9 @@ async def test_deadlines_entered_out_of_order_fire_at_their_own_times() -> None:
     assert await fits - started < 0.3
 
 
-async def test_a_cancellation_that_is_not_the_deadlines_propagates() -> None:
-    task = asyncio.create_task(limited(Deadlines(), 5, 5))
+@pytest.mark.parametrize("block", BLOCKS)
+async def test_a_cancellation_that_is_not_the_deadlines_propagates(block: Block) -> None:
+    task = asyncio.create_task(block(Deadlines(), 5, 5))
     await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
