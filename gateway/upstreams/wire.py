@@ -135,10 +135,10 @@ class Connection(asyncio.Protocol):
             self._raw = []
             return
         headers = CIMultiDictProxy(CIMultiDict(self._raw))
+        length = headers.get("Content-Length")
         chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        self._until_eof = not chunked and "Content-Length" not in headers
-        self._until_eof &= status not in (204, 304)
-        self._response = Response(self, status, headers)
+        self._until_eof = not chunked and length is None and status not in (204, 304)
+        self._response = Response(self, status, headers, length)
         if self._head is not None and not self._head.done():
             self._head.set_result(self._response)
 
@@ -176,13 +176,14 @@ class Connection(asyncio.Protocol):
         except OSError:
             return False
 
-    async def exchange(self, head: bytes, body: bytes) -> Response:
-        """Send one request and wait for its response's status and headers."""
+    def exchange(self, head: bytes, body: bytes) -> asyncio.Future[Response]:
+        """Send one request; the future of its response's status and headers (awaited by the
+        caller: a plain method, no coroutine frame on the way of its result)."""
         if self.transport is None or self._busy:
             raise ConnectFailed("the connection is not ready for a request")
         self._reset()
         self._busy = True
-        self._head = self._loop.create_future()
+        self._head = head_future = self._loop.create_future()
         if len(body) < 65536:
             self.transport.write(head + body)
         else:
@@ -190,7 +191,7 @@ class Connection(asyncio.Protocol):
             self.transport.write(body)
         if self._error is not None:
             raise self._error
-        return await self._head
+        return head_future
 
     def finished(self) -> bool:
         """The response was read to its end and the upstream keeps the connection open."""
@@ -281,22 +282,26 @@ class Response:
     abandoned stream stops the upstream's generation. ``close()`` always closes it.
     """
 
-    __slots__ = ("_conn", "_ended", "headers", "status")
+    __slots__ = ("_conn", "_ended", "content_length", "headers", "status")
 
-    def __init__(self, conn: Connection, status: int, headers: CIMultiDictProxy[str]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        status: int,
+        headers: CIMultiDictProxy[str],
+        length: str | None = None,
+    ) -> None:
         self.status = status
         self.headers = headers
+        # the Content-Length header's value (``length``, read once by the connection) as a
+        # number; None when absent or not a plain count
+        self.content_length = int(length) if length is not None and length.isdigit() else None
         self._conn = conn
         self._ended: Callable[[Connection], None] | None = None
 
     def bind(self, ended: Callable[[Connection], None]) -> None:
         """Who takes the connection back when the response ends (the pool)."""
         self._ended = ended
-
-    @property
-    def content_length(self) -> int | None:
-        value = self.headers.get("Content-Length")
-        return int(value) if value is not None and value.isdigit() else None
 
     async def read(self) -> bytes:
         """The next body bytes (all that are buffered); b"" once the body has ended. Raises

@@ -64,6 +64,21 @@ def test_request_head_keeps_its_own_framing_headers() -> None:
     )
 
 
+def test_request_head_sends_ordinary_headers_in_order() -> None:
+    where, _ = origin("https://api.example/v1")
+    headers = {"Authorization": "Bearer k", "x-request-id": "r1", "Content-Type": "a/b"}
+    head = request_head("POST", where, "/v1/chat/completions", headers, 7).decode()
+    assert head == (
+        "POST /v1/chat/completions HTTP/1.1\r\n"
+        "Host: api.example\r\n"
+        "Authorization: Bearer k\r\n"
+        "x-request-id: r1\r\n"
+        "Content-Type: a/b\r\n"
+        "Accept: */*\r\n"
+        "Content-Length: 7\r\n\r\n"
+    )
+
+
 def test_a_callers_accept_replaces_the_default() -> None:
     where, _ = origin("http://vllm/v1")
     head = request_head("POST", where, "/", {"accept": "text/event-stream"}, 0).decode()
