@@ -64,15 +64,14 @@ def exposed_headers(
 ) -> None:
     """Set ``Server`` and cut the replica address from ``x-switchman-upstream`` unless allowed:
     ``upstream_address: local`` shows it to loopback clients and admin-token holders only."""
-    response.headers["Server"] = SERVER_VERSION if edge.server_version else "switchman"
-    upstream = response.headers.get("x-switchman-upstream")
-    if upstream is None or edge.upstream_address == "always":
+    headers = response.headers
+    headers["Server"] = SERVER_VERSION if edge.server_version else "switchman"
+    upstream = headers.get("x-switchman-upstream")
+    if upstream is None or (shown := edge.upstream_address) == "always":
         return
-    if edge.upstream_address == "local" and (
-        _loopback(request) or _holds_token(request, token, environ)
-    ):
+    if shown == "local" and (_loopback(request) or _holds_token(request, token, environ)):
         return
-    response.headers["x-switchman-upstream"] = upstream.partition(" ")[0]
+    headers["x-switchman-upstream"] = upstream.partition(" ")[0]
 
 
 def _holds_token(

@@ -138,7 +138,8 @@ class GuardedHandler(RequestHandler):
         before = self._request_count
         super().data_received(data)
         if self._request_count != before:  # a request line and headers are complete
-            self._disarm()
+            if self._header_timer is not None:
+                self._disarm()
         elif self._header_timer is None and not self._busy() and not self._force_close:
             # The first bytes of a request whose headers are not all here yet (a whole request
             # in one read, the common case, never starts a timer).
@@ -167,12 +168,14 @@ class GuardedHandler(RequestHandler):
         self.force_close()
         self.transport.close()
 
-    async def finish_response(
+    def finish_response(
         self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
+        """aiohttp's, for the response shaped as ours (a plain call returning aiohttp's
+        coroutine, which aiohttp awaits: no coroutine of its own per response)."""
         if isinstance(resp, web.HTTPException) and resp.status >= 400:
             resp = routing_error(request, resp)
-        return await super().finish_response(request, resp, start_time)
+        return super().finish_response(request, resp, start_time)
 
     def handle_error(
         self,

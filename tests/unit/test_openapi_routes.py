@@ -10,14 +10,24 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from switchman.gateway.handlers import add_routes
 from switchman.gateway.openapi import document
 
 
+def _front(handler: Handler, path: str) -> Handler:
+    """A front that only awaits the route's handler (``app.Front.wrap`` without its checks)."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    return serve
+
+
 def test_every_v1_route_is_documented() -> None:
     app = web.Application()
-    add_routes(app)
+    add_routes(app, _front)
     registered = {
         (re.sub(r"\{(\w+):[^}]*\}", r"{\1}", r.resource.canonical), r.method.lower())
         for r in app.router.routes()
