@@ -58,6 +58,7 @@ class Terms:
     tpm: int
     periods: tuple[Period, ...]
     headers: GrantHeaders
+    open: bool  # no route nor model restriction: every candidate is allowed
 
 
 @dataclass(slots=True)
@@ -98,7 +99,8 @@ class Ticket:
                 if price > worst:
                     worst = price
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
-            saving = max(pricing.nanos(worst) - actual, 0)
+            # ``actual`` is ``nanos(cost)``: nothing saved unless a candidate costs more.
+            saving = pricing.nanos(worst) - actual if worst > cost else 0
             # The usage record's day is the daily period's id: the admission's UTC day.
             bill = Bill(
                 ask,
@@ -112,7 +114,11 @@ class Ticket:
                 ask.periods[0].id,
             )
         if actual:
-            self.tenancy.spend(ask.tenant, route, name).inc(actual / pricing.NANOS_PER_USD)
+            tenancy = self.tenancy
+            counter = tenancy._spend.get((ask.tenant, route, name))
+            if counter is None:
+                counter = tenancy.spend(ask.tenant, route, name)
+            counter.inc(actual / pricing.NANOS_PER_USD)
         store = self.store
         if store.closed:  # retired, and closed once its reservations had expired
             self.tenancy.late(self, bill)
@@ -131,10 +137,11 @@ def estimate(
 ) -> tuple[int, int]:
     """Prompt and completion tokens a request may use at most: the body's bytes / 4, and its
     ``max_tokens`` (else the route's or the tenancy's default; 0 for embeddings)."""
+    prompt = -(-size // pricing.BYTES_PER_TOKEN)  # ``pricing.prompt_tokens`` without a call
     if not generates:
-        return pricing.prompt_tokens(size), 0
+        return prompt, 0
     default = settings.route_max_tokens.get(route, settings.default_max_tokens)
-    return pricing.prompt_tokens(size), pricing.max_tokens(body, default)
+    return prompt, pricing.max_tokens(body, default)
 
 
 class Tenancy:
@@ -214,8 +221,10 @@ class Tenancy:
         store = self.store
         assert store is not None
         tenant = self.tenants[tenant_name]
-        allowed = self._allowed(tenant, route, direct, candidates)
-        terms = self._terms_of(tenant)
+        terms = self._terms.get(tenant_name)
+        if terms is None or self.wall() >= terms.until:
+            terms = self._terms_of(tenant)
+        allowed = candidates if terms.open else self._allowed(tenant, route, direct, candidates)
         prompt, completion = estimate
         ask = Ask(
             tenant.name,
@@ -299,7 +308,8 @@ class Tenancy:
         rpm = tenant.limits.requests_per_minute or 0
         tpm = tenant.limits.tokens_per_minute or 0
         headers = GrantHeaders(tenant, rpm, tpm, [p.kind for p in found])
-        terms = Terms(limits_end(today)[0].timestamp(), rpm, tpm, found, headers)
+        unrestricted = tenant.routes is None and tenant.models is None
+        terms = Terms(limits_end(today)[0].timestamp(), rpm, tpm, found, headers, unrestricted)
         self._terms[tenant.name] = terms
         return terms
 

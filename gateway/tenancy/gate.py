@@ -8,7 +8,7 @@ stored in the request (``TENANT``) for ``serve.proxy`` to admit and bill. Withou
 block the gateway is keyless and this does nothing. Health, readiness, metrics and the OpenAPI
 document never need a key.
 
-``response_headers`` (called by ``app``'s ``on_response_prepare`` hook) adds the admitted
+``response_headers`` (called by ``app`` as each response is prepared) adds the admitted
 request's rate-limit and budget headers (``TICKET``, set by the proxy) to whatever response the
 request gets, streamed or not, and ``x-switchman-cost-usd`` to a whole response (``COST``: a
 stream's headers leave before its cost is known; its cost is in the access log and metrics).
@@ -41,7 +41,8 @@ def authenticate(
     """The tenant of the key ``request`` carries, also stored in ``request[TENANT]``; None when
     the gateway is keyless (``settings``, the current ``tenancy`` block, is None). Raises
     ``Unauthenticated`` (401) for a missing or unknown key. The caller checks ``protected``."""
-    tenancy.configure(settings)
+    if settings is not tenancy.settings:  # the same config's block: nothing to follow
+        tenancy.configure(settings)
     if settings is None:
         return None
     key = presented_key(request.headers)

@@ -113,7 +113,8 @@ class KeyRing:
 
     def lookup(self, key: str) -> str | None:
         """The tenant ``key`` belongs to, or None."""
-        self.refresh()
+        if self.clock() - self._checked >= self.check_every_s:
+            self.refresh()
         known = self._known.get(key)
         if known is not None:
             return known

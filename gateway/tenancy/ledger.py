@@ -75,13 +75,18 @@ def grant(
 ) -> Grant:
     """The ``Grant`` of a verdict (``reason``, "" when admitted) from what is left in the
     tenant's buckets (``requests`` and ``tokens``, fractional, of caps ``rpm`` and ``tpm``)."""
+    # ``wait`` written out (every admitted request's path): 0 without a limit or when full.
+    missing = rpm - requests
+    requests_ms = int(-(-missing * MINUTE_MS // rpm)) if rpm and missing > 0 else 0
+    missing = tpm - tokens
+    tokens_ms = int(-(-missing * MINUTE_MS // tpm)) if tpm and missing > 0 else 0
     return Grant(
         not reason,
         reason,
         int(requests) if requests > 0 else 0,
-        wait(rpm - requests, rpm),
+        requests_ms,
         int(tokens) if tokens > 0 else 0,
-        wait(tpm - tokens, tpm),
+        tokens_ms,
         retry,
         tuple(used),
     )

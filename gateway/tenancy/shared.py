@@ -65,19 +65,6 @@ class View:
             own += self.inflight.spent.get(key, 0)
         return self.shared.get(key, 0) + own
 
-    def used_all(self, periods: tuple[Period, ...]) -> list[int]:
-        """``used`` of each period (one pass: the request path)."""
-        pending, reserved, shared = self.pending.spent, self.reserved, self.shared
-        flying = self.inflight.spent if self.inflight is not None else None
-        found = []
-        for period in periods:
-            key = period.key
-            own = pending.get(key, 0) + reserved.get(key, 0)
-            if flying:
-                own += flying.get(key, 0)
-            found.append(shared.get(key, 0) + own)
-        return found
-
 
 @dataclass(slots=True, frozen=True)
 class Batch:
@@ -108,25 +95,41 @@ class SharedBooks:
         rpm, tpm, periods, amount = ask.rpm, ask.tpm, ask.periods, ask.amount
         view.rpm, view.tpm, view.periods, view.active = rpm, tpm, periods, now
         elapsed = now - view.stamp if now > view.stamp else 0.0
-        requests = level(view.requests, rpm, elapsed) if rpm else 0.0
-        tokens = level(view.tokens, tpm, elapsed) if tpm else 0.0
-        used = view.used_all(periods)
+        # ``level`` and ``View.used`` written out: this is every admitted request's path.
+        requests = tokens = 0.0
+        if rpm:
+            held = view.requests
+            requests = float(rpm) if held is None else held + elapsed * rpm / 60_000
+            if requests > rpm:
+                requests = float(rpm)
+        if tpm:
+            held = view.tokens
+            tokens = float(tpm) if held is None else held + elapsed * tpm / 60_000
+            if tokens > tpm:
+                tokens = float(tpm)
+        pending, reserved, shared = view.pending.spent, view.reserved, view.shared
+        flying = view.inflight.spent if view.inflight is not None else None
+        used = []
+        for period in periods:
+            key = period.key
+            own = pending.get(key, 0) + reserved.get(key, 0)
+            if flying:
+                own += flying.get(key, 0)
+            used.append(shared.get(key, 0) + own)
         reason, retry = verdict(ask, requests, tokens, used)
         if not reason:
             view.stamp = now
-            pending = view.pending
             if rpm:
                 view.requests = requests = requests - 1
-                pending.requests += 1
+                view.pending.requests += 1
             else:
                 view.requests = None
             if tpm:
                 view.tokens = tokens = tokens - ask.tokens
-                pending.tokens += ask.tokens
+                view.pending.tokens += ask.tokens
             else:
                 view.tokens = None
             if amount:
-                reserved = view.reserved
                 for index, period in enumerate(periods):
                     key = period.key
                     reserved[key] = reserved.get(key, 0) + amount
@@ -150,7 +153,15 @@ class SharedBooks:
                     spent[key] = spent.get(key, 0) + actual
                     keep[key] = period.keep_s
         back = ask.tokens - bill.tokens
-        if ask.tpm and back:
+        if ask.tpm and back > 0:
+            # Tokens given back: refilling first and adding after, both capped at the bucket,
+            # is the same as adding now and refilling at the next look (the stamp stays).
+            held = view.tokens
+            if held is not None:
+                held += back
+                view.tokens = held if held < ask.tpm else float(ask.tpm)
+            pending.tokens -= back
+        elif ask.tpm and back:  # the usage took more than the estimate: take it now
             now = self.clock_ms()
             elapsed = now - view.stamp if now > view.stamp else 0.0
             if view.rpm:
