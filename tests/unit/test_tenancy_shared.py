@@ -6,13 +6,15 @@
 - ``applied`` restarts the view from the shared state, minus what was taken meanwhile
 - a tenant is synced while it has deltas or was active recently, then no more
 - ``adopt`` (a reload) keeps the view, not the deltas
+- tokens given back are added at once (no refill first): the levels stay those of
+  ``LocalLedger``, which refills then adds, through refills, the cap and usage above the estimate
 """
 
 from __future__ import annotations
 
 import pytest
 
-from switchman.gateway.tenancy.ledger import Ask, Bill, Period
+from switchman.gateway.tenancy.ledger import Ask, Bill, LocalLedger, Period
 from switchman.gateway.tenancy.shared import Batch, SharedBooks
 
 DAY, MONTH = ("daily", "20261206"), ("monthly", "202612")
@@ -61,6 +63,45 @@ def test_tokens_come_back_when_the_usage_is_below_the_estimate(books: SharedBook
     books.settle_now(bill(first, 0, tokens=100))
     assert books.admit_now(ask(tpm=1000, tokens=800)).ok
     assert books.views["t"].pending.tokens == 800 - 700 + 800
+
+
+def test_given_back_tokens_leave_the_levels_of_the_local_ledger(clock: Clock) -> None:
+    books = SharedBooks(clock_ms=clock)
+    local = LocalLedger(clock_ms=lambda: int(clock.ms))
+    # (ms to wait, then: admit this many tokens | settle the oldest ticket at this many tokens)
+    script = [
+        (0, "admit", 700),
+        (0, "admit", 250),
+        (15_000, "settle", 100),  # 600 back, 250 refilled meanwhile: capped at 1000
+        (1_000, "admit", 900),
+        (2_000, "settle", 100),  # 150 back onto a refilling bucket
+        (7_000, "admit", 300),
+        (0, "settle", 1_200),  # 300 more than the estimate: taken now
+        (3_000, "admit", 10),
+        (30_000, "settle", 0),
+        (500, "admit", 10),
+    ]
+    open_tickets: list[Ask] = []
+    for wait_ms, action, tokens in script:
+        clock.ms += wait_ms
+        if action == "admit":
+            a = ask(rpm=60, tpm=1000, tokens=tokens)
+            synced, alone = books.admit_now(a), local.admit_now(a)
+            assert (synced.ok, synced.reason, synced.requests_left) == (
+                alone.ok,
+                alone.reason,
+                alone.requests_left,
+            )
+            # The same level but for float rounding (the sums are done in another order).
+            level = local.buckets[("t", "tpm")].level
+            assert books.views["t"].tokens == pytest.approx(level, abs=1e-6)
+            assert abs(synced.tokens_reset_ms - alone.tokens_reset_ms) <= 1
+            if synced.ok:
+                open_tickets.append(a)
+        else:
+            done = bill(open_tickets.pop(0), 0, tokens=tokens)
+            books.settle_now(done)
+            local.settle_now(done)
 
 
 def test_budget_reserves_the_worst_case_and_bills_the_actual(books: SharedBooks) -> None:
