@@ -6,17 +6,26 @@ it on a free port through aiohttp's TestServer, with the ``tracing=`` and ``acce
 test hot reload), the watcher and the metrics. ``start_sim(**faults)`` starts a simulator serving
 ``tiny`` (5 ms to the first token, 1 ms between tokens) with those start-up faults. Gateways run
 as processes: see ``processes``.
+
+Every test must close the async OpenAI and Anthropic SDK clients it makes (``async with``):
+``sdk_clients_closed`` fails one that does not. An unclosed client is closed from its ``__del__``
+after the garbage collector has already closed its sockets, so that late close unregisters
+whichever new connection has reused the descriptor number in the meantime, and a request on it
+then waits for an answer that sits unread in its socket (a hang that took 1 run in 5 under load).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anthropic
+import openai
 import pytest
 import redisproc
 from aiohttp.test_utils import TestServer
@@ -49,6 +58,32 @@ class RunningGateway:
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(config))
         tmp.replace(self.config_path)
+
+
+@pytest.fixture(autouse=True)
+def sdk_clients_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that leaves an async SDK client it made unclosed (see the module docstring)."""
+    made: weakref.WeakSet[Any] = weakref.WeakSet()
+    dropped: list[str] = []
+
+    def check(name: str, http: Any) -> None:  # the client is gone: was its HTTP client closed?
+        if not http.is_closed:
+            dropped.append(name)
+
+    for cls in (openai.AsyncOpenAI, anthropic.AsyncAnthropic):
+
+        def tracking(self: Any, *args: Any, __init: Any = cls.__init__, **kwargs: Any) -> None:
+            __init(self, *args, **kwargs)
+            made.add(self)
+            weakref.finalize(self, check, type(self).__name__, self._client)
+
+        monkeypatch.setattr(cls, "__init__", tracking)
+    yield
+    open_ones = [type(client).__name__ for client in made if not client.is_closed()]
+    assert not open_ones + dropped, (
+        f"unclosed SDK clients {open_ones + dropped}: close each one (async with), or a later "
+        "connection can hang (see tests/integration/conftest.py)"
+    )
 
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]

@@ -134,12 +134,14 @@ async def test_no_canary_leaves_the_gateway(
             tracing=tracing,
             access_log=AccessLog("json", stream=access),
         )
-        api = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="client", max_retries=0)
-        seen = [
-            await exchange(api, model, stream=stream)
-            for model in ("auto", "only-oa", "only-an")
-            for stream in (False, True)
-        ]
+        async with openai.AsyncOpenAI(
+            base_url=gateway.base_url, api_key="client", max_retries=0
+        ) as api:
+            seen = [
+                await exchange(api, model, stream=stream)
+                for model in ("auto", "only-oa", "only-an")
+                for stream in (False, True)
+            ]
         async with aiohttp.ClientSession() as http:
             moderation = {"model": "mod-model", "input": "hello"}
             async with http.post(f"{gateway.base_url}/moderations", json=moderation) as resp:

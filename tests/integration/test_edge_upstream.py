@@ -89,9 +89,8 @@ async def test_redirect_is_not_followed_and_the_next_candidate_serves(
         gateway = await start_gateway(
             gateway_config(up("bad", bad), up("good", good)), environ={"KEY": KEY}
         )
-        raw = await client(gateway.base_url).chat.completions.with_raw_response.create(
-            model="auto", messages=HELLO
-        )
+        async with client(gateway.base_url) as api:
+            raw = await api.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
 
         assert raw.headers["x-switchman-model"] == "good"
         assert "bad failed: redirect" in raw.headers["x-switchman-route"]
@@ -103,8 +102,9 @@ async def test_redirect_alone_is_a_502_naming_it(start_gateway: StartGateway) ->
         bad.behaviour.redirect = (302, f"{elsewhere.base_url}/chat/completions")
         gateway = await start_gateway(gateway_config(up("bad", bad)), environ={"KEY": KEY})
 
-        with pytest.raises(openai.APIStatusError) as caught:
-            await client(gateway.base_url).chat.completions.create(model="auto", messages=HELLO)
+        async with client(gateway.base_url) as api:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await api.chat.completions.create(model="auto", messages=HELLO)
 
         assert caught.value.status_code == 502
         assert "redirect" in caught.value.message
@@ -122,10 +122,9 @@ async def test_echoed_credential_never_reaches_the_client_or_the_log(
     error = refusal(status, "Incorrect API key provided")[1]
     async with misbehaving(status=status, error=error, echo_credential=True) as leaky:
         gateway = await start_gateway(gateway_config(up("leaky", leaky)), environ={"KEY": KEY})
-        api = client(gateway.base_url)
-
-        with pytest.raises(openai.APIStatusError) as caught:
-            await ask(api, stream=stream)
+        async with client(gateway.base_url) as api:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await ask(api, stream=stream)
 
         assert leaky.seen[0].headers["authorization"] == f"Bearer {KEY}"  # it did get the key
         seen_by_client = caught.value.response.text + str(dict(caught.value.response.headers))
@@ -140,9 +139,8 @@ async def test_oversized_answer_fails_over_to_a_small_one(start_gateway: StartGa
             gateway_config(up("big", big), up("small", small), max_response_bytes=4096),
             environ={"KEY": KEY},
         )
-        raw = await client(gateway.base_url).chat.completions.with_raw_response.create(
-            model="auto", messages=HELLO
-        )
+        async with client(gateway.base_url) as api:
+            raw = await api.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
 
         assert raw.headers["x-switchman-model"] == "small"
         assert "big failed: response_too_large" in raw.headers["x-switchman-route"]
@@ -155,8 +153,9 @@ async def test_oversized_answer_alone_is_a_502_naming_the_cap(
         gateway = await start_gateway(
             gateway_config(up("big", big), max_response_bytes=4096), environ={"KEY": KEY}
         )
-        with pytest.raises(openai.APIStatusError) as caught:
-            await client(gateway.base_url).chat.completions.create(model="auto", messages=HELLO)
+        async with client(gateway.base_url) as api:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await api.chat.completions.create(model="auto", messages=HELLO)
 
         assert caught.value.status_code == 502
         assert "4096" in caught.value.message
@@ -169,11 +168,11 @@ async def test_stream_past_the_byte_cap_ends_with_an_error_event(
         gateway = await start_gateway(
             gateway_config(up("big", big), max_stream_bytes=8192), environ={"KEY": KEY}
         )
-        api = client(gateway.base_url)
-        stream = await api.chat.completions.create(model="auto", messages=HELLO, stream=True)
         pieces: list[str] = []
-        with pytest.raises(openai.APIError) as caught:
-            await drain(stream, pieces)
+        async with client(gateway.base_url) as api:
+            stream = await api.chat.completions.create(model="auto", messages=HELLO, stream=True)
+            with pytest.raises(openai.APIError) as caught:
+                await drain(stream, pieces)
 
         assert "8192" in caught.value.message
         assert pieces  # the client had the start of the answer, then one error event
@@ -190,9 +189,8 @@ async def test_secret_file_with_an_inner_newline_is_passed_over(
             up("broken", broken, api_key={"file": str(secret)}), up("good", good)
         )
         gateway = await start_gateway(config, environ={"KEY": KEY})
-        raw = await client(gateway.base_url).chat.completions.with_raw_response.create(
-            model="auto", messages=HELLO
-        )
+        async with client(gateway.base_url) as api:
+            raw = await api.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
         readyz = gateway.watcher.current.upstreams["broken"].problem  # type: ignore[union-attr]
 
         assert raw.headers["x-switchman-model"] == "good"
@@ -209,9 +207,8 @@ async def test_context_error_with_unknown_windows_moves_on(start_gateway: StartG
         gateway = await start_gateway(
             gateway_config(up("small", small), up("large", large)), environ={"KEY": KEY}
         )
-        raw = await client(gateway.base_url).chat.completions.with_raw_response.create(
-            model="auto", messages=HELLO
-        )
+        async with client(gateway.base_url) as api:
+            raw = await api.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
 
         assert raw.headers["x-switchman-model"] == "large"
         assert "small failed: context_length" in raw.headers["x-switchman-route"]
@@ -234,8 +231,9 @@ async def test_tls_is_verified_by_default(
     async with misbehaving(tokens=3, ssl_context=server_context(private_ca)) as secure:
         gateway = await start_gateway(gateway_config(up("tls", secure)), environ={"KEY": KEY})
 
-        with pytest.raises(openai.APIStatusError) as caught:
-            await client(gateway.base_url).chat.completions.create(model="auto", messages=HELLO)
+        async with client(gateway.base_url) as api:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await api.chat.completions.create(model="auto", messages=HELLO)
 
         assert caught.value.status_code == 502
         assert secure.seen == []
@@ -250,9 +248,8 @@ async def test_tls_with_a_custom_ca_bundle_is_served(
         config = gateway_config(up("tls", secure, tls={"ca_file": str(bundle)}))
         gateway = await start_gateway(config, environ={"KEY": KEY})
 
-        answer = await client(gateway.base_url).chat.completions.create(
-            model="auto", messages=HELLO
-        )
+        async with client(gateway.base_url) as api:
+            answer = await api.chat.completions.create(model="auto", messages=HELLO)
 
         assert answer.choices[0].message.content == "w0 w1."
         assert len(secure.seen) == 1

@@ -15,6 +15,12 @@ Synchronised mode (the default, every 50 ms): a burst on both before either sync
 admits at most what each saw (2 x 12); once both have synced, a second burst admits what refilled
 meanwhile, within replicas x rate x sync_s; the usage counters in Redis are exact after both stop.
 
+The gateways stop as a pod does (SIGTERM, then a grace period), so the settles of the last
+answers reach Redis before the books are read. Every SDK client is closed before the next burst
+(``clients``): an unclosed one is closed from its ``__del__`` after the garbage collector has
+already closed its sockets, and that late close unregistered whichever new connection had
+reused the descriptor number, so a later request waited on a socket nobody read.
+
 Demo: two demos on one Redis print the same ``key team-a:`` / ``key team-b:`` lines; team-a's
 five requests a minute are shared (three on one, two on the other, a sync apart, the sixth
 refused on either);
@@ -26,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,7 @@ from switchman.sim.runner import RunningSim
 PROMPT = [{"role": "user", "content": "Say something short"}]
 PRICE = {"input_per_mtok": 5.0, "output_per_mtok": 20.0}
 MAX_TOKENS = 20
+GRACE = 20  # seconds a stopping gateway gets after SIGTERM, as a pod's grace period
 
 
 def gateway_config(
@@ -89,6 +98,22 @@ async def one(client: openai.AsyncOpenAI, stream: bool) -> int:
         return -1
 
 
+@asynccontextmanager
+async def clients(ports: list[int], key: str) -> AsyncIterator[list[openai.AsyncOpenAI]]:
+    """One SDK client per gateway, all closed on the way out."""
+    made = [
+        openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=90
+        )
+        for port in ports
+    ]
+    try:
+        yield made
+    finally:
+        for client in made:
+            await client.close()
+
+
 async def burst(clients: list[openai.AsyncOpenAI], count: int) -> list[int]:
     gate = asyncio.Semaphore(16)
 
@@ -112,35 +137,30 @@ async def test_two_gateway_processes_share_limits_and_budgets(
     config.write_text(json.dumps(gateway_config(sim, keys_path, redis.url)))
     ports = [processes.free_port(), processes.free_port()]
     async with (
-        processes.gateway(config, ports[0], "--access-log", "off") as first,
-        processes.gateway(config, ports[1], "--access-log", "off") as second,
+        processes.gateway(config, ports[0], "--access-log", "off", grace=GRACE) as first,
+        processes.gateway(config, ports[1], "--access-log", "off", grace=GRACE) as second,
     ):
         for port, proc in zip(ports, (first, second), strict=True):
             await processes.wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
 
-        def clients(key: str) -> list[openai.AsyncOpenAI]:
-            return [
-                openai.AsyncOpenAI(
-                    base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=90
-                )
-                for port in ports
-            ]
-
         started = time.monotonic()
-        rpm = await burst(clients(keys["rpm"]), 32)
+        async with clients(ports, keys["rpm"]) as sdks:
+            rpm = await burst(sdks, 32)
         refill = (time.monotonic() - started) * 12 / 60
         admitted = sum(r >= 0 for r in rpm)
         assert 12 <= admitted <= 12 + int(refill) + 1
 
         started = time.monotonic()
-        tpm = await burst(clients(keys["tpm"]), 32)
+        async with clients(ports, keys["tpm"]) as sdks:
+            tpm = await burst(sdks, 32)
         refill = (time.monotonic() - started) * 600 / 60
         used = sum(r for r in tpm if r >= 0)
         reservation = 100 + MAX_TOKENS  # a prompt estimate (body bytes / 4) plus max_tokens
         assert any(r < 0 for r in tpm)
         assert used <= 600 + reservation + refill
 
-        budget = await burst(clients(keys["budget"]), 48)
+        async with clients(ports, keys["budget"]) as sdks:
+            budget = await burst(sdks, 48)
         assert any(r < 0 for r in budget)
         assert any(r >= 0 for r in budget)
     client = Redis.from_url(redis.url, decode_responses=True)
@@ -173,25 +193,17 @@ async def test_two_synchronised_gateways_converge_within_a_sync(
     config.write_text(json.dumps(gateway_config(sim, keys_path, redis.url, sync_s=0.05)))
     ports = [processes.free_port(), processes.free_port()]
     async with (
-        processes.gateway(config, ports[0], "--access-log", "off") as first,
-        processes.gateway(config, ports[1], "--access-log", "off") as second,
+        processes.gateway(config, ports[0], "--access-log", "off", grace=GRACE) as first,
+        processes.gateway(config, ports[1], "--access-log", "off", grace=GRACE) as second,
     ):
         for port, proc in zip(ports, (first, second), strict=True):
             await processes.wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
-        clients = [
-            openai.AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1",
-                api_key=keys["rpm"],
-                max_retries=0,
-                timeout=90,
-            )
-            for port in ports
-        ]
         started = time.monotonic()
-        cold = sum(r >= 0 for r in await burst(clients, 32))
-        assert 12 <= cold <= 2 * 12 + 1  # each admitted at most what it saw: a full bucket
-        await asyncio.sleep(0.3)  # both synced: each sees the debt of the other's takes
-        warm = sum(r >= 0 for r in await burst(clients, 32))
+        async with clients(ports, keys["rpm"]) as sdks:
+            cold = sum(r >= 0 for r in await burst(sdks, 32))
+            assert 12 <= cold <= 2 * 12 + 1  # each admitted at most what it saw: a full bucket
+            await asyncio.sleep(0.3)  # both synced: each sees the debt of the other's takes
+            warm = sum(r >= 0 for r in await burst(sdks, 32))
         refill = (time.monotonic() - started) * 12 / 60
         assert cold + warm <= 2 * 12 + int(refill) + 1 + 2  # + replicas x rate x sync_s (< 1)
     client = Redis.from_url(redis.url, decode_responses=True)
@@ -227,20 +239,12 @@ async def test_two_demos_share_tenant_limits_through_redis(redis: redisproc.Redi
         assert set(keys[0]) == {"team-a", "team-b"}
         for port, proc in zip(ports, (one_demo, two_demo), strict=True):
             await processes.wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc)
-        demos = [
-            openai.AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1",
-                api_key=keys[0]["team-a"],
-                max_retries=0,
-                timeout=90,
-            )
-            for port in ports
-        ]
-        for i in range(5):
-            assert await one(demos[i % 2], stream=False) >= 0
-            await asyncio.sleep(0.3)  # the demos sync every 50 ms: each sees the other's
-        assert await one(demos[1], stream=False) == -1
-        assert await one(demos[0], stream=True) == -1
+        async with clients(ports, keys[0]["team-a"]) as demos:
+            for i in range(5):
+                assert await one(demos[i % 2], stream=False) >= 0
+                await asyncio.sleep(0.3)  # the demos sync every 50 ms: each sees the other's
+            assert await one(demos[1], stream=False) == -1
+            assert await one(demos[0], stream=True) == -1
     async with processes.switchman(
         "usage", "--redis", redis.url, stdout=processes.PIPE, stderr=processes.PIPE
     ) as usage:
