@@ -109,9 +109,13 @@ class Walk:
         self.keep = creq.stream and mid_stream == "continue"
         self.transcript = continuation.Transcript() if self.keep else None
         self.client = ClientStream(request, creq.wants_usage, self.transcript, format=creq.format)
-        headers = request.headers
-        self.forwarded = {h: v for h in _FORWARDED if (v := headers.get(h)) is not None}
-        self.forwarded["x-request-id"] = request[REQUEST_ID]  # ours (the client's if valid)
+        get = request.headers.get
+        forwarded: dict[str, str] = {}
+        self.forwarded = forwarded
+        for name in _FORWARDED:  # (a loop: a comprehension is a frame of its own in 3.11)
+            if (value := get(name)) is not None:
+                forwarded[name] = value
+        forwarded["x-request-id"] = request[REQUEST_ID]  # ours (the client's if valid)
         self.order = list(plan.order)
         self.index = 0  # next model of ``order``
         self.attempts = 0
@@ -122,8 +126,8 @@ class Walk:
         self.sent: continuation.Sent | None = None  # what the client had at the last break
         self.mechanism: str | None = None  # how the current attempt asks to continue
         self.refused: dict[str, set[str]] = {}  # continuation mechanisms refused, per upstream
-        self.guard = guard.for_request(
-            plan.spec, runtime.table.models, plan.order, creq.op, creq.stream, creq.body,
+        self.guard = None if spec is None or spec.guard is None else guard.for_request(
+            spec, runtime.table.models, plan.order, creq.op, creq.stream, creq.body,
             creq.format is None,
         )  # fmt: skip
         # the first escalated answer: served if no higher tier answers after all
@@ -356,7 +360,7 @@ class Walk:
         creq, model, upstream = self.creq, target.model, target.upstream
         headers = dict(self.forwarded)
         self.obs.attempt(model, upstream, headers, target.endpoint.address)
-        body = self._body(upstream)
+        body = creq.body if self.sent is None else self._body(upstream)  # no call, mostly
         if self.guard is not None:
             body = self.guard.body(model, upstream.spec.kind, body)
         call = creq.prepare(upstream.provider, body, model.target)

@@ -94,7 +94,7 @@ class Proxy:
             request_id=request[REQUEST_ID],
             started=request[STARTED],
         )
-        decision = Decision("none", "none", 0)
+        decision: Decision | None = None  # (made on the way out when no plan was made)
         plan: Plan | None = None
         info: ResponseInfo | None = None
         status = 500
@@ -121,15 +121,18 @@ class Proxy:
             status = response.status
             return response
         except GatewayError as exc:
+            decision = decision or _unplanned()
             status = _refused(exc, decision)
             raise
         except asyncio.CancelledError:
+            decision = decision or _unplanned()
             decision.outcome, status = CLIENT_CLOSED, ClientClosed.status
             if hangup.absorb():  # our watcher's: no runner will end the request for us
                 raise ClientClosed("the client closed the connection") from None
             raise
         finally:
             hangup.close()
+            decision = decision or _unplanned()
             if decision.outcome == CLIENT_CLOSED:
                 log.info("client closed request_id=%s", request[REQUEST_ID])
             request[COST] = obs.finish(decision, info, status)
@@ -206,6 +209,11 @@ class Proxy:
             held = (policy, RetryBudget(policy.budget_ratio, policy.budget_min_per_s))
             self.budgets[route] = held
         return held[1]
+
+
+def _unplanned() -> Decision:
+    """The decision record of a request that ended before it was planned."""
+    return Decision("none", "none", 0)
 
 
 def _refused(exc: GatewayError, decision: Decision) -> int:
