@@ -172,8 +172,9 @@ class GuardedHandler(RequestHandler):
         self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
         """aiohttp's, for the response shaped as ours (a plain call returning aiohttp's
-        coroutine, which aiohttp awaits: no coroutine of its own per response)."""
-        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+        coroutine, which aiohttp awaits: no coroutine of its own per response). The status is
+        read first: an isinstance check against a response class is ABCMeta's, in Python."""
+        if resp.status >= 400 and isinstance(resp, web.HTTPException):
             resp = routing_error(request, resp)
         return super().finish_response(request, resp, start_time)
 
