@@ -65,10 +65,11 @@ class _Candidate:
     """One model of the plan while the inner loop tries it (a plain class: a dataclass's
     ``default_factory`` init costs more, once per request)."""
 
-    __slots__ = ("key", "model", "per", "tried", "upstream")
+    __slots__ = ("key", "model", "per", "target", "tried", "upstream")
 
     def __init__(self, model: Model, upstream: UpstreamClient, key: AffinityKey | None) -> None:
         self.model = model
+        self.target = model.target  # its upstream model id (a property: read once)
         self.upstream = upstream
         self.key = key
         self.tried: list[Endpoint] = []
@@ -173,14 +174,14 @@ class Walk:
             if isinstance(endpoint, Failure):
                 self._refused(c, endpoint)
                 return None
-            with Lease(endpoint, c.model.target, force=self.plan.panic) as lease:
+            with Lease(endpoint, c.target, force=self.plan.panic) as lease:
                 if not lease.granted:
                     c.tried.append(endpoint)
                     self._refused(c, _circuit_open(c.upstream))
                     if len(c.tried) < len(c.upstream.endpoints.endpoints):
                         continue
                     return None
-                if not self._allowance(c):
+                if self.attempts and not self._allowance(c):  # (the first always may start)
                     return None
                 self.attempts += 1
                 c.per += 1
@@ -198,7 +199,8 @@ class Walk:
                     self.obs.attempt_failed(self.decision, c.upstream, "rejected")
                     raise
                 lease.success()
-                c.upstream.endpoints.served(endpoint, c.key)
+                if c.key is not None:
+                    c.upstream.endpoints.served(endpoint, c.key)
                 return answer
         return None
 
@@ -208,7 +210,7 @@ class Walk:
         if upstream.problem:
             error = UpstreamUnavailable(f"upstream '{upstream.name}': {upstream.problem}")
             return Failure("unconfigured", error, scope="model")
-        model, panic = c.model.target, self.plan.panic
+        model, panic = c.target, self.plan.panic
         pick = upstream.endpoints.pick
         endpoint = pick(c.key, c.tried, model=model, panic=panic) or (
             pick(c.key, model=model, panic=panic) if c.per else None
@@ -223,9 +225,8 @@ class Walk:
         self.decision.record(c.model, c.upstream, failure.reason)
 
     def _allowance(self, c: _Candidate) -> bool:
-        """Whether another attempt may start: the deadline and the retry budget."""
-        if not self.attempts:
-            return True
+        """Whether another attempt after the first may start: the deadline and the retry
+        budget (the first always may)."""
         # Only another try of the same model is charged to the retry budget: that is what
         # multiplies load on a failing upstream. Moving to another model and continuing a cut
         # stream are what keep a healthy alternative serving.
@@ -298,7 +299,7 @@ class Walk:
         it is the last one left (after a backoff); otherwise the next model at once."""
         c.tried.append(endpoint)
         panic = self.plan.panic
-        if c.upstream.endpoints.pick(c.key, c.tried, model=c.model.target, panic=panic):
+        if c.upstream.endpoints.pick(c.key, c.tried, model=c.target, panic=panic):
             return "again"
         if self.index < len(self.order) or c.per >= self.policy.per_candidate:
             return "next"

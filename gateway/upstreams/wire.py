@@ -152,7 +152,8 @@ class Connection(asyncio.Protocol):
         if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self._waiter is not None:  # (``_wake`` has work: a reader waits)
+            self._wake()
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -160,7 +161,8 @@ class Connection(asyncio.Protocol):
             return
         self._complete = True
         self._keep_alive = self._parser.should_keep_alive()
-        self._wake()
+        if self._waiter is not None or self._settled is not None:  # (``_wake`` has work)
+            self._wake()
 
     # the exchange
 
