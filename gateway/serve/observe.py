@@ -53,6 +53,7 @@ class Observation:
 
     __slots__ = (
         "_attempt",
+        "_recording",
         "_server",
         "_started",
         "_t",
@@ -75,7 +76,10 @@ class Observation:
         started: float,
     ) -> None:
         self._t = telemetry
-        self._server = telemetry.tracing.server_span(method, path, headers)
+        span = self._server = telemetry.tracing.server_span(method, path, headers)
+        # Whether the server span records (sampled): asked once, not at each report; an
+        # unsampled request (nine in ten at 10%) then costs one check per report.
+        self._recording = span is not None and span.is_recording()
         self._attempt: Span | None = None
         self._started = started
         self.request_id = request_id
@@ -84,8 +88,7 @@ class Observation:
         self.first_chunk_s: float | None = None
         self.inter_chunk_s: float | None = None
         self.ticket: Bill | None = None  # set by the proxy when a tenant's request is admitted
-        span = self._server
-        if span is not None and span.is_recording():
+        if span is not None and self._recording:
             span.set_attributes(
                 {
                     "http.request.method": method,
@@ -98,7 +101,7 @@ class Observation:
         """The parsed request: GenAI request attributes on the server span."""
         self.op, self.stream = op, stream
         span = self._server
-        if span is None or not span.is_recording():
+        if span is None or not self._recording:
             return
         attributes: dict[str, AttributeValue] = {
             "gen_ai.operation.name": tracing.OPERATIONS[op],
@@ -126,7 +129,7 @@ class Observation:
         if plan.complexity is not None:
             metrics.complexity.labels(decision.route).observe(plan.complexity)
         server = self._server
-        if server is None or not server.is_recording():
+        if server is None or not self._recording:
             return  # (no child of an unsampled span: ``tracing.child_span``)
         attributes: dict[str, AttributeValue] = {
             "switchman.route": decision.route,
@@ -152,7 +155,7 @@ class Observation:
     ) -> None:
         """An upstream attempt starts: a CLIENT span, and its ``traceparent`` goes upstream."""
         server = self._server
-        if server is None or not server.is_recording():
+        if server is None or not self._recording:
             # Unsampled (or tracing off): no CLIENT span, but upstream still continues the
             # request's trace.
             self._t.tracing.inject(server, headers)
@@ -181,7 +184,7 @@ class Observation:
         tracing.end(self._attempt, reason)
         self._attempt = None
         span = self._server
-        if span is not None and span.is_recording():
+        if span is not None and self._recording:
             attempt = decision.attempts[-1]
             span.add_event(
                 "switchman.fallback",
@@ -232,20 +235,30 @@ class Observation:
             if attempt.is_recording():
                 attempt.set_attributes(self._response_attributes(info, decision))
             tracing.end(attempt, error)
-        if server is not None:
-            if server.is_recording():
-                attributes = self._response_attributes(info, decision)
-                attributes["http.response.status_code"] = status
-                attributes["switchman.route.reason"] = decision.reason()
-                attributes["switchman.attempts"] = len(decision.attempts)
-                server.set_attributes(attributes)
+        # A span that does not record has nothing to end (unsampled: a bare span, no export).
+        if server is not None and self._recording:
+            attributes = self._response_attributes(info, decision)
+            attributes["http.response.status_code"] = status
+            attributes["switchman.route.reason"] = decision.reason()
+            attributes["switchman.attempts"] = len(decision.attempts)
+            server.set_attributes(attributes)
             # A 4xx is the client's doing: the SERVER span's status stays unset (HTTP semconv).
             tracing.end(server, None if decision.outcome == "client_error" else error)
-        self._log(decision, status, seconds, usage, cost)
+            self._recording = False  # ended: later reports write nothing
+            trace = tracing.trace_id(server)
+        else:
+            trace = None  # (only a sampled span's trace reached a backend)
+        self._log(decision, status, seconds, usage, cost, trace)
         return cost
 
     def _log(
-        self, decision: Decision, status: int, seconds: float, usage: Usage | None, cost: float
+        self,
+        decision: Decision,
+        status: int,
+        seconds: float,
+        usage: Usage | None,
+        cost: float,
+        trace: str | None,
     ) -> None:
         access = self._t.access_log
         if access.enabled:
@@ -253,7 +266,7 @@ class Observation:
                 {
                     "time": access.timestamp(),
                     "request_id": self.request_id,
-                    "trace_id": tracing.trace_id(self._server),
+                    "trace_id": trace,
                     "operation": self.op,
                     "stream": self.stream,
                     "tenant": self.ticket.tenant if self.ticket is not None else None,

@@ -55,6 +55,8 @@ class AccessLog:
         self._flushed = -FLUSH_S  # (time.monotonic) of the last write of buffered lines
         self._second = -1  # the second ``_prefix`` formats
         self._prefix = ""
+        self._milli = -1  # the millisecond ``_stamp`` formats
+        self._stamp = ""
 
     @classmethod
     def to_stdout(cls, fmt: Format) -> AccessLog:
@@ -73,12 +75,17 @@ class AccessLog:
         """``now_ns`` (default: now) as a line's ``time``: UTC to the millisecond, as
         ``datetime.isoformat(timespec="milliseconds")`` writes it
         (``2026-01-02T03:04:05.678+00:00``). The part up to the second is formatted once a
-        second, not once a line."""
-        second, rest = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+        second, the whole once a millisecond (lines of the same millisecond share it), not once
+        a line."""
+        milli = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+        if milli == self._milli:
+            return self._stamp
+        second, rest = divmod(milli, 1000)
         if second != self._second:
             self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._second = second
-        return f"{self._prefix}.{rest // 1_000_000:03d}+00:00"
+        self._milli, self._stamp = milli, f"{self._prefix}.{rest:03d}+00:00"
+        return self._stamp
 
     def write(self, record: dict[str, Any]) -> None:
         if self.format == "json":

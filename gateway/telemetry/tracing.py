@@ -215,7 +215,7 @@ class _Unsampled(NonRecordingSpan):
         return SpanContext(bits >> 64, bits & _LOW64, False, _UNSAMPLED, _NONE)
 
     def traceparent(self) -> str:
-        text = f"{self._bits:048x}"
+        text = self._bits.to_bytes(24, "big").hex()  # (cheaper than a "048x" format)
         return f"00-{text[:32]}-{text[32:]}-00"
 
     def __repr__(self) -> str:
@@ -294,9 +294,15 @@ class Tracing:
         if self._processor is None:
             return None
         if self._root_bound is not None and "traceparent" not in headers:
-            bits = self._root_bits()
-            # What TraceIdRatioBased.should_sample computes, without its context lookups.
-            if bits >> 64 & TraceIdRatioBased.TRACE_ID_LIMIT >= self._root_bound:
+            if self._random_ids:  # (the draw of ``_root_bits`` inline: nine in ten are this)
+                bits = getrandbits(192)
+                if not (bits >> 64 and bits & _LOW64):
+                    bits = self._root_bits()
+            else:
+                bits = self._root_bits()
+            # What TraceIdRatioBased.should_sample computes, without its context lookups
+            # (its TRACE_ID_LIMIT is _LOW64: the trace id's low 64 bits are compared).
+            if bits >> 64 & _LOW64 >= self._root_bound:
                 return _Unsampled(bits)
             name = f"{method} {path}"
             return self._span(name, SpanKind.SERVER, bits >> 64, None, _SAMPLED, _NONE)

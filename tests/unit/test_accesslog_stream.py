@@ -11,7 +11,8 @@ Scenarios:
   on a pipe, so workers sharing stdout never interleave), and nothing is lost or reordered;
 - a closed stream does not raise into the request that is being accounted;
 - a line's ``time`` reads as ``datetime.isoformat(timespec="milliseconds")`` in UTC would write
-  it, across second boundaries too (the part up to the second is cached per second).
+  it, across second and millisecond boundaries too (the part up to the second is cached per
+  second, the whole text per millisecond).
 """
 
 from __future__ import annotations
@@ -122,7 +123,9 @@ async def test_a_closed_stream_does_not_raise() -> None:
 def test_timestamps_read_as_isoformat_in_utc_to_the_millisecond() -> None:
     log = AccessLog("json")
     base = 1_796_547_599 * 1_000_000_000  # 2026-12-06T09:39:59 UTC
-    for ns in (base, base + 999_999_999, base + 1_000_000_000, base + 1_234_567_891, base + 7):
+    late = base + 1_234_567_891
+    same_ms, next_ms = late - 567_890, late + 432_109  # the same millisecond, the next one
+    for ns in (base, base + 999_999_999, base + 1_000_000_000, late, same_ms, next_ms, base + 7):
         expected = datetime.fromtimestamp(ns // 1000 / 1e6, UTC).isoformat(timespec="milliseconds")
         assert log.timestamp(ns) == expected
     now = datetime.fromisoformat(log.timestamp())
