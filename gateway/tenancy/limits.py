@@ -14,10 +14,23 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from multidict import istr
+
 from switchman.api.tenancy import Budget, Tenant
 from switchman.gateway.errors import LimitExceeded
 from switchman.gateway.tenancy import pricing
 from switchman.gateway.tenancy.ledger import Ask, Grant, Period
+
+# The names as ``istr``: the response's case-insensitive headers take them without folding each
+# name's case again (``gate.response_headers`` adds them to every admitted request's response).
+TENANT = istr("x-switchman-tenant")
+LIMIT_REQUESTS = istr("x-ratelimit-limit-requests")
+REMAINING_REQUESTS = istr("x-ratelimit-remaining-requests")
+RESET_REQUESTS = istr("x-ratelimit-reset-requests")
+LIMIT_TOKENS = istr("x-ratelimit-limit-tokens")
+REMAINING_TOKENS = istr("x-ratelimit-remaining-tokens")
+RESET_TOKENS = istr("x-ratelimit-reset-tokens")
+BUDGET_WARNING = istr("x-switchman-budget-warning")
 
 
 def duration(ms: int) -> str:
@@ -77,26 +90,27 @@ class GrantHeaders:
             ms = grant.tokens_reset_ms
             if ms != self._tokens_reset[0]:
                 self._tokens_reset = (ms, duration(ms))
+        headers: dict[str, str]
         if rpm and tpm:  # the usual tenant: the whole dict in one go
             headers = {
-                "x-switchman-tenant": self.name,
-                "x-ratelimit-limit-requests": self._limits[0],
-                "x-ratelimit-remaining-requests": str(grant.requests_left),
-                "x-ratelimit-reset-requests": self._requests_reset[1],
-                "x-ratelimit-limit-tokens": self._limits[1],
-                "x-ratelimit-remaining-tokens": str(grant.tokens_left),
-                "x-ratelimit-reset-tokens": self._tokens_reset[1],
+                TENANT: self.name,
+                LIMIT_REQUESTS: self._limits[0],
+                REMAINING_REQUESTS: str(grant.requests_left),
+                RESET_REQUESTS: self._requests_reset[1],
+                LIMIT_TOKENS: self._limits[1],
+                REMAINING_TOKENS: str(grant.tokens_left),
+                RESET_TOKENS: self._tokens_reset[1],
             }
         else:
-            headers = {"x-switchman-tenant": self.name}
+            headers = {TENANT: self.name}
             if rpm:
-                headers["x-ratelimit-limit-requests"] = self._limits[0]
-                headers["x-ratelimit-remaining-requests"] = str(grant.requests_left)
-                headers["x-ratelimit-reset-requests"] = self._requests_reset[1]
+                headers[LIMIT_REQUESTS] = self._limits[0]
+                headers[REMAINING_REQUESTS] = str(grant.requests_left)
+                headers[RESET_REQUESTS] = self._requests_reset[1]
             if tpm:
-                headers["x-ratelimit-limit-tokens"] = self._limits[1]
-                headers["x-ratelimit-remaining-tokens"] = str(grant.tokens_left)
-                headers["x-ratelimit-reset-tokens"] = self._tokens_reset[1]
+                headers[LIMIT_TOKENS] = self._limits[1]
+                headers[REMAINING_TOKENS] = str(grant.tokens_left)
+                headers[RESET_TOKENS] = self._tokens_reset[1]
         if self._soft:
             used = grant.used
             warnings = ""
@@ -105,7 +119,7 @@ class GrantHeaders:
                     text = f"{head}{_usd(used[i])}{tail}"
                     warnings = f"{warnings}; {text}" if warnings else text
             if warnings:
-                headers["x-switchman-budget-warning"] = warnings
+                headers[BUDGET_WARNING] = warnings
         return headers
 
 
