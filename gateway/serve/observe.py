@@ -211,7 +211,6 @@ class Observation:
         """Account the request once: metrics, the tenant's bill, access log, and the spans'
         closing attributes; returns the cost in USD."""
         seconds = time.perf_counter() - self._started
-        metrics = self._t.metrics
         model = decision.model.name if decision.model else "none"
         upstream = decision.upstream.name if decision.upstream else "none"
         route = decision.route
@@ -219,15 +218,15 @@ class Observation:
         cost = pricing.cost(decision.model, usage)
         if self.ticket is not None:
             self.ticket.settle(route, decision.model, usage, cost)
-        metrics.requests.labels(route, model, upstream, decision.outcome).inc()
-        metrics.request_duration.labels(route, model).observe(seconds)
+        series = self._t.metrics.accounted(route, model, upstream, decision.outcome)
+        series.requests.inc()
+        series.duration.observe(seconds)
         if self.inter_chunk_s is not None:
-            metrics.inter_token_latency.labels(route, model).observe(self.inter_chunk_s)
+            series.inter_chunk(self.inter_chunk_s)
         if usage is not None:
-            metrics.tokens.labels(model, "input").inc(usage.prompt_tokens)
-            metrics.tokens.labels(model, "output").inc(usage.completion_tokens)
+            series.tokens(usage.prompt_tokens, usage.completion_tokens)
         if cost:
-            metrics.cost.labels(route, model).inc(cost)
+            series.cost(cost)
         # A client that went away is not an error of the gateway (nor a span error).
         error = None if decision.outcome in ("ok", "client_closed") else decision.outcome
         attempt, server = self._attempt, self._server

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, generate_latest
 
 from switchman.gateway.telemetry.series import (
+    CounterChild,
+    HistogramChild,
+    SeriesCollector,
+)
+from switchman.gateway.telemetry.series import (
     CounterFamily as Counter,
 )
 from switchman.gateway.telemetry.series import (
@@ -21,9 +26,6 @@ from switchman.gateway.telemetry.series import (
 )
 from switchman.gateway.telemetry.series import (
     HistogramFamily as Histogram,
-)
-from switchman.gateway.telemetry.series import (
-    SeriesCollector,
 )
 
 # LLM calls run from milliseconds (cached, tiny) to minutes (long generations).
@@ -291,6 +293,48 @@ FAMILIES: tuple[Spec, ...] = (
 )
 
 
+class Accounted:
+    """The series an accounted request of one (route, model, upstream, outcome) updates, looked
+    up once per combination instead of by label values at every request. A series is created
+    when first updated, as ``family.labels(...)`` would create it: none appears before."""
+
+    __slots__ = (
+        "_cost",
+        "_gaps",
+        "_metrics",
+        "_model",
+        "_route",
+        "_tokens",
+        "duration",
+        "requests",
+    )
+
+    def __init__(self, metrics: Metrics, route: str, model: str, upstream: str, outcome: str):
+        self._metrics, self._route, self._model = metrics, route, model
+        self.requests = metrics.requests.labels(route, model, upstream, outcome)
+        self.duration = metrics.request_duration.labels(route, model)
+        self._gaps: HistogramChild | None = None
+        self._tokens: tuple[CounterChild, CounterChild] | None = None
+        self._cost: CounterChild | None = None
+
+    def inter_chunk(self, seconds: float) -> None:
+        if self._gaps is None:
+            self._gaps = self._metrics.inter_token_latency.labels(self._route, self._model)
+        self._gaps.observe(seconds)
+
+    def tokens(self, prompt: int, completion: int) -> None:
+        if self._tokens is None:
+            tokens, model = self._metrics.tokens, self._model
+            self._tokens = tokens.labels(model, "input"), tokens.labels(model, "output")
+        self._tokens[0].inc(prompt)
+        self._tokens[1].inc(completion)
+
+    def cost(self, usd: float) -> None:
+        if self._cost is None:
+            self._cost = self._metrics.cost.labels(self._route, self._model)
+        self._cost.inc(usd)
+
+
 class Metrics:
     """The gateway's metric families: one attribute per row of ``FAMILIES``."""
 
@@ -329,6 +373,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # (route, model, upstream, outcome) -> its series; as bounded as those labels, and the
+        # families' series are never removed (only the per-replica gauges are: ``endpoints``).
+        self._accounted: dict[tuple[str, str, str, str], Accounted] = {}
         for spec in FAMILIES:
             setattr(self, spec.attr, spec.build())
         for result in ("success", "invalid"):
@@ -338,6 +385,14 @@ class Metrics:
         self.registry.register(
             SeriesCollector([value for value in vars(self).values() if hasattr(value, "metric")])
         )
+
+    def accounted(self, route: str, model: str, upstream: str, outcome: str) -> Accounted:
+        """The series ``observe`` updates when it accounts a request (see ``Accounted``)."""
+        key = (route, model, upstream, outcome)
+        found = self._accounted.get(key)
+        if found is None:
+            found = self._accounted[key] = Accounted(self, route, model, upstream, outcome)
+        return found
 
     def prepare(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Create the zero series of each (upstream, model) pair, so that ``rate()`` and
