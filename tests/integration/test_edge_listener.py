@@ -8,6 +8,8 @@ A real gateway served by ``listener.GatewayRunner`` through ``acceptor.AcceptorS
   408 JSON and the connection closed; a connection that never sends a byte -> closed too; a
   request whose headers arrive in time on a second keep-alive request -> served.
 - keep-alive idle timeout: after an answer an idle connection is closed by the gateway.
+- pipelining: two chat requests and an unknown path in one write -> three answers in order,
+  each with its own ``x-request-id`` (the client's) and ``Server`` header, the 404 included.
 - connection cap: with ``max_connections`` open, the next connection gets a JSON 503 and is
   closed at once (counted in ``switchman_connections_refused_total``); once one closes, a new
   connection is served again.
@@ -145,6 +147,35 @@ async def test_keep_alive_requests_in_time_are_served_and_idle_ones_closed(serve
         await reader.readexactly(length)
 
     assert await read_all(reader) == b""  # idle past keepalive_timeout_s: closed, no answer
+    writer.close()
+
+
+async def test_pipelined_requests_are_answered_in_order_each_with_its_own_headers(
+    serve: Serve,
+) -> None:
+    port, _ = await serve(header_timeout_s=2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    ids = (b"first-1", b"second-2")
+    missing = b"GET /v1/nothing-here HTTP/1.1\r\nHost: gw\r\nx-request-id: third-3\r\n\r\n"
+    writer.write(
+        b"".join(request().replace(b"Host: gw", b"Host: gw\r\nx-request-id: " + i) for i in ids)
+        + missing
+    )
+    await writer.drain()
+
+    heads = []
+    for _ in range(3):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        heads.append(head.lower())
+
+    statuses = [head.split(b"\r\n")[0] for head in heads]
+    assert statuses == [b"http/1.1 200 ok", b"http/1.1 200 ok", b"http/1.1 404 not found"]
+    for head, request_id in zip(heads, (*ids, b"third-3"), strict=True):
+        assert b"x-request-id: " + request_id + b"\r\n" in head
+        assert b"server: switchman\r\n" in head
+    assert b"x-switchman-upstream: sim " in heads[0]  # loopback client: the address is shown
     writer.close()
 
 
