@@ -21,9 +21,10 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from switchman.api.gatewayconfig import Model
@@ -48,6 +49,9 @@ class Books(Protocol):
     def settle_now(self, bill: Bill) -> None: ...
 
 
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(slots=True)
 class Terms:
     """What admitting a tenant's requests needs that is fixed until its UTC day ends or the
@@ -62,21 +66,24 @@ class Terms:
 
 
 @dataclass(slots=True)
-class Ticket:
-    """An admitted request: what it reserved, and how to bill it once."""
+class Ticket(Ask):
+    """An admitted request: the ``Ask`` it reserved (one object, not two: it lives as long as
+    the request, and each such object is one more for the garbage collector to visit), and how
+    to bill it once."""
 
     tenancy: Tenancy
     store: Store  # the store that admitted it: kept open until its tickets settle
-    ledger: Ledger | None  # strict mode: billed in Redis by a background task
-    books: Books | None  # else: billed in this process's books
-    ask: Ask
-    prices: tuple[Model, ...]  # the route's candidates: the saving is against the priciest
-    headers: dict[str, str] = field(default_factory=dict)
+    # The route's candidates (the plan's list, which nothing changes): the saving is against the
+    # priciest.
+    prices: Sequence[Model]
+    headers: Mapping[str, str]  # the admitted request's (``GrantHeaders``), once admitted
+    ledger: Ledger | None = None  # strict mode: billed in Redis by a background task
+    books: Books | None = None  # else: billed in this process's books
     settled: bool = False
 
     @property
-    def tenant(self) -> str:
-        return self.ask.tenant
+    def ask(self) -> Ask:
+        return self
 
     def settle(self, route: str, model: Model | None, usage: Usage | None, cost: float) -> None:
         """Bill the response (once; later calls do nothing); ``cost`` is what ``model`` charged
@@ -84,7 +91,7 @@ class Ticket:
         if self.settled:
             return
         self.settled = True
-        ask = self.ask
+        ask: Ask = self
         actual = pricing.nanos(cost)
         name = model.name if model is not None else "none"
         if usage is None:
@@ -226,7 +233,7 @@ class Tenancy:
             terms = self._terms_of(tenant)
         allowed = candidates if terms.open else self._allowed(tenant, route, direct, candidates)
         prompt, completion = estimate
-        ask = Ask(
+        ticket = Ticket(
             tenant.name,
             terms.rpm,
             terms.tpm,
@@ -237,15 +244,18 @@ class Tenancy:
             # books keep reservations as sums and never read it.
             "" if store.shared is not None else self._member + str(next(self._serial)),
             self._ttl_ms,
+            self,
+            store,
+            candidates,
+            _NO_HEADERS,
         )
-        ledger: Ledger | None = None
         store.open += 1  # before the await: a reload meanwhile must not close it under us
         try:
-            answer = store.admit_now(ask)
+            answer = store.admit_now(ticket)
             if answer is None:
-                grant, ledger = await store.admit(ask)
+                grant, ticket.ledger = await store.admit(ticket)
             else:
-                grant, books = answer
+                grant, ticket.books = answer
         except Exception:
             store.release()
             self.metrics.tenant_rejections.labels(tenant.name, "store_down").inc()
@@ -253,11 +263,8 @@ class Tenancy:
         if not grant.ok:
             store.release()
             self.metrics.tenant_rejections.labels(tenant.name, grant.reason).inc()
-            raise refusal(tenant, ask, grant, datetime.now(UTC))
-        headers = terms.headers.render(grant)
-        ticket = Ticket(
-            self, store, ledger, books if ledger is None else None, ask, tuple(candidates), headers
-        )
+            raise refusal(tenant, ticket, grant, datetime.now(UTC))
+        ticket.headers = terms.headers.render(grant)
         return ticket, allowed
 
     def bill(self, store: Store, ledger: Ledger, bill: Bill) -> None:
