@@ -115,6 +115,13 @@ class LightSpan(Span, ReadableSpan):
             return
         values = self._values
         room = len(values) + len(attributes) <= LIMIT  # then no key can push another out
+        if (
+            room
+            and _SCALARS.issuperset(map(type, attributes.values()))
+            and values.keys().isdisjoint(attributes)
+        ):  # the usual case, in C: nothing to clean, move or drop
+            values.update(attributes)
+            return
         for key, value in attributes.items():
             if type(value) not in _SCALARS:
                 value = clean(value)

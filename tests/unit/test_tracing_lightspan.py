@@ -268,6 +268,18 @@ def test_a_list_is_copied_when_set() -> None:
     assert exported.events[0].attributes == {"list": ("a",)}
 
 
+def test_plain_values_set_again_move_to_the_end_as_the_sdk_moves_them() -> None:
+    def act(span: Span) -> None:
+        span.set_attributes({"a": 1, "b": "two", "c": 3.0})
+        span.set_attributes({"a": 10, "d": True})  # plain values, one key set before
+        span.set_attributes({"e": 5})
+
+    sdk, ours = _both(act)
+
+    assert _recorded(ours) == _recorded(sdk)
+    assert list(ours.attributes or {}) == ["b", "c", "a", "d", "e"]
+
+
 def test_keys_set_again_move_to_the_end_and_the_oldest_go_past_the_limit() -> None:
     def act(span: Span) -> None:
         for index in range(LIMIT + 5):
