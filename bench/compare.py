@@ -8,8 +8,11 @@ in an order rotated per round, so that noise from other work on the machine fall
 them alike; each figure is the median over rounds. Load comes from ``wrk`` (``bench.wrk``).
 Per point: requests/s, latency p50/p90/p99 (to the last byte; for streams an upper bound of
 time to first token, since the upstream sends a whole stream at once), the CPU the target's
-processes used per request, and their RSS; then added p50/p99 against ``direct``. Results:
-``bench/results/compare.{json,md,png}`` (``bench.report``).
+processes used per request, and their RSS; then added p50/p99 against ``direct``. Besides the
+closed-loop points, ``chat-paced`` measures every target at ``--paced-concurrency`` connections
+paced to ``--paced`` requests/s in all (``bench.wrk``): the latency each adds under a load it can
+carry, where a closed loop at that concurrency saturates every proxy and measures its queue.
+Results: ``bench/results/compare.{json,md,png}`` (``bench.report``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="N")
     parser.add_argument("--targets", nargs="+", default=list(ALL), choices=ALL)
     parser.add_argument("--kinds", nargs="+", default=["chat", "chat-stream"])
+    parser.add_argument(
+        "--paced", type=float, default=1000.0, help="chat-paced: requests/s offered (0: none)"
+    )
+    parser.add_argument("--paced-concurrency", type=int, default=64)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--note", default="", help="a line for the results (what else ran)")
     parser.add_argument("--stem", default="compare", help="result file names (STEM.md, ...)")
@@ -148,21 +155,33 @@ async def _connectable(port: int, deadline: float = 30.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {deadline}s")
 
 
-def measure(target: targets.Target, kind: str, concurrency: int, seconds: float) -> dict[str, Any]:
-    """One wrk run against ``target``, with its CPU and RSS and the machine's busy share."""
-    pids = procs.tree(target.pid(kind)) if target.processes else []
+PACED = "-paced"  # a kind's suffix: its requests, paced (``chat-paced``)
+
+
+def measure(
+    target: targets.Target,
+    kind: str,
+    concurrency: int,
+    seconds: float,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """One wrk run against ``target`` (paced to ``rate`` requests/s when given), with its CPU
+    and RSS and the machine's busy share."""
+    base = kind.removesuffix(PACED)
+    pids = procs.tree(target.pid(base)) if target.processes else []
     cpu = procs.cpu_seconds(pids)
     busy0, total0 = procs.machine_jiffies()
     result = wrk.run(
-        target.url(kind),
-        BODIES[kind],
+        target.url(base),
+        BODIES[base],
         concurrency=concurrency,
         seconds=seconds,
         headers=target.headers,
+        rate=rate,
     )
     busy1, total1 = procs.machine_jiffies()
     if pids:
-        pids = procs.tree(target.pid(kind))
+        pids = procs.tree(target.pid(base))
         used = procs.cpu_seconds(pids) - cpu
         if result["requests"]:
             result["cpu_us_per_request"] = used / result["requests"] * 1e6
@@ -252,22 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         for round_no in range(args.rounds):
             shift = round_no % len(measured)
-            order = measured[shift:] + measured[:shift]
-            for kind in args.kinds:
-                for concurrency in args.concurrency:
-                    for target in order:
-                        seconds = _duration(runs, target.name, kind, concurrency, args.seconds)
-                        result = measure(target, kind, concurrency, seconds)
-                        runs.setdefault((target.name, kind, concurrency), []).append(result)
-                        print(
-                            f"round {round_no} {kind:11} c={concurrency:<4} {target.name:12} "
-                            f"{result['rps']:9.0f} rps  p50 {result['p50_ms']:8.2f} ms  "
-                            f"p99 {result['p99_ms']:8.2f} ms  "
-                            f"cpu {result.get('cpu_us_per_request', 0):7.0f} us/req  "
-                            f"{seconds:4.1f} s  "
-                            f"errors {result['errors']}",
-                            flush=True,
-                        )
+            _round(runs, round_no, measured[shift:] + measured[:shift], args)
         results["elapsed_s"] = time.monotonic() - started
         results["machine"]["load_average_at_end"] = os.getloadavg()
         results["points"] = [
@@ -286,6 +290,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     report.added(results)
     return results
+
+
+def _round(
+    runs: dict[tuple[str, str, int], list[dict[str, Any]]],
+    round_no: int,
+    order: list[targets.Target],
+    args: argparse.Namespace,
+) -> None:
+    """One round: every closed-loop point, then the paced one, on every target in ``order``."""
+    points = [(kind, c, None) for kind in args.kinds for c in args.concurrency]
+    if args.paced > 0 and "chat" in args.kinds:
+        points.append(("chat" + PACED, args.paced_concurrency, args.paced))
+    for kind, concurrency, rate in points:
+        for target in order:
+            seconds = args.seconds
+            if rate is None:
+                seconds = _duration(runs, target.name, kind, concurrency, args.seconds)
+            result = measure(target, kind, concurrency, seconds, rate)
+            runs.setdefault((target.name, kind, concurrency), []).append(result)
+            print(
+                f"round {round_no} {kind:11} c={concurrency:<4} {target.name:12} "
+                f"{result['rps']:9.0f} rps  p50 {result['p50_ms']:8.2f} ms  "
+                f"p99 {result['p99_ms']:8.2f} ms  "
+                f"cpu {result.get('cpu_us_per_request', 0):7.0f} us/req  "
+                f"{seconds:4.1f} s  "
+                f"errors {result['errors']}",
+                flush=True,
+            )
 
 
 async def _collector_stats(chosen: list[targets.Target]) -> dict[str, int] | None:

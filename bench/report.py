@@ -62,6 +62,16 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         if sw and "added_p50_ms" in sw:
             value = sw["added_p50_ms"]
             check(f"added p50 ms, c={c}", value, f"<= {goal}", value <= goal)
+    paced = [p for (n, k, _), p in points.items() if n == "switchman-1" and k == "chat-paced"]
+    if paced and "added_p50_ms" in paced[0]:
+        value, settings = paced[0]["added_p50_ms"], results["settings"]
+        check(
+            f"added p50 ms, c={settings['paced_concurrency']} paced at "
+            f"{settings['paced']:,.0f} rps (not saturated)",
+            value,
+            "<= 2.0",
+            value <= 2.0,
+        )
     sw = points.get(("switchman-1", "chat-stream", 16))
     relay = points.get(("relay", "chat-stream", 16))
     if sw and relay:

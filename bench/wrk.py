@@ -7,6 +7,13 @@ few microseconds per request. ``run`` writes a Lua script that sets the method, 
 headers and prints one JSON line from ``done()`` (requests, errors by kind, latency
 percentiles in microseconds over every request), and parses it. Latency is to the last byte of
 each response. wrk is the Debian ``wrk`` package (``bench/setup.sh`` installs it).
+
+With ``rate`` the load is paced instead of closed: each connection waits a random 0 to 2x
+(``concurrency`` / ``rate``) seconds (whole milliseconds, wrk's unit) after each answer before
+it sends the next, so the connections drift apart and the server sees about ``rate`` requests/s
+arriving independently rather than the next request the moment an answer leaves. That measures
+the latency a server adds under a load it can carry; a closed loop measures it saturated, where
+the latency is mostly queueing.
 """
 
 from __future__ import annotations
@@ -35,12 +42,21 @@ def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
 
-def script(body: bytes, headers: dict[str, str]) -> str:
-    """The Lua script wrk runs: POST ``body`` with ``headers``, report JSON at the end."""
+def script(body: bytes, headers: dict[str, str], pace_ms: int | None = None) -> str:
+    """The Lua script wrk runs: POST ``body`` with ``headers``, report JSON at the end; with
+    ``pace_ms``, wait a random 0 to 2 x ``pace_ms`` ms between an answer and the next request."""
     lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body.decode())}"]
     for name, value in {"Content-Type": "application/json", **headers}.items():
         lines.append(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}")
+    if pace_ms is not None:
+        lines.append(f"delay = function() return math.random(0, {2 * pace_ms}) end")
     return "\n".join(lines) + "\n" + _DONE
+
+
+def pace_ms(concurrency: int, rate: float) -> int:
+    """The mean wait per connection (ms) for ``concurrency`` connections to offer ``rate``
+    requests/s (the answers' own latency, small under such a load, comes on top)."""
+    return max(1, round(concurrency * 1000 / rate))
 
 
 def available() -> bool:
@@ -55,13 +71,16 @@ def run(
     seconds: float,
     headers: dict[str, str] | None = None,
     timeout_s: float = 30.0,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """Drive ``url`` with ``concurrency`` connections for ``seconds``; wrk's summary as a dict
-    plus ``rps``, ``errors`` (non-2xx answers, socket errors and timeouts) and ``*_ms``."""
+    """Drive ``url`` with ``concurrency`` connections for ``seconds`` (paced to about ``rate``
+    requests/s when given); wrk's summary as a dict plus ``rps``, ``errors`` (non-2xx answers,
+    socket errors and timeouts) and ``*_ms``."""
     if not available():
         raise RuntimeError("wrk is not installed: run `bash bench/setup.sh` (make bench does)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script(body, headers or {}))
+        pace = pace_ms(concurrency, rate) if rate else None
+        handle.write(script(body, headers or {}, pace))
         lua = handle.name
     try:
         out = subprocess.run(

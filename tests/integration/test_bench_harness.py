@@ -3,9 +3,10 @@
 Not a performance test (no figure is judged here; ``make bench`` measures): one short round
 of the fake upstream (nginx), the relay and Switchman with every production feature on, driven
 by wrk, must produce results for every point without an error, CPU and memory figures for the
-servers, spans at the OTLP collector, the targets table and the markdown. LiteLLM is left out
-(its virtualenv is ``make bench``'s). Needs wrk and nginx (``bash bench/setup.sh tools``, run by
-``make test-integration``). Bounded: about 20 s.
+servers, spans at the OTLP collector, the targets table and the markdown; the paced point
+offers about the rate it was given (far below what the same connections do closed-loop).
+LiteLLM is left out (its virtualenv is ``make bench``'s). Needs wrk and nginx (``bash
+bench/setup.sh tools``, run by ``make test-integration``). Bounded: about 25 s.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ async def test_compare_runs_every_point_and_writes_its_results(tmp_path: Path) -
         "compare",
         *("--seconds", "1", "--rounds", "1", "--concurrency", "1", "4", "--workers", "2"),
         *("--targets", "direct", "relay", "switchman-1", "--out", str(tmp_path)),
+        *("--paced", "200", "--paced-concurrency", "4"),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -44,13 +46,11 @@ async def test_compare_runs_every_point_and_writes_its_results(tmp_path: Path) -
     assert proc.returncode == 0, output.decode()[-3000:]
     results = json.loads((tmp_path / "compare.json").read_text())
     points = {(p["target"], p["kind"], p["concurrency"]): p for p in results["points"]}
+    targets = ("direct", "relay", "switchman-1")
     expected = {
-        (target, kind, c)
-        for target in ("direct", "relay", "switchman-1")
-        for kind in ("chat", "chat-stream")
-        for c in (1, 4)
+        (target, kind, c) for target in targets for kind in ("chat", "chat-stream") for c in (1, 4)
     }
-    assert set(points) == expected
+    assert set(points) == expected | {(target, "chat-paced", 4) for target in targets}
     for key, point in points.items():
         assert point["requests"] > 0, key
         assert point["errors"] == 0, key
@@ -65,6 +65,10 @@ async def test_compare_runs_every_point_and_writes_its_results(tmp_path: Path) -
     assert results["settings"]["tenancy"] == "redis"  # every request authenticated and admitted
     checks = {c["target"] for c in results["checks"]}
     assert "rps vs relay, c=16" not in checks  # only concurrencies that ran are judged
+    assert "added p50 ms, c=4 paced at 200 rps (not saturated)" in checks
+    paced, closed = points[("direct", "chat-paced", 4)], points[("direct", "chat", 4)]
+    assert 100 <= paced["rps"] <= 300  # 4 connections, each waiting 20 ms on average
+    assert closed["rps"] > 4 * paced["rps"]
     markdown = (tmp_path / "compare.md").read_text()
     assert "| switchman-1 | 4 |" in markdown
     assert "## chat-stream" in markdown
