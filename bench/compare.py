@@ -9,9 +9,10 @@ them alike; each figure is the median over rounds. Load comes from ``wrk`` (``be
 Per point: requests/s, latency p50/p90/p99 (to the last byte; for streams an upper bound of
 time to first token, since the upstream sends a whole stream at once), the CPU the target's
 processes used per request, and their RSS; then added p50/p99 against ``direct``. Besides the
-closed-loop points, ``chat-paced`` measures every target at ``--paced-concurrency`` connections
-paced to ``--paced`` requests/s in all (``bench.wrk``): the latency each adds under a load it can
-carry, where a closed loop at that concurrency saturates every proxy and measures its queue.
+closed-loop points, ``chat-paced`` and ``chat-stream-paced`` measure every target at
+``--paced-concurrency`` (64) and ``--paced-stream-concurrency`` (16) connections paced to
+``--paced`` requests/s in all (``bench.wrk``): the latency each adds under a load it can carry,
+where a closed loop at those concurrencies saturates every proxy and measures its queue.
 Results: ``bench/results/compare.{json,md,png}`` (``bench.report``).
 """
 
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "--paced", type=float, default=1000.0, help="chat-paced: requests/s offered (0: none)"
     )
     parser.add_argument("--paced-concurrency", type=int, default=64)
+    parser.add_argument("--paced-stream-concurrency", type=int, default=16)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--note", default="", help="a line for the results (what else ran)")
     parser.add_argument("--stem", default="compare", help="result file names (STEM.md, ...)")
@@ -300,8 +302,9 @@ def _round(
 ) -> None:
     """One round: every closed-loop point, then the paced one, on every target in ``order``."""
     points = [(kind, c, None) for kind in args.kinds for c in args.concurrency]
-    if args.paced > 0 and "chat" in args.kinds:
-        points.append(("chat" + PACED, args.paced_concurrency, args.paced))
+    if args.paced > 0:
+        paced = {"chat": args.paced_concurrency, "chat-stream": args.paced_stream_concurrency}
+        points += [(kind + PACED, paced[kind], args.paced) for kind in args.kinds]
     for kind, concurrency, rate in points:
         for target in order:
             seconds = args.seconds

@@ -9,6 +9,7 @@ matplotlib (the ``bench`` extra); without it the PNG is skipped with a note.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         if sw and "added_p50_ms" in sw:
             value = sw["added_p50_ms"]
             check(f"added p50 ms, c={c}", value, f"<= {goal}", value <= goal)
-    paced = [p for (n, k, _), p in points.items() if n == "switchman-1" and k == "chat-paced"]
-    if paced and "added_p50_ms" in paced[0]:
-        value, settings = paced[0]["added_p50_ms"], results["settings"]
-        check(
-            f"added p50 ms, c={settings['paced_concurrency']} paced at "
-            f"{settings['paced']:,.0f} rps (not saturated)",
-            value,
-            "<= 2.0",
-            value <= 2.0,
-        )
+    _paced_checks(points, results["settings"], check)
     sw = points.get(("switchman-1", "chat-stream", 16))
     relay = points.get(("relay", "chat-stream", 16))
     if sw and relay:
@@ -89,6 +81,30 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ratio >= 1.7,
             )
     return out
+
+
+def _paced_checks(
+    points: dict[tuple[str, str, int], Point],
+    settings: dict[str, Any],
+    check: Callable[[str, float | None, str, bool | None], None],
+) -> None:
+    """The latency targets at a load every proxy carries (``compare``'s paced points)."""
+
+    def paced(target: str, kind: str) -> Point | None:
+        found = [p for (n, k, _), p in points.items() if n == target and k == kind]
+        return found[0] if found else None
+
+    rate = f"paced at {settings.get('paced', 0):,.0f} rps (not saturated)"
+    sw = paced("switchman-1", "chat-paced")
+    if sw and "added_p50_ms" in sw:
+        value = sw["added_p50_ms"]
+        c = sw["concurrency"]
+        check(f"added p50 ms, c={c} {rate}", value, "<= 2.0", value <= 2.0)
+    sw, relay = paced("switchman-1", "chat-stream-paced"), paced("relay", "chat-stream-paced")
+    if sw and relay:
+        value = sw["p50_ms"] - relay["p50_ms"]
+        c = sw["concurrency"]
+        check(f"stream p50 minus relay's, c={c} {rate} (ms)", value, "<= 1", value <= 1)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
