@@ -145,6 +145,14 @@ class GuardedHandler(RequestHandler):
             # in one read, the common case, never starts a timer).
             self._arm(self._guard.edge().header_timeout_s)
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        """aiohttp's, only when reading is paused (by the body's flow control, or a full queue
+        of pipelined requests). The body reader asks on every read (``read_nowait``, once more
+        at its end), and aiohttp's would then re-run the parser on no bytes (``data_received``)
+        and resume a transport that is reading: nothing is left unparsed but by a pause."""
+        if self._reading_paused or self._buffer_paused:
+            super().resume_reading(resume_parser)
+
     def _busy(self) -> bool:
         return self._request_in_progress or bool(self._messages)
 

@@ -10,6 +10,10 @@ A real gateway served by ``listener.GatewayRunner`` through ``acceptor.AcceptorS
 - keep-alive idle timeout: after an answer an idle connection is closed by the gateway.
 - pipelining: two chat requests and an unknown path in one write -> three answers in order,
   each with its own ``x-request-id`` (the client's) and ``Server`` header, the 404 included.
+- 300 pipelined requests and a chat request in one write: all answered (aiohttp's queue of
+  parsed requests fills, reading pauses and resumes).
+- a 3 MiB body sent in pieces (a 1 KiB read buffer), then a second request on the same
+  connection: reading pauses and resumes (flow control), both are answered.
 - connection cap: with ``max_connections`` open, the next connection gets a JSON 503 and is
   closed at once (counted in ``switchman_connections_refused_total``); once one closes, a new
   connection is served again.
@@ -56,7 +60,7 @@ def request(body: bytes = HELLO) -> bytes:
 async def serve(tmp_path: Path, launch: Launch) -> AsyncIterator[Serve]:
     runners: list[web.AppRunner] = []
 
-    async def start(**edge: Any) -> tuple[int, Metrics]:
+    async def start(*, read_bufsize: int = 2**16, **edge: Any) -> tuple[int, Metrics]:
         sim = await launch()
         path = tmp_path / f"gateway-{len(runners)}.json"
         config = {
@@ -70,7 +74,7 @@ async def serve(tmp_path: Path, launch: Launch) -> AsyncIterator[Serve]:
         watcher = ConfigWatcher(path, metrics, environ={})
         watcher.load_initial()
         app = create_app(watcher, metrics)
-        runner = GatewayRunner(app, access_log=None)
+        runner = GatewayRunner(app, access_log=None, read_bufsize=read_bufsize)
         await runner.setup()
         runners.append(runner)
         site = AcceptorSite(runner, "127.0.0.1", 0)  # as ``listener.serve`` listens
@@ -176,6 +180,41 @@ async def test_pipelined_requests_are_answered_in_order_each_with_its_own_header
         assert b"x-request-id: " + request_id + b"\r\n" in head
         assert b"server: switchman\r\n" in head
     assert b"x-switchman-upstream: sim " in heads[0]  # loopback client: the address is shown
+    writer.close()
+
+
+async def test_a_flood_of_pipelined_requests_is_answered_whole(serve: Serve) -> None:
+    port, _ = await serve(header_timeout_s=2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    count = 300  # past aiohttp's queue of parsed requests: it pauses reading, then resumes
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n" * count + request())
+    await writer.drain()
+
+    for number in range(count + 1):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200"), number
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    writer.close()
+
+
+async def test_a_body_past_the_read_buffer_pauses_reading_and_is_read_whole(serve: Serve) -> None:
+    port, _ = await serve(header_timeout_s=2, read_bufsize=1024)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # Far past the read buffer, so reading pauses until the body is read (white space: the
+    # upstream gets the small request the gateway forwards).
+    big = HELLO + b" " * (3 * 1024 * 1024)
+    data = request(big) + request()
+    for at in range(0, len(data), 256 * 1024):  # in pieces, as a client's socket sends it
+        writer.write(data[at : at + 256 * 1024])
+        await writer.drain()
+
+    for _ in range(2):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        answer = json.loads(await reader.readexactly(length))
+        assert answer["object"] == "chat.completion"
     writer.close()
 
 
