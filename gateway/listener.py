@@ -21,8 +21,9 @@ config's ``server.edge``:
 
 Idle keep-alive connections are closed by aiohttp itself after ``keepalive_timeout_s`` (read at
 start-up); a body that never completes is the request reader's (``serve.request``) 408.
-This leans on three attributes of aiohttp's ``RequestHandler`` (``_request_count``,
-``_request_in_progress``, ``_messages``); the edge tests pin the behaviour they provide.
+This leans on five attributes of aiohttp's ``RequestHandler`` (``_request_count``,
+``_request_in_progress``, ``_messages``, and ``_reading_paused``/``_buffer_paused``, read by
+``resume_reading``); the edge tests pin the behaviour they provide.
 """
 
 from __future__ import annotations
