@@ -163,7 +163,9 @@ class _Request(web.Request):
     costs two more coroutines per response; as aiohttp's, only for a request routed to the
     app (not one answered before routing, such as a malformed request). ``get`` reads the
     request's state at once (the Mapping mixin's is two Python calls, and a raised and caught
-    ``KeyError`` for a key not set)."""
+    ``KeyError`` for a key not set). This leans on aiohttp's ``_make_request(_cls=)``,
+    ``_prepare_hook``, ``_match_info`` and ``_state``; the header tests (x-request-id, Server,
+    the tenant's limits, the edge tests' pipelined requests) fail if one of them changes."""
 
     def _prepare_hook(self, response: web.StreamResponse) -> Coroutine[Any, Any, None]:
         if self._match_info is not None:
