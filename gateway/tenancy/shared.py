@@ -92,8 +92,11 @@ class SharedBooks:
         view = self.views.get(ask.tenant)
         if view is None:
             view = self.views[ask.tenant] = View()
-        rpm, tpm, periods, amount = ask.rpm, ask.tpm, ask.periods, ask.amount
-        view.rpm, view.tpm, view.periods, view.active = rpm, tpm, periods, now
+        # One name a statement: four on a line would build and unpack a tuple.
+        rpm = view.rpm = ask.rpm
+        tpm = view.tpm = ask.tpm
+        periods = view.periods = ask.periods
+        view.active = now
         elapsed = now - view.stamp if now > view.stamp else 0.0
         # ``level`` and ``View.used`` written out: this is every admitted request's path.
         requests = tokens = 0.0
@@ -129,6 +132,7 @@ class SharedBooks:
                 view.pending.tokens += ask.tokens
             else:
                 view.tokens = None
+            amount = ask.amount
             if amount:
                 for index, period in enumerate(periods):
                     key = period.key
