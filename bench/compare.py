@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", nargs="+", default=list(ALL), choices=ALL)
     parser.add_argument("--kinds", nargs="+", default=["chat", "chat-stream"])
     parser.add_argument(
-        "--paced", type=float, default=1000.0, help="chat-paced: requests/s offered (0: none)"
+        "--paced", type=float, default=1000.0, help="paced points: requests/s in all (0: none)"
     )
     parser.add_argument("--paced-concurrency", type=int, default=64)
     parser.add_argument("--paced-stream-concurrency", type=int, default=16)
@@ -300,7 +300,7 @@ def _round(
     order: list[targets.Target],
     args: argparse.Namespace,
 ) -> None:
-    """One round: every closed-loop point, then the paced one, on every target in ``order``."""
+    """One round: every closed-loop point, then the paced ones, on every target in ``order``."""
     points = [(kind, c, None) for kind in args.kinds for c in args.concurrency]
     if args.paced > 0:
         paced = {"chat": args.paced_concurrency, "chat-stream": args.paced_stream_concurrency}
