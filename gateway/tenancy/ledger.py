@@ -75,18 +75,13 @@ def grant(
 ) -> Grant:
     """The ``Grant`` of a verdict (``reason``, "" when admitted) from what is left in the
     tenant's buckets (``requests`` and ``tokens``, fractional, of caps ``rpm`` and ``tpm``)."""
-    # ``wait`` written out (every admitted request's path): 0 without a limit or when full.
-    missing = rpm - requests
-    requests_ms = int(-(-missing * MINUTE_MS // rpm)) if rpm and missing > 0 else 0
-    missing = tpm - tokens
-    tokens_ms = int(-(-missing * MINUTE_MS // tpm)) if tpm and missing > 0 else 0
     return Grant(
         not reason,
         reason,
         int(requests) if requests > 0 else 0,
-        requests_ms,
+        wait(rpm - requests, rpm),
         int(tokens) if tokens > 0 else 0,
-        tokens_ms,
+        wait(tpm - tokens, tpm),
         retry,
         tuple(used),
     )
