@@ -481,9 +481,8 @@ def _filter(
 ) -> list[int]:
     """The candidates that can serve the request (endpoint, capabilities, context window)."""
     kept = list(range(route.count))
-    # ``_needs`` inlined; ``map`` over the mapping's own lookup: no generator frame per request
-    needs = feats.vision or feats.tools or feats.json_schema
-    if needs or not all(map(supports.__getitem__, route.upstreams)):
+    # ``map`` over the mapping's own lookup: no generator frame per request
+    if _needs(feats) or not all(map(supports.__getitem__, route.upstreams)):
         kept = _filter_needs(
             route.upstreams, route.lacks, removed, feats, supports, route.spec.name, op
         )
