@@ -16,7 +16,7 @@ import orjson
 
 from switchman.gateway.errors import UpstreamUnavailable, openai_error_body
 from switchman.gateway.providers.exchange import Operation, ResponseInfo, UpstreamCall, Usage
-from switchman.gateway.providers.sse import DONE, Event
+from switchman.gateway.providers.sse import DONE, Event, block_events
 
 PATHS: dict[Operation, str] = {
     "chat": "/chat/completions",
@@ -27,6 +27,8 @@ PATHS: dict[Operation, str] = {
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([^"]+)"')
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]*)"')
+_UNFINISHED = b'"finish_reason":null'
+_DONE_AFTER = b"\n\n" + DONE  # ``[DONE]``, the last of several plain events
 
 
 def upstream_body(body: dict[str, Any], model_id: str, stream: bool) -> bytes:
@@ -141,7 +143,7 @@ class OpenAIStream:
             raise UpstreamUnavailable("the upstream reported an error in its stream")
         if self.model is None and (found := _MODEL.search(data)):
             self.model = found.group(1).decode("utf-8", "replace")
-        if data.rfind(b'"finish_reason":null') < 0 and (reason := _FINISH.search(data)):
+        if data.rfind(_UNFINISHED) < 0 and (reason := _FINISH.search(data)):
             self.finish_reasons.append(reason.group(1).decode("utf-8", "replace"))
         if data.find(b'"usage"') >= 0 and _USAGE.search(data):
             try:
@@ -153,8 +155,91 @@ class OpenAIStream:
                 return b""
         return event.raw
 
+    def feed_block(self, block: bytes) -> bytes:
+        """``feed`` for every event of a block at once (``sse.SSEParser.complete``: a read's
+        whole events): the same bytes out and the same state as feeding them one by one. The
+        common read (plain ``data: {...}`` events: content chunks, at the end maybe the finish,
+        usage and ``[DONE]``) is decided by a few scans of the whole block, and only events that
+        hold a finish reason or usage are looked at one by one; any other goes to ``feed``."""
+        done = block == DONE or block.endswith(_DONE_AFTER)
+        body = block[: -len(DONE)] if done else block
+        scan = _scan(body, self.model is None) if body else (None, [], [])
+        if scan is None:
+            return b"".join([self.feed(event) for event in block_events(block)])
+        model, reasons, usages = scan
+        if model is not None:
+            self.model = model
+        if reasons:
+            self.finish_reasons += reasons
+        dropped = []
+        for start, end in usages:
+            try:
+                chunk = _loads(body[start + 6 : end])
+            except ValueError:
+                continue
+            self.usage = Usage.from_openai(chunk.get("usage")) or self.usage
+            if not self.wants_usage and not chunk.get("choices"):
+                dropped.append((start, end + 2))
+        if done:
+            self.done = True
+        return _without(body, dropped) if dropped else body
+
     def finish(self) -> bytes:
         return DONE
+
+
+_Scan = tuple[str | None, list[str], list[tuple[int, int]]]
+_SET_FINISH = re.compile(rb'finish_reason"(?!:null)')
+_SET_USAGE = re.compile(rb'usage"(?!:null)')
+
+
+def _scan(body: bytes, want_model: bool) -> _Scan | None:
+    """The model (when wanted), finish reasons and usage events (start and end of their
+    ``data: `` line) in a block of whole events without ``[DONE]``, as ``feed`` would find them
+    one by one; None unless every event is a plain ``data: {...}`` line and none is an error."""
+    if not body.startswith(b"data: {") or not body.endswith(b"}\n\n"):
+        return None
+    # Events of one line each: two line ends apiece, all of them between "}" and "data: {".
+    if body.count(b"\n") != 2 * body.count(b"}\n\ndata: {") + 2 or body.find(b'"error"') >= 0:
+        return None
+    model = None
+    if want_model and (found := _MODEL.search(body)):
+        if found.group(1).find(b"\n") >= 0:  # (ran into the next event)
+            return None
+        model = found.group(1).decode("utf-8", "replace")
+    reasons = []
+    for start, key, end in _holding(body, _SET_FINISH):
+        # As ``feed`` reads an event's finish reason; its first match is at the key or after.
+        if body.find(_UNFINISHED, start, end) < 0 and (reason := _FINISH.search(body, key, end)):
+            reasons.append(reason.group(1).decode("utf-8", "replace"))
+    usages = [
+        (start, end)
+        for start, key, end in _holding(body, _SET_USAGE)
+        if _USAGE.search(body, key, end)
+    ]
+    return model, reasons, usages
+
+
+def _holding(body: bytes, key: re.Pattern[bytes]) -> list[tuple[int, int, int]]:
+    """The events of a block of one-line events where ``key`` matches (those a finish reason or
+    usage may be read from: a stream's last ones): the start of their ``data: `` line, of the
+    first match less one (its opening quote) and the end of the line."""
+    spans: list[tuple[int, int, int]] = []
+    at = 0
+    while found := key.search(body, at):
+        at = body.find(b"\n", found.end())
+        spans.append((body.rfind(b"\n", 0, found.start()) + 1, found.start() - 1, at))
+    return spans
+
+
+def _without(body: bytes, spans: list[tuple[int, int]]) -> bytes:
+    parts = []
+    at = 0
+    for start, end in spans:
+        parts.append(body[at:start])
+        at = end
+    parts.append(body[at:])
+    return b"".join(parts)
 
 
 class OpenAICompatible:

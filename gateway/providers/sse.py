@@ -2,7 +2,9 @@
 
 The relay (``serve.relay``) feeds upstream bytes as they arrive and gets whole events back, each
 with its original bytes, so OpenAI-compatible streams are relayed without re-encoding while the
-relay still sees every event (to read usage, or to translate Anthropic's event sequence). Follows
+relay still sees every event (to read usage, or to translate Anthropic's event sequence); a
+decoder that reads a whole read's events at once (OpenAI's) takes them as one block of bytes
+instead (``complete``), with no object per event. Follows
 the WHATWG event-stream format: ``\\n``, ``\\r\\n`` or ``\\r`` line ends, ``:`` comments, multi-line
 ``data``.
 """
@@ -60,6 +62,22 @@ class SSEParser:
         self._buffer = buffer[start:] + held
         return events
 
+    def complete(self, chunk: bytes) -> bytes | None:
+        """Add bytes; the events completed by them as one block of bytes, as they are (what
+        ``block_events`` splits into the events ``feed`` would return), for a decoder that reads
+        a whole read's events at once. None, with nothing taken, when they must go to ``feed``:
+        no event completed yet, a CR (line ends to normalise), or a run of three line ends at the
+        block's end (where the event boundary is only found from the start). Two short scans."""
+        buffer = self._buffer + chunk if self._buffer else chunk
+        end = buffer.rfind(b"\n\n") + 2
+        if end < 3 or buffer[end - 3] == 10 or buffer.find(b"\r", 0, end) >= 0:  # 10: b"\n"
+            return None
+        if end == len(buffer):
+            self._buffer = b""
+            return buffer
+        self._buffer = buffer[end:]
+        return buffer[:end]
+
     def flush(self) -> list[Event]:
         """At end of stream: an unterminated final event is still dispatched."""
         rest, self._buffer = self._buffer, b""
@@ -73,6 +91,11 @@ class SSEParser:
     def pending(self) -> int:
         """Bytes held back waiting for the end of an event."""
         return len(self._buffer)
+
+
+def block_events(block: bytes) -> list[Event]:
+    """The events of a block ``SSEParser.complete`` returned, as ``feed`` returned them."""
+    return SSEParser().feed(block)
 
 
 def _parse_block(block: bytes) -> Event | None:

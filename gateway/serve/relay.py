@@ -13,16 +13,18 @@ after the client saw data raises ``Cut``: never relayed, always the attempt's fa
 ``finish_reason`` is a clean end (the missing ``[DONE]`` is written for the upstream). Past
 ``max_bytes`` read from the upstream the relay breaks off with ``stream_too_large`` (never
 continued). Every event passes ``redactor`` before the decoder sees it, so no credential an
-upstream echoes is relayed, wrapped into an error or logged.
+upstream echoes is relayed, wrapped into an error or logged. A decoder that takes a read's whole
+events at once (``OpenAIStream.feed_block``) gets them as one block when no credential is in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
-from switchman.gateway.providers.sse import Event, SSEParser
+from switchman.gateway.providers.sse import Event, SSEParser, block_events
 from switchman.gateway.serve.continuation import JoinUnverified
 from switchman.gateway.serve.deadlines import Deadlines
 from switchman.gateway.serve.downstream import ClientStream
@@ -91,10 +93,13 @@ class Relay:
     ) -> None:
         self._upstream = upstream
         self._deadlines = deadlines
-        self._redactor = redactor or Redactor()
+        self._redactor = redactor if redactor is not None else Redactor()
         self._cap = max_bytes
         self._left = max_bytes
         self._decoder = decoder
+        # A decoder that takes a read's events at once (``OpenAIStream.feed_block``: the same
+        # bytes and state as ``feed`` on each) is given them so: no event objects.
+        self._block: Callable[[bytes], bytes] | None = getattr(decoder, "feed_block", None)
         self._parser = SSEParser()
         self._idle = idle
         self._deadline = deadline
@@ -174,9 +179,15 @@ class Relay:
         decoder = self._decoder
         try:
             if chunk:
-                events = self._events(self._parser.feed(chunk))
-                return b"".join(decoder.feed(event) for event in events)
-            out = b"".join(decoder.feed(event) for event in self._events(self._parser.flush()))
+                if self._block is not None and (block := self._parser.complete(chunk)) is not None:
+                    # A credential in the read: redacted event by event, as any other read.
+                    if not self._redactor or self._redactor.data(block) is block:
+                        return self._block(block)
+                    events = self._events(block_events(block))
+                else:
+                    events = self._events(self._parser.feed(chunk))
+                return b"".join([decoder.feed(event) for event in events])
+            out = b"".join([decoder.feed(event) for event in self._events(self._parser.flush())])
             if not decoder.done and not decoder.finish_reasons:
                 raise _Broken(
                     "stream_broken",

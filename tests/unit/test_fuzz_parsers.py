@@ -8,7 +8,11 @@ deadline), about a second each. Properties:
   included) -> a ``ClientRequest`` or ``InvalidRequest`` (400), never another exception; an
   accepted body re-encodes to UTF-8 JSON (what is sent upstream).
 - SSE parser: any byte stream cut at any points yields exactly the events of the uncut stream,
-  and each event's ``raw`` bytes concatenate back to the stream they came from.
+  and each event's ``raw`` bytes concatenate back to the stream they came from; the same when
+  each piece is taken as a block of whole events (``complete``) where it can be.
+- OpenAI stream decoder: any read of events made of the fragments that matter (finish reasons,
+  usage, model, error, ``[DONE]``, quotes and braces) gives the same bytes, or the same
+  exception, and the same state through ``feed_block`` as through ``feed`` on each event.
 - translators: ``chat_to_messages`` on any chat-shaped body, and the inbound
   ``messages_to_chat`` (Anthropic Messages) and ``responses_to_chat`` (Responses) on any
   body of their shape -> a request or ``InvalidRequest``;
@@ -34,8 +38,8 @@ from switchman.gateway.inbound.anthropic_openai import messages_to_chat
 from switchman.gateway.inbound.responses_openai import responses_to_chat
 from switchman.gateway.providers.anthropic import Anthropic
 from switchman.gateway.providers.openai_anthropic import chat_to_messages
-from switchman.gateway.providers.openai_compat import OpenAICompatible
-from switchman.gateway.providers.sse import Event, SSEParser
+from switchman.gateway.providers.openai_compat import OpenAICompatible, OpenAIStream
+from switchman.gateway.providers.sse import Event, SSEParser, block_events
 from switchman.gateway.serve.request import ClientRequest, parse
 
 EXAMPLES = 300
@@ -168,6 +172,89 @@ def test_sse_parser_is_independent_of_chunking(
 
     assert [(e.event, e.data) for e in got] == [(e.event, e.data) for e in expected]
     assert b"".join(e.raw for e in got) == b"".join(e.raw for e in expected)
+
+
+@bounded
+@given(
+    SSE_LINES,
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+)
+def test_sse_blocks_of_whole_events_are_the_events_of_feed(
+    lines: list[bytes], newline: bytes, cuts: list[int]
+) -> None:
+    stream = b"".join(line + newline for line in lines) + newline
+    whole = SSEParser()
+    expected = whole.feed(stream) + whole.flush()
+    pieces = SSEParser()
+    got: list[Event] = []
+    start = 0
+    for cut in [*sorted(c for c in cuts if c <= len(stream)), len(stream)]:
+        block = pieces.complete(stream[start:cut])
+        got += pieces.feed(stream[start:cut]) if block is None else block_events(block)
+        start = cut
+    got += pieces.flush()
+
+    assert [(e.event, e.data) for e in got] == [(e.event, e.data) for e in expected]
+    assert b"".join(e.raw for e in got) == b"".join(e.raw for e in expected)
+
+
+FRAGMENT = st.sampled_from(
+    [
+        '"finish_reason":null',
+        '"finish_reason":"stop"',
+        '"finish_reason" : "length"',
+        '"usage":null',
+        '"usage":{"prompt_tokens":3,"completion_tokens":1}',
+        '"usage": {}',
+        '"model":"m"',
+        '"model":"',
+        '"choices":[]',
+        '"choices":[{}]',
+        '"error"',
+        '"error":{}',
+        "[DONE]",
+        "NaN",
+        "{",
+        "}",
+        '"',
+        '\\"',
+        ",",
+        ":",
+        " ",
+        "x",
+    ]
+)
+DATA = st.tuples(st.lists(FRAGMENT, max_size=8), st.booleans()).map(
+    lambda parts: ("{" + ",".join(parts[0]) + "}") if parts[1] else "".join(parts[0])
+)
+LINE = DATA.map(lambda data: f"data: {data}\n\n") | st.sampled_from(
+    ["data: [DONE]\n\n", ": ping\n\n", "event: x\ndata: {}\n\n", "data: {\ndata: }\n\n"]
+)
+
+
+@bounded
+@given(st.lists(LINE, min_size=1, max_size=8), st.booleans())
+def test_openai_feed_block_is_feed_on_each_event(lines: list[str], wants_usage: bool) -> None:
+    block = "".join(lines).encode()
+    whole, each = OpenAIStream(wants_usage), OpenAIStream(wants_usage)
+
+    def outcome(feed: Callable[[bytes], bytes]) -> bytes | type[Exception]:
+        try:
+            return feed(block)
+        except (ValueError, GatewayError) as exc:
+            return type(exc)
+
+    got = outcome(whole.feed_block)
+    expected = outcome(lambda b: b"".join(each.feed(e) for e in block_events(b)))
+
+    assert got == expected
+    assert (whole.done, whole.model, whole.finish_reasons, whole.usage) == (
+        each.done,
+        each.model,
+        each.finish_reasons,
+        each.usage,
+    )
 
 
 @bounded

@@ -13,6 +13,13 @@ Scenario matrix:
   content quoting the word "error" is relayed; content quoting a usage object is not usage; a
   usage chunk orjson refuses (an integer past 64 bits, NaN) still read; finish reasons written
   with or without spaces recorded, null ones not
+- ``OpenAIStream.feed_block`` (a read's whole events at once) against ``feed`` on each of its
+  events, for the bench's stream read whole and in two reads, usage asked or not, ``"usage":
+  null`` in every chunk, finish reasons with spaces and several choices, usage on a content
+  chunk, a model that runs into the next event, ``[DONE]`` alone or before more events, comments,
+  named events and multi-line data (fed event by event), an error event and a chunk that is not
+  an object (the same exception): the same bytes out, the same done, model, finish reasons and
+  usage
 - ``summarize``: usage present; absent / null / malformed usage -> None; a body that is not a JSON
   object (HTML, truncated, array, empty) -> ValueError; ``decode`` relays the bytes unchanged
 - ``error_body``: OpenAI-shaped passed through; top-level ``message``; non-JSON and empty payloads
@@ -35,7 +42,7 @@ from switchman.gateway.providers.openai_compat import (
     summarize,
     upstream_body,
 )
-from switchman.gateway.providers.sse import Event, SSEParser, encode
+from switchman.gateway.providers.sse import Event, SSEParser, block_events, encode
 
 
 def event(data: dict[str, Any] | str) -> Event:
@@ -349,3 +356,85 @@ def test_stream_records_model_and_finish_reason_without_altering_bytes() -> None
     assert stream.feed(last) == b"y"
     assert stream.model == "tiny"
     assert stream.finish_reasons == ["stop"]
+
+
+# feed_block
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> str:
+    choice = {"index": 0 + index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
+    return json.dumps(body, separators=(",", ":"))
+
+
+USAGE_CHUNK = '{"id":"c1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}}'
+CONTENT_CHUNKS = "".join(
+    f"data: {chunk({'content': word})}\n\n" for word in ("Hel", "lo", " there")
+)
+BENCH = CONTENT_CHUNKS + f"data: {chunk({}, 'stop')}\n\ndata: {USAGE_CHUNK}\n\ndata: [DONE]\n\n"
+BLOCKS = {
+    "bench": [BENCH],
+    "bench_in_two_reads": [CONTENT_CHUNKS, BENCH[len(CONTENT_CHUNKS) :]],
+    "done_alone": [CONTENT_CHUNKS, "data: [DONE]\n\n"],
+    "done_before_more": ["data: [DONE]\n\n" + CONTENT_CHUNKS],
+    "usage_null_everywhere": [CONTENT_CHUNKS.replace('"model"', '"usage":null,"model"')],
+    "finish_with_spaces": ["data: " + chunk({}, "stop").replace(':"stop', ' : "stop') + "\n\n"],
+    "null_finish_with_a_space": [CONTENT_CHUNKS.replace(":null}", ": null}")],
+    "several_choices": [
+        f"data: {chunk({}, 'length', 1)}\n\ndata: {chunk({'content': 'x'})}\n\n"
+        f"data: {chunk({}, 'stop')}\n\n"
+    ],
+    "finish_beside_a_null_one": [
+        'data: {"choices":[{"finish_reason":null},{"finish_reason":"stop"}]}\n\n'
+    ],
+    "usage_on_a_content_chunk": [
+        "data: " + chunk({"content": "x"}, "stop")[:-1] + ',"usage":{"prompt_tokens":2}}\n\n'
+    ],
+    "usage_quoted_in_content": ["data: " + chunk({"content": '"usage": {}'}) + "\n\n"],
+    "model_running_into_the_next_event": ['data: {"model":"ab}\n\ndata: {"model":"c"}\n\n'],
+    "model_later": [f"data: {{}}\n\ndata: {chunk({'content': 'x'})}\n\n"],
+    "comment_and_named_event": [f": ping\n\nevent: x\ndata: {chunk({'content': 'y'})}\n\n"],
+    "multi_line_data": ['data: {"a":\ndata: "finish_reason":"stop"}\n\n'],
+    "usage_orjson_refuses": ['data: {"n":NaN,"choices":[],"usage":{"prompt_tokens":4}}\n\n'],
+    "usage_not_json": ['data: {"choices":[],"usage":{"prompt_tokens":4}\n\n'],
+    "error_event": [CONTENT_CHUNKS + 'data: {"error":{"message":"sk-secret"}}\n\n'],
+    "not_an_object": [CONTENT_CHUNKS + "data: [1]\n\n"],
+    "padded_object": ['data:  {"choices":[{"finish_reason":"stop"}]} \n\n'],
+}
+
+
+def state(stream: OpenAIStream) -> tuple[Any, ...]:
+    return stream.done, stream.model, stream.finish_reasons, stream.usage
+
+
+def outcome(feed: Any, block: bytes) -> bytes | type[Exception]:
+    try:
+        out: bytes = feed(block)
+    except (ValueError, UpstreamUnavailable) as exc:
+        return type(exc)
+    return out
+
+
+@pytest.mark.parametrize("reads", BLOCKS.values(), ids=BLOCKS.keys())
+@pytest.mark.parametrize("wants_usage", [False, True])
+def test_feed_block_gives_what_feed_gives_on_each_event(
+    reads: list[str], wants_usage: bool
+) -> None:
+    whole, each = OpenAIStream(wants_usage), OpenAIStream(wants_usage)
+    for read in reads:
+        block = read.encode()
+
+        got = outcome(whole.feed_block, block)
+        expected = outcome(lambda b: b"".join(each.feed(e) for e in block_events(b)), block)
+
+        assert got == expected
+        assert state(whole) == state(each)
+
+
+def test_feed_block_of_the_bench_stream_relays_its_bytes_less_usage_and_done() -> None:
+    stream = OpenAIStream(wants_usage=False)
+
+    out = stream.feed_block(BENCH.encode())
+
+    assert out == (CONTENT_CHUNKS + f"data: {chunk({}, 'stop')}\n\n").encode()
+    assert state(stream) == (True, "m", ["stop"], Usage(prompt_tokens=9, completion_tokens=3))

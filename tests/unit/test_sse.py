@@ -12,13 +12,17 @@ Scenario matrix:
 - ``flush``: an unterminated final event is dispatched once; whitespace-only rest is not
 - ``raw``: the original bytes for a single ``data:`` line; ``pending`` counts held-back bytes
 - ``encode``: with and without an event name, re-parses to the same data; ``DONE`` is ``[DONE]``
+- ``complete`` (a read's whole events as one block): the block is the events' bytes as they
+  are and ``block_events`` gives what ``feed`` gives; what follows the last event is kept; no
+  complete event, a CR, or three line ends at the block's end -> None with nothing taken; any
+  stream in any pieces, each taken by ``complete`` or else ``feed``, gives ``feed``'s events
 """
 
 from __future__ import annotations
 
 import pytest
 
-from switchman.gateway.providers.sse import DONE, Event, SSEParser, encode
+from switchman.gateway.providers.sse import DONE, Event, SSEParser, block_events, encode
 
 OPENAI_STREAM = (
     b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n'
@@ -225,3 +229,49 @@ def test_done_constant_is_the_openai_sentinel() -> None:
     assert DONE == b"data: [DONE]\n\n"
     [event] = SSEParser().feed(DONE)
     assert event.is_done
+
+
+# complete
+
+
+def parse_with_complete(pieces: list[bytes]) -> list[Event]:
+    """As the relay reads with a block decoder: ``complete`` first, ``feed`` when it says None."""
+    parser = SSEParser()
+    events: list[Event] = []
+    for piece in pieces:
+        block = parser.complete(piece)
+        events += parser.feed(piece) if block is None else block_events(block)
+    return events + parser.flush()
+
+
+def test_complete_returns_the_whole_events_as_they_are_and_keeps_the_rest() -> None:
+    parser = SSEParser()
+    events = b'data: {"a":1}\n\ndata: {"b":2}\n\n'
+
+    assert parser.complete(events + b"data: {") == events
+    assert parser.pending == len(b"data: {")
+    assert parser.complete(b'"c":3}\n\n') == b'data: {"c":3}\n\n'
+    assert parser.pending == 0
+    assert summary(block_events(events)) == [(None, b'{"a":1}'), (None, b'{"b":2}')]
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [b'data: {"a":1}\n', b'data: {"a":1}\r\n\r\n', b'data: {"a":1}\n\n\n', b"\n\n"],
+    ids=["no_complete_event", "crlf", "three_line_ends", "blank_line_only"],
+)
+def test_complete_leaves_a_read_it_cannot_take_to_feed(chunk: bytes) -> None:
+    parser = SSEParser()
+
+    assert parser.complete(chunk) is None
+    assert parser.pending == 0  # nothing taken: feed gets the same chunk
+    assert summary(parser.feed(chunk) + parser.flush()) == summary(parse_whole(chunk))
+
+
+@pytest.mark.parametrize("stream", STREAMS.values(), ids=STREAMS.keys())
+def test_every_split_point_with_complete_gives_the_same_events_as_feed(stream: bytes) -> None:
+    expected = parse_whole(stream)
+    for cut in range(len(stream) + 1):
+        got = parse_with_complete([stream[:cut], stream[cut:]])
+        assert summary(got) == summary(expected), cut
+        assert b"".join(e.raw for e in got) == b"".join(e.raw for e in expected), cut
