@@ -182,7 +182,7 @@ class OpenAIStream:
                 dropped.append((start, end + 2))
         if done:
             self.done = True
-        return _without(body, dropped) if dropped else body
+        return _without(body, dropped) if dropped else body  # (as it is, mostly)
 
     def finish(self) -> bytes:
         return DONE
@@ -233,6 +233,9 @@ def _holding(body: bytes, key: re.Pattern[bytes]) -> list[tuple[int, int, int]]:
 
 
 def _without(body: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """``body`` less the ``spans`` (start, end) of it; the common one, its last event, cut off."""
+    if len(spans) == 1 and spans[0][1] == len(body):
+        return body[: spans[0][0]]
     parts = []
     at = 0
     for start, end in spans:

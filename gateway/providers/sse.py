@@ -4,9 +4,8 @@ The relay (``serve.relay``) feeds upstream bytes as they arrive and gets whole e
 with its original bytes, so OpenAI-compatible streams are relayed without re-encoding while the
 relay still sees every event (to read usage, or to translate Anthropic's event sequence); a
 decoder that reads a whole read's events at once (OpenAI's) takes them as one block of bytes
-instead (``complete``), with no object per event. Follows
-the WHATWG event-stream format: ``\\n``, ``\\r\\n`` or ``\\r`` line ends, ``:`` comments, multi-line
-``data``.
+instead (``complete``), with no object per event. Follows the WHATWG event-stream format:
+``\\n``, ``\\r\\n`` or ``\\r`` line ends, ``:`` comments, multi-line ``data``.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ events at once (``OpenAIStream.feed_block``) gets them as one block when no cred
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from switchman.gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from switchman.gateway.providers.sse import Event, SSEParser, block_events
@@ -56,6 +56,11 @@ class _Broken(Exception):
 
 class Cut(Failure):
     """The upstream broke off after the client saw data; the transcript can be continued."""
+
+
+def _broke(name: str, exc: WireError) -> _Broken:
+    """The upstream's body was cut off, reset or malformed, or the pool closed underneath."""
+    return _Broken("stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}"))
 
 
 ERROR_BODY_BYTES = 64 * 1024
@@ -131,29 +136,37 @@ class Relay:
         self._last_write = now
         self._writes += 1
 
-    async def _read(self, name: str) -> bytes:
+    def _ready(self, name: str) -> bytes | None:
+        """What already arrived (no timer, no coroutine); None when the read must wait."""
+        try:
+            chunk = self._upstream.ready()
+        except WireError as exc:
+            raise _broke(name, exc) from exc
+        return None if chunk is None else self._count(chunk, name)
+
+    async def _wait(self, name: str) -> bytes:
+        """The next bytes, once they arrive (at most ``idle`` and the generation's deadline)."""
         timeout = min(self._idle, self._deadline - self._loop.time())
         try:
-            chunk = self._upstream.ready()  # what already arrived needs no timer
-            if chunk is None:
-                if timeout <= 0:
-                    raise TimeoutError
-                # No timer of its own per read; ``async with``'s calls without its coroutines.
-                deadline = self._deadlines.after(timeout).enter()
-                try:
-                    chunk = await self._upstream.read()
-                except BaseException as exc:
-                    deadline.exit(type(exc), exc)  # a TimeoutError in its place when time was up
-                    raise
-                deadline.exit(None, None)
+            if timeout <= 0:
+                raise TimeoutError
+            # No timer of its own per read; ``async with``'s calls without its coroutines.
+            deadline = self._deadlines.after(timeout).enter()
+            try:
+                chunk = await self._upstream.read()
+            except BaseException as exc:
+                deadline.exit(type(exc), exc)  # a TimeoutError in its place when time was up
+                raise
+            deadline.exit(None, None)
         except TimeoutError as exc:
             raise _Broken(
                 "stalled", UpstreamTimeout(f"upstream '{name}' stalled for over {timeout:.3g}s")
             ) from exc
-        except WireError as exc:  # cut off, reset, malformed, or the pool closed underneath
-            raise _Broken(
-                "stream_broken", UpstreamUnavailable(f"upstream '{name}' broke off: {exc}")
-            ) from exc
+        except WireError as exc:
+            raise _broke(name, exc) from exc
+        return self._count(chunk, name)
+
+    def _count(self, chunk: bytes, name: str) -> bytes:
         if self._left is not None:
             self._left -= len(chunk)
             if self._left < 0:
@@ -173,9 +186,8 @@ class Relay:
             for e in events
         ]
 
-    async def _next(self, name: str) -> bytes:
-        """Client-visible bytes from the next upstream read; b"" at a clean end."""
-        chunk = await self._read(name)
+    def _decode(self, chunk: bytes, name: str) -> bytes:
+        """Client-visible bytes from one upstream read; b"" at a clean end."""
         decoder = self._decoder
         try:
             if chunk:
@@ -208,23 +220,33 @@ class Relay:
         """Read until there is something to send; raise Failure if the stream dies first."""
         try:
             while True:
-                out = await self._next(name)
+                chunk = self._ready(name)
+                out = self._decode(chunk if chunk is not None else await self._wait(name), name)
                 if out or self.ended:
                     return out
         except _Broken as broken:
             raise Failure(broken.reason, broken.error) from broken
 
-    async def rest(self, client: ClientStream, first: bytes, name: str) -> str:
+    def rest(self, client: ClientStream, first: bytes, name: str) -> Coroutine[Any, Any, str]:
         """Send ``first`` and the rest of the stream; return the outcome label.
 
-        A break raises ``Cut``; a client that went away ends it as ``client_closed``.
+        A break raises ``Cut``; a client that went away ends it as ``client_closed``. When the
+        answer ended with ``first``, the client's ``finish`` is all there is (no frame here).
         """
+        if not self.ended:
+            return self._rest(client, first, name)
+        if first:
+            self._wrote()
+        return client.finish(self._decoder.finish(), first)
+
+    async def _rest(self, client: ClientStream, first: bytes, name: str) -> str:
         try:
             out = first
             while not self.ended:
                 if out:
                     await self._write(client, out)
-                out = await self._next(name)
+                chunk = self._ready(name)
+                out = self._decode(chunk if chunk is not None else await self._wait(name), name)
             # The read that ended the answer goes out with its end: one send, not two.
             outcome = await client.finish(self._decoder.finish(), out)
             if out:
