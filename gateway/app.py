@@ -35,6 +35,7 @@ from switchman.gateway.handlers import GATEWAY, Gateway, add_routes, local_metri
 from switchman.gateway.inbound import messages
 from switchman.gateway.routing.classifier import Classifier
 from switchman.gateway.routing.table import ComplexityScorer
+from switchman.gateway.serve.downstream import WholeAnswer
 from switchman.gateway.serve.observe import Telemetry
 from switchman.gateway.serve.proxy import Proxy
 from switchman.gateway.serve.request import REQUEST_ID, STARTED
@@ -63,9 +64,7 @@ def _request_id(supplied: str | None, draw: Callable[[int], int] = random.getran
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
     if messages.anthropic_client(request):
         return messages.error_response(exc)
-    return web.Response(
-        status=exc.status, body=exc.payload(), content_type="application/json", headers=exc.headers
-    )
+    return WholeAnswer(exc.payload(), exc.headers, status=exc.status)
 
 
 class Front:

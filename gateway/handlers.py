@@ -8,6 +8,7 @@ reload never pulls anything from under it) and accounts the request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from switchman.gateway.errors import (
 )
 from switchman.gateway.inbound import count_tokens, messages, models, passthrough, responses
 from switchman.gateway.providers.exchange import Operation
+from switchman.gateway.serve.downstream import WholeAnswer
 from switchman.gateway.serve.proxy import Proxy
 from switchman.gateway.serve.request import check_length
 from switchman.gateway.telemetry.metrics import Metrics
@@ -136,9 +138,12 @@ def create_response(request: web.Request) -> Awaitable[web.StreamResponse]:
     return responses.create(request, gateway.proxy, lambda: gateway.watcher.current)
 
 
+_HEALTHY = json.dumps({"status": "ok"}).encode()
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process serves HTTP."""
-    return web.json_response({"status": "ok"})
+    """Liveness: the process serves HTTP (the bytes of ``web.json_response``, written at once)."""
+    return WholeAnswer(_HEALTHY, content_type="application/json; charset=utf-8")
 
 
 def _servable(runtime: Runtime) -> bool:

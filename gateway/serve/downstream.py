@@ -1,25 +1,33 @@
 """The client side of one request: the only code that writes a response body to the client.
 
 Created by ``failover`` for each request and handed to every attempt (``attempt``, ``relay``).
-A whole answer becomes one ``web.Response`` (``whole``). A stream is committed once, by the first
-attempt that has client-visible bytes (``commit``: the status line and headers), then written
-event by event (``write``, each one also given to the recorder that keeps a transcript for
-continuation) and ended exactly once: ``finish`` (the end-of-stream bytes, e.g. ``[DONE]``) or
-``fail`` (one well-formed OpenAI error event). In OpenAI's format the headers leave with the
-first events and the end-of-stream bytes with the end of the body, so a stream sends twice, or
-once when ``finish`` is given the last events too. Once committed, nothing else may reach the
-client: every later outcome is an SSE event, never a second HTTP response. Errors before the
-commit are raised and turned into JSON responses by the app's front (``app.Front``).
+A whole answer becomes one ``WholeAnswer`` (``whole``; the app's errors and ``/healthz`` use it
+too): a ``web.Response`` whose status line, headers and body leave in one transport write. A
+stream is committed once, by the first attempt that has client-visible bytes (``commit``: the
+status line and headers), then written event by event (``write``, each one also given to the
+recorder that keeps a transcript for continuation) and ended exactly once: ``finish`` (the
+end-of-stream bytes, e.g. ``[DONE]``) or ``fail`` (one well-formed OpenAI error event). In
+OpenAI's format the headers leave with the first events and the end-of-stream bytes with the end
+of the body, so a stream sends twice, or once when ``finish`` is given the last events too. Once
+committed, nothing else may reach the client: every later outcome is an SSE event, never a
+second HTTP response. Errors before the commit are raised and turned into JSON responses by the
+app's front (``app.Front``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.compression_utils import MAX_SYNC_CHUNK_SIZE
+from aiohttp.helpers import EMPTY_BODY_STATUS_CODES, rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from aiohttp.http_writer import StreamWriter, _serialize_headers
+from multidict import CIMultiDict
 
 from switchman.gateway.errors import GatewayError
 from switchman.gateway.providers.exchange import Operation
@@ -157,4 +165,105 @@ class ClientStream:
         """A whole (non-streamed) JSON answer, in the client's format."""
         if self.format is not None:
             payload = self.format.whole(payload)
-        return web.Response(body=payload, content_type="application/json", headers=headers)
+        return WholeAnswer(payload, headers)
+
+
+class WholeAnswer(web.Response):
+    """A whole answer (JSON unless told): for the usual request, its status line, headers and
+    body serialized once and written with one transport write, in one coroutine.
+
+    The bytes are aiohttp's own for a ``web.Response(body=, content_type=, headers=)``: the
+    same headers in the same order (the given ones, ``Content-Type``, ``Content-Length``,
+    ``Date``, ``Server``, then what the request's prepare hook adds: ``app._Request``'s request
+    id, tenant and edge headers, and the app's ``on_response_prepare``). "Usual" is a GET or POST
+    over HTTP/1.1 that keeps the connection alive, a status with a body, nothing asked of the
+    response that aiohttp would act on (compression, chunking, cookies, a forced close, framing
+    headers of its own) and a fresh payload writer without callbacks; anything else is
+    aiohttp's own ``prepare`` (HTTP/1.0, ``Connection: close``, HEAD, ...), and as this object
+    is built with exactly ``web.Response``'s state, that is aiohttp's answer. After it,
+    ``write_eof`` has nothing left to do, and aiohttp's access log and keep-alive read the
+    state its own ``write_eof`` leaves.
+
+    This leans on aiohttp's ``StreamResponse.__init__(_real_headers=)``, the state
+    ``Response.__init__`` sets (``_body``, ``_compressed_body``, ``_zlib_executor_size``,
+    ``_zlib_executor``), the response's ``_payload_writer``, ``_eof_sent``, ``_keep_alive``,
+    ``_cookies``, ``_req``, ``_must_be_empty_body``, ``_body_length``, ``_headers`` and
+    ``_reason``, the payload writer's ``_on_chunk_sent``, ``_on_headers_sent``, ``_compress``,
+    ``_headers_buf`` and ``_write``, the request's ``_prepare_hook`` and
+    ``http_writer._serialize_headers``; tests/unit/test_whole_answer.py fails if one of them
+    changes (the state against ``web.Response``'s, the bytes against aiohttp's for each kind of
+    request).
+    """
+
+    def __init__(
+        self,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> None:
+        real: CIMultiDict[str] = CIMultiDict(headers) if headers else CIMultiDict()
+        real[hdrs.CONTENT_TYPE] = content_type
+        # Response.__init__'s checks are for arguments this class does not take.
+        web.StreamResponse.__init__(self, status=status, _real_headers=real)
+        self._body = body
+        self._compressed_body = None
+        self._zlib_executor_size = MAX_SYNC_CHUNK_SIZE
+        self._zlib_executor = None
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = request.writer
+        if type(writer) is not StreamWriter or not self._usual(request, writer):
+            return await super().prepare(request)
+        headers = self._headers
+        self._req = request
+        self._payload_writer = writer
+        self._must_be_empty_body = False
+        self._keep_alive = True
+        body: bytes = self._body  # type: ignore[assignment]  # as __init__ set it
+        headers[hdrs.CONTENT_LENGTH] = str(len(body))
+        if hdrs.DATE not in headers:
+            headers[hdrs.DATE] = rfc822_formatted_time()
+        headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
+        await request._prepare_hook(self)
+        status_line = f"HTTP/1.1 {self._status} {self._reason}"
+        writer._write(_serialize_headers(status_line, headers) + body)
+        writer.set_eof()
+        self._eof_sent = True
+        self._req = None
+        self._body_length = writer.output_size
+        self._payload_writer = None
+        if writer.protocol.writing_paused:
+            await writer.drain()
+        return writer
+
+    def _usual(self, request: web.BaseRequest, writer: StreamWriter) -> bool:
+        """Whether aiohttp would only add the length, date and server headers (the class
+        docstring); as its own prepare, once."""
+        headers = self._headers
+        return not (
+            self._payload_writer is not None
+            or self._eof_sent
+            or request.version != HttpVersion11
+            or request.method not in _PLAIN_METHODS
+            or not request.keep_alive
+            or self._keep_alive is not None
+            or self._status in EMPTY_BODY_STATUS_CODES
+            or self._compression
+            or self._chunked
+            or self._cookies
+            or hdrs.CONTENT_LENGTH in headers
+            or hdrs.CONNECTION in headers
+            or hdrs.TRANSFER_ENCODING in headers
+            or writer._on_chunk_sent is not None
+            or writer._on_headers_sent is not None
+            or writer.on_body_write is not None
+            or writer._compress is not None
+            or writer._headers_buf is not None
+            or writer.length is not None
+            or writer.chunked
+        )
+
+
+_PLAIN_METHODS = frozenset((hdrs.METH_GET, hdrs.METH_POST))
