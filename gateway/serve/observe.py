@@ -6,7 +6,9 @@ accounted: ``finish`` runs exactly once, so retries and fallbacks never double-c
 cost, and it bills the tenant's ``Ticket`` (``tenancy.admission``) once, from the usage of the
 response the client got (streams and continued streams included). Span attributes follow the
 OpenTelemetry GenAI conventions (``gen_ai.*``); metric labels stay bounded (route, model,
-upstream, outcome, reason).
+upstream, outcome, reason). A sampled request's span attributes are given as the report's
+values and a function of them (``LightSpan.later``; the functions are at the end of this
+module): they are built when the span is exported, off the event loop.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from switchman.api.gatewayconfig import Model
+from switchman.api.gatewayconfig import Model, Upstream
 from switchman.gateway.providers.exchange import Operation, ResponseInfo, Usage
 from switchman.gateway.routing.table import Plan
 from switchman.gateway.serve.attempts import Decision
 from switchman.gateway.telemetry import tracing
 from switchman.gateway.telemetry.accesslog import AccessLog
+from switchman.gateway.telemetry.lightspan import LightSpan
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.tenancy import pricing
 from switchman.gateway.upstreams.client import UpstreamClient
@@ -53,10 +56,10 @@ class Observation:
 
     __slots__ = (
         "_attempt",
-        "_recording",
         "_server",
         "_started",
         "_t",
+        "_traced",
         "first_chunk_s",
         "inter_chunk_s",
         "op",
@@ -77,10 +80,10 @@ class Observation:
     ) -> None:
         self._t = telemetry
         span = self._server = telemetry.tracing.server_span(method, path, headers)
-        # Whether the server span records (sampled): asked once, not at each report; an
-        # unsampled request (nine in ten at 10%) then costs one check per report.
-        self._recording = span is not None and span.is_recording()
-        self._attempt: Span | None = None
+        # The server span when it records (sampled), else None: asked once, not at each
+        # report; an unsampled request (nine in ten at 10%) then costs one check per report.
+        traced = self._traced = span if type(span) is LightSpan else None
+        self._attempt: LightSpan | None = None
         self._started = started
         self.request_id = request_id
         self.op: Operation | None = None
@@ -88,62 +91,36 @@ class Observation:
         self.first_chunk_s: float | None = None
         self.inter_chunk_s: float | None = None
         self.ticket: Bill | None = None  # set by the proxy when a tenant's request is admitted
-        if span is not None and self._recording:
-            span.set_attributes(
-                {
-                    "http.request.method": method,
-                    "url.path": path,
-                    "switchman.request_id": request_id,
-                }
-            )
+        if traced is not None:
+            traced.later(_opened, method, path, request_id)
 
     def request(self, op: Operation, body: dict[str, Any], stream: bool) -> None:
         """The parsed request: GenAI request attributes on the server span."""
         self.op, self.stream = op, stream
-        span = self._server
-        if span is None or not self._recording:
+        span = self._traced
+        if span is None:
             return
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": tracing.OPERATIONS[op],
-            "gen_ai.request.model": str(body.get("model")),
-        }
-        for key, attribute in (
-            ("max_tokens", "gen_ai.request.max_tokens"),
-            ("max_completion_tokens", "gen_ai.request.max_tokens"),
-            ("temperature", "gen_ai.request.temperature"),
-            ("top_p", "gen_ai.request.top_p"),
-        ):
-            value = body.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                attributes.pop(attribute, None)  # a later key wins, as its set_attribute did
-                attributes[attribute] = value
-        attributes["gen_ai.request.stream"] = stream
-        content = self._t.tracing.content(body.get("messages", body.get("prompt")))
-        if content is not None:
-            attributes["gen_ai.input.messages"] = content
-        span.set_attributes(attributes)
+        traced = self._t.tracing
+        content = None
+        if traced.capture_content:
+            content = traced.content(body.get("messages", body.get("prompt")))
+        # (a copy: the body's top-level values are read when the span is exported)
+        span.later(_requested, op, body.copy(), stream, content)
 
     def routed(self, decision: Decision, plan: Plan) -> None:
         metrics = self._t.metrics
         metrics.routing_decisions.labels(decision.route, decision.strategy).inc()
         if plan.complexity is not None:
             metrics.complexity.labels(decision.route).observe(plan.complexity)
-        server = self._server
-        if server is None or not self._recording:
+        server = self._traced
+        if server is None:
             return  # (no child of an unsampled span: ``tracing.child_span``)
-        attributes: dict[str, AttributeValue] = {
-            "switchman.route": decision.route,
-            "switchman.route.strategy": decision.strategy,
-            "switchman.route.candidates": [m.name for m in plan.order],
-            "switchman.route.why": plan.why,
-        }
-        removed = [f"{row.model}: {row.removed}" for row in plan.rows if row.removed]
-        if removed:
-            attributes["switchman.route.filtered"] = removed
-        if plan.complexity is not None:
-            attributes["switchman.complexity"] = plan.complexity
-        span = self._t.tracing.child_span(server, f"route {decision.route}", attributes=attributes)
+        route = decision.route
+        span = self._t.tracing.child_span(server, f"route {route}")
         if span is not None:
+            # The plan's rows (the filtered candidates) are built when the span is exported.
+            order = tuple(plan.order)
+            span.later(_planned, route, decision.strategy, order, plan.why, plan, plan.complexity)
             span.end()
 
     def attempt(
@@ -154,37 +131,28 @@ class Observation:
         address: str | None = None,
     ) -> None:
         """An upstream attempt starts: a CLIENT span, and its ``traceparent`` goes upstream."""
-        server = self._server
-        if server is None or not self._recording:
+        server = self._traced
+        if server is None:
             # Unsampled (or tracing off): no CLIENT span, but upstream still continues the
             # request's trace.
-            self._t.tracing.inject(server, headers)
+            self._t.tracing.inject(self._server, headers)
             return
         op = tracing.OPERATIONS[self.op or "chat"]
-        host, _, port = (address or upstream.endpoint).rpartition(":")
-        attributes: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": op,
-            "gen_ai.provider.name": upstream.spec.provider_name
-            or tracing.PROVIDERS[upstream.spec.kind],
-            "gen_ai.request.model": model.target,
-            "server.address": host,
-            "server.port": int(port),
-            "switchman.upstream": upstream.name,
-            "switchman.model": model.name,
-        }
-        span = self._t.tracing.child_span(
-            server, f"{op} {model.target}", SpanKind.CLIENT, attributes=attributes
-        )
+        traced = self._t.tracing
+        span = traced.child_span(server, f"{op} {model.target}", SpanKind.CLIENT)
+        if span is not None:
+            where = address or upstream.endpoint
+            span.later(_attempted, op, upstream.spec, model, where, upstream.name)
         self._attempt = span
-        self._t.tracing.inject(span if span is not None else server, headers)
+        traced.inject(span if span is not None else server, headers)
 
     def attempt_failed(self, decision: Decision, upstream: UpstreamClient, reason: str) -> None:
         model = decision.attempts[-1].model
         self._t.metrics.upstream_attempts.labels(upstream.name, model, reason).inc()
         tracing.end(self._attempt, reason)
         self._attempt = None
-        span = self._server
-        if span is not None and self._recording:
+        span = self._traced
+        if span is not None:
             attempt = decision.attempts[-1]
             span.add_event(
                 "switchman.fallback",
@@ -229,24 +197,25 @@ class Observation:
             series.cost(cost)
         # A client that went away is not an error of the gateway (nor a span error).
         error = None if decision.outcome in ("ok", "client_closed") else decision.outcome
-        attempt, server = self._attempt, self._server
+        attempt, server = self._attempt, self._traced
+        trace = None  # (only a sampled span's trace reached a backend)
+        if server is None and attempt is None:  # unsampled: no span to write or end
+            self._log(decision, status, seconds, usage, cost, trace)
+            return cost
+        # What the response says, on the attempt's span and the server's (their attributes are
+        # built when exported, from these values, which no longer change).
+        responded = (decision.model, self.first_chunk_s, info, self._output(info))
         if attempt is not None:
             if attempt.is_recording():
-                attempt.set_attributes(self._response_attributes(info, decision))
+                attempt.later(_responded, *responded)
             tracing.end(attempt, error)
-        # A span that does not record has nothing to end (unsampled: a bare span, no export).
-        if server is not None and self._recording:
-            attributes = self._response_attributes(info, decision)
-            attributes["http.response.status_code"] = status
-            attributes["switchman.route.reason"] = decision.reason()
-            attributes["switchman.attempts"] = len(decision.attempts)
-            server.set_attributes(attributes)
+        if server is not None:
+            server.later(_finished, *responded, status, decision)
             # A 4xx is the client's doing: the SERVER span's status stays unset (HTTP semconv).
             tracing.end(server, None if decision.outcome == "client_error" else error)
-            self._recording = False  # ended: later reports write nothing
-            trace = tracing.trace_id(server)
-        else:
-            trace = None  # (only a sampled span's trace reached a backend)
+            self._traced = None  # ended: later reports write nothing
+            if self._t.access_log.enabled:
+                trace = tracing.trace_id(server)
         self._log(decision, status, seconds, usage, cost, trace)
         return cost
 
@@ -286,24 +255,123 @@ class Observation:
                 }
             )
 
-    def _response_attributes(
-        self, info: ResponseInfo | None, decision: Decision
-    ) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
-        if decision.model is not None:
-            attributes["switchman.model"] = decision.model.name
-        if self.first_chunk_s is not None:
-            attributes["gen_ai.response.time_to_first_chunk"] = self.first_chunk_s
-        if info is None:
-            return attributes
-        if info.model:
-            attributes["gen_ai.response.model"] = info.model
-        if info.finish_reasons:
-            attributes["gen_ai.response.finish_reasons"] = info.finish_reasons
-        if info.usage is not None:
-            attributes["gen_ai.usage.input_tokens"] = info.usage.prompt_tokens
-            attributes["gen_ai.usage.output_tokens"] = info.usage.completion_tokens
-        content = self._t.tracing.content(info.choices)
-        if content is not None:
-            attributes["gen_ai.output.messages"] = content
+    def _output(self, info: ResponseInfo | None) -> str | None:
+        """The completion text for the spans, when content capture is on."""
+        traced = self._t.tracing
+        if info is None or not traced.capture_content:
+            return None
+        return traced.content(info.choices)
+
+
+# The spans' attributes, built from a report's values when the span is exported (``later``).
+
+_REQUEST_KEYS = (
+    ("max_tokens", "gen_ai.request.max_tokens"),
+    ("max_completion_tokens", "gen_ai.request.max_tokens"),
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+)
+
+
+def _opened(method: str, path: str, request_id: str) -> dict[str, AttributeValue]:
+    return {"http.request.method": method, "url.path": path, "switchman.request_id": request_id}
+
+
+def _requested(
+    op: Operation, body: dict[str, Any], stream: bool, content: str | None
+) -> dict[str, AttributeValue]:
+    """GenAI request attributes of the server span."""
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": tracing.OPERATIONS[op],
+        "gen_ai.request.model": str(body.get("model")),
+    }
+    for key, attribute in _REQUEST_KEYS:
+        value = body.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            attributes.pop(attribute, None)  # a later key wins, as its set_attribute did
+            attributes[attribute] = value
+    attributes["gen_ai.request.stream"] = stream
+    if content is not None:
+        attributes["gen_ai.input.messages"] = content
+    return attributes
+
+
+def _planned(
+    route: str,
+    strategy: str,
+    order: tuple[Model, ...],
+    why: str,
+    plan: Plan,
+    complexity: float | None,
+) -> dict[str, AttributeValue]:
+    """The route span's attributes: the candidates in order, and the ones filtered out."""
+    attributes: dict[str, AttributeValue] = {
+        "switchman.route": route,
+        "switchman.route.strategy": strategy,
+        "switchman.route.candidates": tuple([m.name for m in order]),
+        "switchman.route.why": why,
+    }
+    removed = tuple([f"{row.model}: {row.removed}" for row in plan.rows if row.removed])
+    if removed:
+        attributes["switchman.route.filtered"] = removed
+    if complexity is not None:
+        attributes["switchman.complexity"] = complexity
+    return attributes
+
+
+def _attempted(
+    op: str, spec: Upstream, model: Model, address: str, upstream: str
+) -> dict[str, AttributeValue]:
+    """An attempt's CLIENT span: who is asked for what, where."""
+    host, _, port = address.rpartition(":")
+    return {
+        "gen_ai.operation.name": op,
+        "gen_ai.provider.name": spec.provider_name or tracing.PROVIDERS[spec.kind],
+        "gen_ai.request.model": model.target,
+        "server.address": host,
+        "server.port": int(port),
+        "switchman.upstream": upstream,
+        "switchman.model": model.name,
+    }
+
+
+def _responded(
+    model: Model | None,
+    first_chunk_s: float | None,
+    info: ResponseInfo | None,
+    content: str | None,
+) -> dict[str, AttributeValue]:
+    """What the response said (the attempt's span; the server span's too, with more)."""
+    attributes: dict[str, AttributeValue] = {}
+    if model is not None:
+        attributes["switchman.model"] = model.name
+    if first_chunk_s is not None:
+        attributes["gen_ai.response.time_to_first_chunk"] = first_chunk_s
+    if info is None:
         return attributes
+    if info.model:
+        attributes["gen_ai.response.model"] = info.model
+    if info.finish_reasons:
+        attributes["gen_ai.response.finish_reasons"] = tuple(info.finish_reasons)
+    if info.usage is not None:
+        attributes["gen_ai.usage.input_tokens"] = info.usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = info.usage.completion_tokens
+    if content is not None:
+        attributes["gen_ai.output.messages"] = content
+    return attributes
+
+
+def _finished(
+    model: Model | None,
+    first_chunk_s: float | None,
+    info: ResponseInfo | None,
+    content: str | None,
+    status: int,
+    decision: Decision,
+) -> dict[str, AttributeValue]:
+    """The server span's closing attributes."""
+    attributes = _responded(model, first_chunk_s, info, content)
+    attributes["http.response.status_code"] = status
+    attributes["switchman.route.reason"] = decision.reason()
+    attributes["switchman.attempts"] = len(decision.attempts)
+    return attributes

@@ -6,18 +6,24 @@ lookup, a sampler call per child, a processor fan-out and a ``ReadableSpan`` cop
 together several hundred µs of a sampled request. ``LightSpan`` is both the writable API span
 and the ``ReadableSpan`` the processor and exporters receive (as the SDK's own span is): the
 attributes live in a plain dict, a value is checked only when it is not a str, int, float or
-bool, and ``end`` gives the span itself to the processor. Console, gRPC, in-memory and
-``otlpwire`` exporters read it like any ``ReadableSpan``.
+bool (or a tuple of them), and ``end`` gives the span itself to the processor. Console, gRPC,
+in-memory and ``otlpwire`` exporters read it like any ``ReadableSpan`` (``otlpwire`` through
+``exported``, one call for what the properties give).
+
+``later(build, *args)`` sets the attributes ``build(*args)`` returns as ``set_attributes`` would
+at that point, but calls ``build`` when the span is first read: by the exporter, after ``end``,
+on the batch processor's thread instead of the event loop (``serve.observe`` gives every
+attribute of a sampled request so, from values that no longer change).
 
 What stays as the SDK does it: a key set again moves to the end (the SDK's dict deletes and
-re-inserts), lists are copied as tuples, other values are cleaned as ``BoundedAttributes``
-cleans them (mappings copied, unknown types as ``str`` or dropped, with a warning), at most 128
-attributes and 128 events with the oldest dropped and counted, an OK status is final, an UNSET
-one is ignored, and a span ignores writes once ended. Not read: the ``OTEL_*_LIMIT`` variables
-(the gateway's spans carry a fixed, small set of attributes). Spans are made and written on the
-event loop only; the export thread reads them after ``end``. A sampled span waits in the batch
-queue until its export (a batch of 512 spans), and each container it keeps alive until then adds to
-the garbage collector's count of young objects (more collections, measured): a span holds no
+re-inserts), lists are copied as tuples, other values are cleaned as ``BoundedAttributes`` cleans
+them (mappings copied, unknown types as ``str`` or dropped, with a warning), at most 128 attributes
+and 128 events with the oldest dropped and counted, an OK status is final, an UNSET one is ignored,
+and a span ignores writes once ended. Not read: the ``OTEL_*_LIMIT`` variables (the gateway's spans
+carry a fixed, small set of attributes). Spans are made and written on the event loop only; the
+export thread reads them after ``end`` (and builds the ``later`` ones). A sampled span waits in the
+batch queue until its export (a batch of 512 spans), and each container it keeps alive until then
+adds to the garbage collector's count of young objects (more collections, measured): a span holds no
 events list until it has an event.
 """
 
@@ -25,12 +31,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util import types
@@ -74,32 +80,65 @@ class LightSpan(Span, ReadableSpan):
         parent: SpanContext | None,
         kind: SpanKind,
         attributes: Mapping[str, types.AnyValue] | None,
-        processor: SpanProcessor,
+        ended: Callable[[ReadableSpan], None],
         resource: Resource,
         scope: InstrumentationScope,
     ) -> None:
-        self._values: dict[str, types.AnyValue] = {}
-        ReadableSpan.__init__(
-            self,
-            name,
-            context,
-            parent,
-            resource,
-            self._values,
-            (),  # events: a list from the first one on (few spans have any)
-            (),
-            kind,
-            None,
-            _UNSET,
-            time_ns(),
-            None,
-            scope,
-        )
-        self._processor = processor
+        # The fields ``ReadableSpan.__init__`` sets (its properties read them), set here
+        # without the call: a span is made per sampled request and attempt.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = scope
+        self._parent = parent
+        self._start_time = time_ns()
+        self._end_time: int | None = None
+        self._values: dict[str, types.AnyValue] = {}  # (``_attributes`` to the SDK)
+        self._events: Sequence[Event] = ()  # a list from the first event on (few spans have any)
+        self._links = ()
+        self._resource = resource
+        self._status = _UNSET
+        self._ended = ended  # the processor's ``on_end``, or what it would do (``tracing``)
         self._dropped_attributes = 0
         self._dropped_events = 0
+        self._later: list[Any] = []  # build, args, build, args, ...: see ``later``
         if attributes:
             self.set_attributes(attributes)
+
+    # --- attributes built when read -----------------------------------------------------------
+
+    def later(self, build: Callable[..., Mapping[str, types.AnyValue]], *args: Any) -> None:
+        """Set the attributes ``build(*args)`` returns, as ``set_attributes`` would now, but
+        call ``build`` only when the span is read (by the exporter, after ``end``: off the
+        event loop). ``args`` must be values that no longer change (snapshots)."""
+        if self._end_time is not None:
+            _logger.warning("Setting attributes on an ended span")
+            return
+        self._later += build, args
+
+    def _built(self) -> dict[str, types.AnyValue]:
+        """The attributes, with those of ``later`` set, in the order they were given. A build
+        that fails costs only its own attributes (logged)."""
+        later = self._later
+        if later:
+            self._later = []
+            for at in range(0, len(later), 2):
+                build = later[at]
+                try:
+                    self._set(build(*later[at + 1]))
+                except Exception:
+                    _logger.exception("Span %r: attributes from %r not set", self._name, build)
+        return self._values
+
+    # The SDK's ReadableSpan reads ``_attributes`` (``attributes``, ``to_json``): built first.
+    @property
+    def _attributes(self) -> dict[str, types.AnyValue]:
+        return self._built()
+
+    @_attributes.setter
+    def _attributes(self, values: dict[str, types.AnyValue]) -> None:
+        self._values = values
 
     # --- the API span -------------------------------------------------------------------------
 
@@ -113,6 +152,11 @@ class LightSpan(Span, ReadableSpan):
         if self._end_time is not None:
             _logger.warning("Setting attributes on an ended span")
             return
+        if self._later:  # (the order attributes were given in decides which are kept)
+            self._built()
+        self._set(attributes)
+
+    def _set(self, attributes: Mapping[str, types.AnyValue]) -> None:
         values = self._values
         room = len(values) + len(attributes) <= LIMIT  # then no key can push another out
         if (
@@ -123,7 +167,11 @@ class LightSpan(Span, ReadableSpan):
             values.update(attributes)
             return
         for key, value in attributes.items():
-            if type(value) not in _SCALARS:
+            kind = type(value)
+            # (a tuple of plain values is kept as it is: immutable, what ``clean`` would copy)
+            if kind not in _SCALARS and not (
+                kind is tuple and _SCALARS.issuperset(map(type, value))  # type: ignore[arg-type]
+            ):
                 value = clean(value)
             if key in values:
                 del values[key]
@@ -188,12 +236,52 @@ class LightSpan(Span, ReadableSpan):
             _logger.warning("Calling end() on an ended span")
             return
         self._end_time = end_time if end_time is not None else time_ns()
-        self._processor.on_end(self)
+        self._ended(self)
+
+    # --- the readable span ----------------------------------------------------------------
+
+    def exported(
+        self,
+    ) -> tuple[
+        SpanContext,
+        SpanContext | None,
+        str,
+        SpanKind,
+        int,
+        int | None,
+        Status,
+        dict[str, types.AnyValue],
+        int,
+        Sequence[Event],
+        int,
+        tuple[()],
+        int,
+    ]:
+        """What an exporter reads of the span, in one call (``otlpwire``; the properties each
+        cost a call): context, parent, name, kind, start and end time, status, attributes
+        (built), dropped attributes, events, dropped events, links (none), dropped links."""
+        values = self._built()
+        return (
+            self._context,  # type: ignore[return-value]  # set in __init__, never None
+            self._parent,
+            self._name,
+            self._kind,
+            self._start_time,
+            self._end_time,
+            self._status,
+            values,
+            self._dropped_attributes,
+            self._events,
+            self._dropped_events,
+            (),
+            0,
+        )
 
     # --- the readable span: its dropped counts ------------------------------------------------
 
     @property
     def dropped_attributes(self) -> int:
+        self._built()
         return self._dropped_attributes
 
     @property

@@ -1,15 +1,15 @@
 """OTLP span export that writes the protobuf wire format itself.
 
-The SDK's OTLP encoder (``encode_spans``) builds a protobuf message object per span, attribute
-and value, then serialises them: about 75 µs a span, on the batch processor's thread, which
-shares the GIL with the event loop. ``SpanEncoder`` writes the same
-``ExportTraceServiceRequest`` bytes straight from the SDK's ``ReadableSpan`` objects (varints,
-length-delimited fields, fixed64 times), grouped by resource and scope as ``encode_spans``
-groups them and with the same fields set, so a parsed request equals the SDK's (the unit tests
-compare them byte for byte). ``WireSpanExporter`` is the SDK's OTLP/HTTP exporter with only
-the encoding swapped: endpoint, headers, compression, timeout, retries and the exporter's own
-metrics stay the SDK's. The gRPC exporter keeps the SDK encoder (its stub serialises a message
-object, not bytes).
+The SDK's OTLP encoder (``encode_spans``) builds a protobuf message object per span, attribute and
+value, then serialises them: about 75 µs a span, on the batch processor's thread, which shares the
+GIL with the event loop. ``SpanEncoder`` writes the same ``ExportTraceServiceRequest`` bytes
+straight from the SDK's ``ReadableSpan`` objects (varints, length-delimited fields, fixed64 times),
+grouped by resource and scope as ``encode_spans`` groups them and with the same fields set, so a
+parsed request equals the SDK's (the unit tests compare them byte for byte). The gateway's own spans
+(``LightSpan``) hand over their fields in one call (``exported``) instead of a property each.
+``WireSpanExporter`` is the SDK's OTLP/HTTP exporter with only the encoding swapped: endpoint,
+headers, compression, timeout, retries and the exporter's own metrics stay the SDK's. The gRPC
+exporter keeps the SDK encoder (its stub serialises a message object, not bytes).
 
 Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
 ``common/v1/common.proto``; fields are written in field-number order, as protobuf does.
@@ -29,6 +29,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
+
+from switchman.gateway.telemetry.lightspan import LightSpan
 
 _logger = logging.getLogger(__name__)
 
@@ -130,27 +132,73 @@ def _status(status: Status | None) -> bytes:
     return _delimited(b"\x7a", body)
 
 
-def _span_fields(span: ReadableSpan) -> tuple[bytes, bytes]:
-    """A span's fields before its attributes (1-8) and its status and flags (15, 16). Ids are
-    fixed-length bytes fields: tag, length (16 or 8), big-endian id."""
+# What ``SpanEncoder.span`` reads of a span: context, parent, name, kind, start and end time,
+# status, attributes, dropped attributes, events, dropped events, links, dropped links.
+_Fields = tuple[
+    SpanContext,
+    SpanContext | None,
+    str,
+    SpanKind,
+    int | None,
+    int | None,
+    Status | None,
+    Mapping[str, Any] | None,
+    int,
+    Sequence[Event],
+    int,
+    Sequence[Link],
+    int,
+]
+
+
+def _fields(span: ReadableSpan) -> _Fields:
+    """What is encoded of ``span``: the gateway's own spans hand it over in one call, others
+    through the ``ReadableSpan`` properties."""
+    if type(span) is LightSpan:
+        return span.exported()
     context = span.get_span_context()
     if context is None:
         raise ValueError(f"span {span.name!r} has no span context")
-    state, parent = context.trace_state, span.parent
-    start, end = span.start_time, span.end_time
-    head = (
+    return (
+        context,
+        span.parent,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span.status,
+        span.attributes,
+        span.dropped_attributes,
+        span.events,
+        span.dropped_events,
+        span.links,
+        span.dropped_links,
+    )
+
+
+def _head(
+    context: SpanContext,
+    parent: SpanContext | None,
+    name: str,
+    kind: SpanKind,
+    start: int | None,
+    end: int | None,
+) -> bytes:
+    """A span's fields before its attributes (1-8). Ids are fixed-length bytes fields: tag,
+    length (16 or 8), big-endian id."""
+    state = context.trace_state
+    return (
         b"\x0a\x10"
         + context.trace_id.to_bytes(16, "big")
         + b"\x12\x08"
         + context.span_id.to_bytes(8, "big")
         + _string(b"\x1a", ",".join([f"{k}={v}" for k, v in state.items()]) if state else None)
         + (b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"")
-        + _string(b"\x2a", span.name)
-        + _KIND[span.kind]
+        + _string(b"\x2a", name)
+        + _KIND[kind]
         + (b"\x39" + _FIXED64(start) if start else b"")
         + (b"\x41" + _FIXED64(end) if end else b"")
     )
-    return head, _status(span.status) + b"\x85\x01" + _flags(parent)  # field 16: fixed32
 
 
 class SpanEncoder:
@@ -201,18 +249,22 @@ class SpanEncoder:
 
     def span(self, span: ReadableSpan) -> bytes:
         """The body of one ``Span`` message, with the fields ``encode_spans`` sets."""
-        head, tail = _span_fields(span)
-        events, links = span.events, span.links
+        (context, parent, name, kind, start, end, status, attributes, dropped_attributes) = (
+            fields := _fields(span)
+        )[:9]
+        events, dropped_events, links, dropped_links = fields[9:]
         return b"".join(
             (
-                head,
-                self.attributes(b"\x4a", span.attributes),
-                _count(b"\x50", span.dropped_attributes),
+                _head(context, parent, name, kind, start, end),
+                self.attributes(b"\x4a", attributes),
+                _count(b"\x50", dropped_attributes),
                 self._events(events) if events else b"",
-                _count(b"\x60", span.dropped_events),
+                _count(b"\x60", dropped_events),
                 self._links(links) if links else b"",
-                _count(b"\x70", span.dropped_links),
-                tail,
+                _count(b"\x70", dropped_links),
+                _status(status),
+                b"\x85\x01",  # field 16, fixed32
+                _flags(parent),
             )
         )
 

@@ -8,7 +8,8 @@ Scenarios:
 - without a running loop a line is written at once;
 - ``text`` writes ``key=value`` pairs and leaves out empty fields; ``off`` writes nothing;
 - many lines are written in chunks of at most PIPE_BUF bytes, each ending at a line end (atomic
-  on a pipe, so workers sharing stdout never interleave), and nothing is lost or reordered;
+  on a pipe, so workers sharing stdout never interleave), and nothing is lost or reordered; a
+  line longer than PIPE_BUF is a write of its own;
 - a closed stream does not raise into the request that is being accounted;
 - a line's ``time`` reads as ``datetime.isoformat(timespec="milliseconds")`` in UTC would write
   it, across second and millisecond boundaries too (the part up to the second is cached per
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import select
 import time
@@ -107,6 +109,25 @@ async def test_many_lines_go_out_in_line_aligned_writes_of_at_most_pipe_buf() ->
     await asyncio.sleep(0)
     assert len(out.writes) > 1
     assert all(len(w) <= select.PIPE_BUF and w.endswith(b"\n") for w in out.writes)
+    lines = b"".join(out.writes).decode().splitlines()
+    assert [json.loads(line) for line in lines] == records
+
+
+async def test_a_line_longer_than_pipe_buf_is_a_write_of_its_own() -> None:
+    out = Recorder()
+    log = AccessLog("json", stream=out)  # type: ignore[arg-type]
+    records = [{"request_id": f"r{i}", "pad": "x" * (300 if i != 7 else 2 * select.PIPE_BUF)}
+               for i in range(30)]  # fmt: skip
+    for record in records:
+        log.write(record)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    (long,) = [w for w in out.writes if len(w) > select.PIPE_BUF]
+    assert json.loads(long) == records[7]
+    assert all(w.endswith(b"\n") for w in out.writes)
+    # Lines are packed greedily: each write but the last could not take the next line.
+    for write, following in itertools.pairwise(out.writes):
+        assert len(write) + following.index(b"\n") + 1 > select.PIPE_BUF
     lines = b"".join(out.writes).decode().splitlines()
     assert [json.loads(line) for line in lines] == records
 
