@@ -104,8 +104,8 @@ class Observation:
         content = None
         if traced.capture_content:
             content = traced.content(body.get("messages", body.get("prompt")))
-        # (a copy: the body's top-level values are read when the span is exported)
-        span.later(_requested, op, body.copy(), stream, content)
+        # (the values read now: the body is not kept until the span is exported)
+        span.later(_requested, op, tuple(map(body.get, _READ)), stream, content)
 
     def routed(self, decision: Decision, plan: Plan) -> None:
         metrics = self._t.metrics
@@ -204,7 +204,7 @@ class Observation:
             return cost
         # What the response says, on the attempt's span and the server's (their attributes are
         # built when exported, from these values, which no longer change).
-        responded = (decision.model, self.first_chunk_s, info, self._output(info))
+        responded = (decision.model, self.first_chunk_s, _said(info), self._output(info))
         if attempt is not None:
             if attempt.is_recording():
                 attempt.later(_responded, *responded)
@@ -265,12 +265,27 @@ class Observation:
 
 # The spans' attributes, built from a report's values when the span is exported (``later``).
 
-_REQUEST_KEYS = (
-    ("max_tokens", "gen_ai.request.max_tokens"),
-    ("max_completion_tokens", "gen_ai.request.max_tokens"),
-    ("temperature", "gen_ai.request.temperature"),
-    ("top_p", "gen_ai.request.top_p"),
+# The request body's values the server span reads (the model, then numbers), and the attribute
+# each number goes to (a later one wins).
+_READ = ("model", "max_tokens", "max_completion_tokens", "temperature", "top_p")
+_NUMBERS = (
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.temperature",
+    "gen_ai.request.top_p",
 )
+
+# What a response said, as the spans read it: its model, finish reasons, and the input and
+# output tokens of its usage (None without one).
+_Said = tuple[str | None, tuple[str, ...], tuple[int, int] | None]
+
+
+def _said(info: ResponseInfo | None) -> _Said | None:
+    if info is None:
+        return None
+    usage = info.usage
+    tokens = None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+    return info.model, tuple(info.finish_reasons), tokens
 
 
 def _opened(method: str, path: str, request_id: str) -> dict[str, AttributeValue]:
@@ -278,15 +293,14 @@ def _opened(method: str, path: str, request_id: str) -> dict[str, AttributeValue
 
 
 def _requested(
-    op: Operation, body: dict[str, Any], stream: bool, content: str | None
+    op: Operation, read: tuple[Any, ...], stream: bool, content: str | None
 ) -> dict[str, AttributeValue]:
-    """GenAI request attributes of the server span."""
+    """GenAI request attributes of the server span, from the body's ``_READ`` values."""
     attributes: dict[str, AttributeValue] = {
         "gen_ai.operation.name": tracing.OPERATIONS[op],
-        "gen_ai.request.model": str(body.get("model")),
+        "gen_ai.request.model": str(read[0]),
     }
-    for key, attribute in _REQUEST_KEYS:
-        value = body.get(key)
+    for attribute, value in zip(_NUMBERS, read[1:], strict=True):
         if isinstance(value, int | float) and not isinstance(value, bool):
             attributes.pop(attribute, None)  # a later key wins, as its set_attribute did
             attributes[attribute] = value
@@ -338,7 +352,7 @@ def _attempted(
 def _responded(
     model: Model | None,
     first_chunk_s: float | None,
-    info: ResponseInfo | None,
+    said: _Said | None,
     content: str | None,
 ) -> dict[str, AttributeValue]:
     """What the response said (the attempt's span; the server span's too, with more)."""
@@ -347,15 +361,15 @@ def _responded(
         attributes["switchman.model"] = model.name
     if first_chunk_s is not None:
         attributes["gen_ai.response.time_to_first_chunk"] = first_chunk_s
-    if info is None:
+    if said is None:
         return attributes
-    if info.model:
-        attributes["gen_ai.response.model"] = info.model
-    if info.finish_reasons:
-        attributes["gen_ai.response.finish_reasons"] = tuple(info.finish_reasons)
-    if info.usage is not None:
-        attributes["gen_ai.usage.input_tokens"] = info.usage.prompt_tokens
-        attributes["gen_ai.usage.output_tokens"] = info.usage.completion_tokens
+    answered, reasons, tokens = said
+    if answered:
+        attributes["gen_ai.response.model"] = answered
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = reasons
+    if tokens is not None:
+        attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"] = tokens
     if content is not None:
         attributes["gen_ai.output.messages"] = content
     return attributes
@@ -364,13 +378,13 @@ def _responded(
 def _finished(
     model: Model | None,
     first_chunk_s: float | None,
-    info: ResponseInfo | None,
+    said: _Said | None,
     content: str | None,
     status: int,
     decision: Decision,
 ) -> dict[str, AttributeValue]:
     """The server span's closing attributes."""
-    attributes = _responded(model, first_chunk_s, info, content)
+    attributes = _responded(model, first_chunk_s, said, content)
     attributes["http.response.status_code"] = status
     attributes["switchman.route.reason"] = decision.reason()
     attributes["switchman.attempts"] = len(decision.attempts)

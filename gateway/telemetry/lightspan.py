@@ -46,7 +46,7 @@ _logger = logging.getLogger(__name__)
 LIMIT = 128  # attributes per span and events per span, as the SDK's defaults
 _SCALARS = frozenset((str, int, float, bool))
 _PLAIN = (str, bool, int, float, bytes)
-_UNSET = Status(StatusCode.UNSET)
+UNSET = Status(StatusCode.UNSET)  # a span's status until one is set
 
 
 def clean(value: Any) -> Any:
@@ -98,7 +98,7 @@ class LightSpan(Span, ReadableSpan):
         self._events: Sequence[Event] = ()  # a list from the first event on (few spans have any)
         self._links = ()
         self._resource = resource
-        self._status = _UNSET
+        self._status = UNSET
         self._ended = ended  # the processor's ``on_end``, or what it would do (``tracing``)
         self._dropped_attributes = 0
         self._dropped_events = 0

@@ -30,7 +30,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 
-from switchman.gateway.telemetry.lightspan import LightSpan
+from switchman.gateway.telemetry.lightspan import UNSET, LightSpan
 
 _logger = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ _KIND = {
     SpanKind.PRODUCER: b"\x30\x04",
     SpanKind.CONSUMER: b"\x30\x05",
 }
+# The same by the kind's id: an Enum member hashes by a Python call, its id in C (members live as
+# long as their class).
+_KIND_OF = {id(kind): field for kind, field in _KIND.items()}
 # SpanFlags: the SDK encoder always says whether the parent (or linked) context is remote.
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 
@@ -123,6 +126,8 @@ def _flags(context: SpanContext | None) -> bytes:
 
 def _status(status: Status | None) -> bytes:
     """Span.status (field 15): present, empty for an unset status, whenever the span has one."""
+    if status is UNSET:  # (the gateway's spans until one fails: no property read)
+        return b"\x7a\x00"
     if status is None:
         return b""
     code = status.status_code.value
@@ -195,7 +200,7 @@ def _head(
         + _string(b"\x1a", ",".join([f"{k}={v}" for k, v in state.items()]) if state else None)
         + (b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"")
         + _string(b"\x2a", name)
-        + _KIND[kind]
+        + _KIND_OF[id(kind)]
         + (b"\x39" + _FIXED64(start) if start else b"")
         + (b"\x41" + _FIXED64(end) if end else b"")
     )
