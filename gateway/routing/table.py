@@ -61,8 +61,8 @@ class Plan:
     """Candidates for one request, best first, and why.
 
     ``rows`` (one per candidate: its scores, or the filter that removed it) is built on first
-    read from what ``plan`` kept: only ``/debug/decisions`` (when someone reads it) and a
-    recorded trace span look at rows, so the request path does not build them.
+    read from what ``plan`` kept: only ``/debug/decisions`` (when someone reads it) looks at
+    rows, so the request path does not build them; a recorded trace span reads ``filtered``.
     """
 
     __slots__ = (
@@ -108,6 +108,15 @@ class Plan:
         if rows is None:
             rows = self._rows = [] if self._detail is None else _rows(*self._detail)
         return rows
+
+    def filtered(self) -> list[str]:
+        """``model: why`` of each candidate a filter removed, as its row says it; from what the
+        plan kept, without building the rows (a recorded trace span reads this)."""
+        detail = self._detail
+        if self._rows is not None or detail is None:
+            return [f"{row.model}: {row.removed}" for row in self.rows if row.removed]
+        names, removed = detail[0].names, detail[1]
+        return [f"{name}: {why}" for name, why in zip(names, removed, strict=True) if why]
 
     def __repr__(self) -> str:
         return (

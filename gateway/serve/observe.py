@@ -118,7 +118,7 @@ class Observation:
         route = decision.route
         span = self._t.tracing.child_span(server, f"route {route}")
         if span is not None:
-            # The plan's rows (the filtered candidates) are built when the span is exported.
+            # (the filtered candidates are read from the plan when the span is exported)
             order = tuple(plan.order)
             span.later(_planned, route, decision.strategy, order, plan.why, plan, plan.complexity)
             span.end()
@@ -318,14 +318,15 @@ def _planned(
     plan: Plan,
     complexity: float | None,
 ) -> dict[str, AttributeValue]:
-    """The route span's attributes: the candidates in order, and the ones filtered out."""
+    """The route span's attributes: the candidates in order, and the ones filtered out (read
+    from the plan, which does not build its rows for it)."""
     attributes: dict[str, AttributeValue] = {
         "switchman.route": route,
         "switchman.route.strategy": strategy,
         "switchman.route.candidates": tuple([m.name for m in order]),
         "switchman.route.why": why,
     }
-    removed = tuple([f"{row.model}: {row.removed}" for row in plan.rows if row.removed])
+    removed = tuple(plan.filtered())
     if removed:
         attributes["switchman.route.filtered"] = removed
     if complexity is not None:

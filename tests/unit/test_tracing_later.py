@@ -175,22 +175,16 @@ def _metrics() -> Any:
     )
 
 
-class _Row:
-    def __init__(self, model: str, removed: str | None) -> None:
-        self.model, self.removed = model, removed
-
-
 class _Plan:
-    """A plan whose rows are counted when read (``Plan.rows`` is built on first read)."""
+    """A plan whose filtered candidates are counted when read."""
 
     def __init__(self) -> None:
         self.order = [SimpleNamespace(name="small"), SimpleNamespace(name="large")]
         self.why, self.complexity, self.reads = "least-loaded", 0.25, 0
 
-    @property
-    def rows(self) -> list[_Row]:
+    def filtered(self) -> list[str]:
         self.reads += 1
-        return [_Row("small", None), _Row("huge", "context window"), _Row("large", None)]
+        return ["huge: context window"]
 
 
 def _request(telemetry: Telemetry, plan: _Plan) -> tuple[dict[str, Any], dict[str, str]]:
@@ -241,7 +235,7 @@ def test_a_requests_spans_equal_those_with_attributes_set_at_once(
     traced, exporter = _traced()
     plan = _Plan()
     body, headers = _request(Telemetry(_metrics(), traced, AccessLog("off")), plan)
-    assert plan.reads == 0  # the route span's rows: not read before its export
+    assert plan.reads == 0  # the route span's filtered candidates: read at its export
     body["model"] = "changed after the report"
     plan.order.append(SimpleNamespace(name="changed"))
     lazy = exporter.get_finished_spans()
