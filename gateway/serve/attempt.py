@@ -235,11 +235,13 @@ async def stream(
             redactor=upstream.redactor, max_bytes=upstream.edge.max_stream_bytes,
             deadlines=deadlines,
         )  # fmt: skip
-        first = await pipe.first(upstream.name)
+        first = pipe.first_ready(upstream.name)  # (the common start: no coroutine)
+        if first is None:
+            first = await pipe.first(upstream.name)
         ttft = loop.time() - started
-        if hold is not None and not client.committed:
-            first = await _held(pipe, first, hold, upstream.name)
-        if not client.committed:
+        if client.response is None:  # not committed by an earlier attempt
+            if hold is not None:
+                first = await _held(pipe, first, hold, upstream.name)
             await client.commit(commit())
         try:
             outcome = await pipe.rest(client, first, upstream.name)

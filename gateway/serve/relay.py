@@ -85,6 +85,24 @@ async def read_error(resp: Body, idle: float, redactor: Redactor | None = None) 
 class Relay:
     """One upstream stream being relayed; see the module docstring."""
 
+    __slots__ = (
+        "_block",
+        "_cap",
+        "_deadline",
+        "_deadlines",
+        "_decoder",
+        "_eof",
+        "_first_write",
+        "_idle",
+        "_last_write",
+        "_left",
+        "_loop",
+        "_parser",
+        "_redactor",
+        "_upstream",
+        "_writes",
+    )
+
     def __init__(
         self,
         upstream: Body,
@@ -215,6 +233,17 @@ class Relay:
             raise _Broken(
                 "malformed_chunk", UpstreamUnavailable(f"upstream '{name}' sent a malformed chunk")
             ) from exc
+
+    def first_ready(self, name: str) -> bytes | None:
+        """``first`` when the bytes already in hand settle it, without a coroutine (the common
+        start: the upstream's first events came with its response head); None: await ``first``
+        (what was in hand, if anything, gave nothing to send)."""
+        try:
+            chunk = self._ready(name)
+            out = b"" if chunk is None else self._decode(chunk, name)
+        except _Broken as broken:
+            raise Failure(broken.reason, broken.error) from broken
+        return out if out or self.ended else None
 
     async def first(self, name: str) -> bytes:
         """Read until there is something to send; raise Failure if the stream dies first."""
