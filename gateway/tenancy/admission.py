@@ -91,13 +91,12 @@ class Ticket(Ask):
         if self.settled:
             return
         self.settled = True
-        ask: Ask = self
         actual = pricing.nanos(cost)
         name = model.name if model is not None else "none"
         if usage is None:
             if model is not None:
-                actual = ask.amount  # served, but no usage came back: bill the reservation
-            bill = Bill(ask, route, name, actual, 0, 0, 0, 0, ask.periods[0].id)
+                actual = self.amount  # served, but no usage came back: bill the reservation
+            prompt = completion = saving = 0
         else:
             worst = 0.0  # what the route's priciest candidate would have cost
             for candidate in self.prices:
@@ -108,31 +107,31 @@ class Ticket(Ask):
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
             # ``actual`` is ``nanos(cost)``: nothing saved unless a candidate costs more.
             saving = pricing.nanos(worst) - actual if worst > cost else 0
-            # The usage record's day is the daily period's id: the admission's UTC day.
-            bill = Bill(
-                ask,
-                route,
-                name,
-                actual,
-                prompt + completion,
-                prompt,
-                completion,
-                saving,
-                ask.periods[0].id,
-            )
         if actual:
             tenancy = self.tenancy
-            counter = tenancy._spend.get((ask.tenant, route, name))
+            counter = tenancy._spend.get((self.tenant, route, name))
             if counter is None:
-                counter = tenancy.spend(ask.tenant, route, name)
+                counter = tenancy.spend(self.tenant, route, name)
             counter.inc(actual / pricing.NANOS_PER_USD)
-        store = self.store
-        if store.closed:  # retired, and closed once its reservations had expired
-            self.tenancy.late(self, bill)
-        elif self.books is not None:
-            self.books.settle_now(bill)
+        store, books = self.store, self.books
+        # The usage record's day is the daily period's id: the admission's UTC day.
+        day = self.periods[0].id
+        shared = store.shared
+        if books is shared and shared is not None and not store.closed:
+            # The synced books (the usual case): the bill's parts, no ``Bill`` built.
+            tokens = prompt + completion
+            shared.give(self, actual, tokens, (day, route, name), prompt, completion, saving)
             store.open -= 1
             if store.drained is not None:  # retired: ``release`` without a call on the hot path
+                store.release(0)
+            return
+        bill = Bill(self, route, name, actual, prompt + completion, prompt, completion, saving, day)
+        if store.closed:  # retired, and closed once its reservations had expired
+            self.tenancy.late(self, bill)
+        elif books is not None:
+            books.settle_now(bill)
+            store.open -= 1
+            if store.drained is not None:
                 store.release(0)
         else:
             assert self.ledger is not None
@@ -210,6 +209,17 @@ class Tenancy:
                     self.store.shared.adopt(previous.shared)
                 self._retire(previous, ttl_s)
 
+    def bearer(self, authorization: str | None) -> str | None:
+        """The tenant of a known key by the ``Authorization`` value it came in before
+        (``KeyRing.bearer``), else None: ``tenant_of`` answers."""
+        assert self.keys is not None
+        tenant = self.keys.bearer(authorization)
+        return tenant if tenant is not None and tenant in self.tenants else None
+
+    def remember(self, authorization: str, key: str) -> None:
+        assert self.keys is not None
+        self.keys.remember(authorization, key)
+
     def tenant_of(self, key: str) -> str | None:
         assert self.keys is not None
         tenant = self.keys.lookup(key)
@@ -227,14 +237,15 @@ class Tenancy:
         candidates the tenant may be served by (``estimate``: prompt and completion tokens)."""
         store = self.store
         assert store is not None
-        tenant = self.tenants[tenant_name]
         terms = self._terms.get(tenant_name)
         if terms is None or self.wall() >= terms.until:
-            terms = self._terms_of(tenant)
-        allowed = candidates if terms.open else self._allowed(tenant, route, direct, candidates)
+            terms = self._terms_of(self.tenants[tenant_name])
+        allowed = candidates
+        if not terms.open:
+            allowed = self._allowed(self.tenants[tenant_name], route, direct, candidates)
         prompt, completion = estimate
         ticket = Ticket(
-            tenant.name,
+            tenant_name,
             terms.rpm,
             terms.tpm,
             prompt + completion,
@@ -251,19 +262,27 @@ class Tenancy:
         )
         store.open += 1  # before the await: a reload meanwhile must not close it under us
         try:
-            answer = store.admit_now(ticket)
-            if answer is None:
-                grant, ticket.ledger = await store.admit(ticket)
-            else:
-                grant, ticket.books = answer
+            view = store.take(ticket)
+            if view is None:
+                answer = store.admit_now(ticket)
+                if answer is None:
+                    grant, ticket.ledger = await store.admit(ticket)
+                else:
+                    grant, ticket.books = answer
         except Exception:
             store.release()
-            self.metrics.tenant_rejections.labels(tenant.name, "store_down").inc()
+            self.metrics.tenant_rejections.labels(tenant_name, "store_down").inc()
             raise
+        if view is not None:  # the synced books' usual case: the levels, no Grant built
+            ticket.books = store.shared
+            ticket.headers = terms.headers.admitted(
+                view.requests, view.tokens, view.base, view.reserving + view.spending
+            )
+            return ticket, allowed
         if not grant.ok:
             store.release()
-            self.metrics.tenant_rejections.labels(tenant.name, grant.reason).inc()
-            raise refusal(tenant, ticket, grant, datetime.now(UTC))
+            self.metrics.tenant_rejections.labels(tenant_name, grant.reason).inc()
+            raise refusal(self.tenants[tenant_name], ticket, grant, datetime.now(UTC))
         ticket.headers = terms.headers.render(grant)
         return ticket, allowed
 

@@ -17,6 +17,7 @@ stream's headers leave before its cost is known; its cost is in the access log a
 from __future__ import annotations
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from switchman.api.tenancy import Tenancy as TenancySettings
 from switchman.gateway.errors import Unauthenticated
@@ -45,7 +46,18 @@ def authenticate(
         tenancy.configure(settings)
     if settings is None:
         return None
-    key = presented_key(request.headers)
+    headers = request.headers
+    tenant = tenancy.bearer(headers.get("authorization"))  # a client's usual, known value
+    if tenant is None:
+        tenant = _tenant(tenancy, headers)
+    request[TENANT] = tenant
+    return tenant
+
+
+def _tenant(tenancy: Tenancy, headers: CIMultiDictProxy[str]) -> str:
+    """The tenant of the key in ``headers``, else ``Unauthenticated``; a key found in the
+    ``Authorization`` header is remembered by its value (``Tenancy.bearer``)."""
+    key = presented_key(headers)
     if key is None:
         tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
         raise Unauthenticated(
@@ -56,7 +68,9 @@ def authenticate(
     if tenant is None:
         tenancy.metrics.tenant_rejections.labels("none", "unauthenticated").inc()
         raise Unauthenticated("the API key is not valid (unknown, revoked or rotated)")
-    request[TENANT] = tenant
+    authorization = headers.get("authorization")
+    if authorization is not None and presented_key({"authorization": authorization}) == key:
+        tenancy.remember(authorization, key)
     return tenant
 
 

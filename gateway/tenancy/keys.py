@@ -1,14 +1,14 @@
 """Client keys: which header carries one, and which tenant a presented key belongs to.
 
-``KeyRing`` holds the SHA-256 hashes of the keys from the keys file (a mounted Secret: the
-plaintext keys never reach the gateway's disk or config), re-reads it when it changes (checked at
-most once a second, on use: a rotated or revoked key takes effect within seconds, no restart) and
-keeps the last good set when a new file is invalid. Lookup hashes the presented key and compares
-the digests in constant time (``hmac.compare_digest``); a key found is remembered (in memory only,
-up to ``REMEMBERED`` keys, forgotten when the file changes) so a client's next requests skip the
-hashing. Unknown keys are never remembered: a flood of them cannot grow the memory. Used by
-``gate`` (the authentication of ``/v1/*`` requests); ``new_key``/``hash_key`` are used by
-``switchman demo --tenants``.
+``KeyRing`` holds the SHA-256 hashes of the keys from the keys file (a mounted Secret: the plaintext
+keys never reach the gateway's disk or config), re-reads it when it changes (checked at most once a
+second, on use: a rotated or revoked key takes effect within seconds, no restart) and keeps the last
+good set when a new file is invalid. Lookup hashes the presented key and compares the digests in
+constant time (``hmac.compare_digest``); a key found is remembered (in memory only, up to
+``REMEMBERED`` keys, forgotten when the file changes) so a client's next requests skip the hashing,
+and by the whole ``Authorization`` value it came in (``bearer``: nor any parsing). Unknown keys are
+never remembered: a flood of them cannot grow the memory. Used by ``gate`` (the authentication of
+``/v1/*`` requests); ``new_key``/``hash_key`` are used by ``switchman demo --tenants``.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ class KeyRing:
         self.last_error: str | None = None
         self._buckets: dict[bytes, list[tuple[bytes, str]]] = {}
         self._known: dict[str, str] = {}  # presented key: tenant, for keys found
+        self._bearers: dict[str, str] = {}  # the same by the ``Authorization`` value it came in
         self._count = 0
         self._stamp: tuple[int, int, int] | None = None
         self._checked = float("-inf")
@@ -110,6 +111,21 @@ class KeyRing:
     @property
     def count(self) -> int:
         return self._count
+
+    def bearer(self, authorization: str | None) -> str | None:
+        """The tenant of a key found before, by the whole ``Authorization`` value it came in
+        (``Bearer KEY``: nothing to parse nor hash), else None (``lookup`` answers)."""
+        if self.clock() - self._checked >= self.check_every_s:
+            self.refresh()
+        return self._bearers.get(authorization) if authorization is not None else None
+
+    def remember(self, authorization: str, key: str) -> None:
+        """``authorization`` carried ``key``, found (``bearer`` answers it from now on)."""
+        tenant = self._known.get(key)
+        if tenant is not None:
+            if len(self._bearers) >= REMEMBERED:
+                self._bearers.clear()
+            self._bearers[authorization] = tenant
 
     def lookup(self, key: str) -> str | None:
         """The tenant ``key`` belongs to, or None."""
@@ -155,7 +171,7 @@ class KeyRing:
         for digest, tenant in keys.items():
             buckets.setdefault(digest[:4], []).append((digest, tenant))
         self._buckets, self._count = buckets, len(keys)
-        self._known = {}
+        self._known, self._bearers = {}, {}
         self.last_error = None
         log.info("keys loaded from %s: %d keys", self.path, len(keys))
 

@@ -21,6 +21,7 @@ MINUTE_MS = 60_000
 USAGE = ("cost", "requests", "input", "output", "saving")  # a usage record's counters, in order
 
 BookKey = tuple[str, str]  # period kind, id
+USAGE_KEEP_S = 400 * 86400  # how long a usage record is kept
 
 
 @dataclass(slots=True, frozen=True)
@@ -100,7 +101,7 @@ class Bill:
     output_tokens: int
     saving: int  # nano-dollars against the route's priciest candidate
     day: str  # the usage record's UTC day
-    keep_s: int = 400 * 86400
+    keep_s: int = USAGE_KEEP_S
 
 
 def refill(level: float, stamp_ms: int, now_ms: int, cap: int) -> float:

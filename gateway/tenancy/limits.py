@@ -19,7 +19,7 @@ from multidict import istr
 from switchman.api.tenancy import Budget, Tenant
 from switchman.gateway.errors import LimitExceeded
 from switchman.gateway.tenancy import pricing
-from switchman.gateway.tenancy.ledger import Ask, Grant, Period
+from switchman.gateway.tenancy.ledger import Ask, Grant, Period, grant
 
 # The names as ``istr``: the response's case-insensitive headers take them without folding each
 # name's case again (``gate.response_headers`` adds them to every admitted request's response).
@@ -63,7 +63,19 @@ class GrantHeaders:
     while it repeats: per request only the counts, and past a soft limit the amount used, are
     formatted. ``admission`` keeps one per tenant, rebuilt with its periods."""
 
-    __slots__ = ("_limits", "_requests_reset", "_soft", "_tokens_reset", "name", "rpm", "tpm")
+    __slots__ = (
+        "_headers",
+        "_limits",
+        "_requests",
+        "_requests_reset",
+        "_soft",
+        "_tokens",
+        "_tokens_reset",
+        "_warn_at",
+        "name",
+        "rpm",
+        "tpm",
+    )
 
     def __init__(self, tenant: Tenant, rpm: int, tpm: int, kinds: Sequence[str]) -> None:
         self.name, self.rpm, self.tpm = tenant.name, rpm, tpm
@@ -77,8 +89,34 @@ class GrantHeaders:
                 tail = f" used or reserved of {hard} (soft limit {_usd(limit)})"
                 soft.append((index, limit, f"{kind} budget: ", tail))
         self._soft = tuple(soft)
+        self._warn_at = tuple((index, limit) for index, limit, _, _ in soft)
         self._requests_reset = (-1, "")  # the last reset in ms and its text
         self._tokens_reset = (-1, "")
+        # ``admitted``'s last levels and the headers rendered for them (never a warning); NaN
+        # equals nothing.
+        self._requests: float | None = math.nan
+        self._tokens: float | None = math.nan
+        self._headers: dict[str, str] = {}
+
+    def admitted(
+        self, requests: float | None, tokens: float | None, base: Sequence[int], own: int
+    ) -> dict[str, str]:
+        """``render`` of an admission's ``Grant``, from the levels its buckets are left at
+        (None: no limit) and each period's spend and reservations (``base[i] + own``): the
+        same dict again while it would be the same (the same levels, no budget warning)."""
+        warn = False
+        for index, limit in self._warn_at:
+            if base[index] + own >= limit:
+                warn = True
+        if not warn and requests == self._requests and tokens == self._tokens:
+            return self._headers
+        used = [spent + own for spent in base]
+        headers = self.render(
+            grant("", requests or 0.0, self.rpm, tokens or 0.0, self.tpm, 0, used)
+        )
+        if not warn:  # the dict is shared from now on: nothing changes it
+            self._requests, self._tokens, self._headers = requests, tokens, headers
+        return headers
 
     def render(self, grant: Grant) -> dict[str, str]:
         rpm, tpm = self.rpm, self.tpm

@@ -28,6 +28,8 @@ def usage_cost(price: Price | None, usage: Usage) -> float:
         return 0.0
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
     cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
+    if not (cached or reasoning):  # the usual usage: the terms below that are 0.0 left out
+        return (prompt * price.input_per_mtok + completion * price.output_per_mtok) / 1e6
     if cached > prompt:  # min() without the call: this runs for every response
         cached = prompt
     if reasoning > completion:

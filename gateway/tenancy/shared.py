@@ -18,9 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from switchman.gateway.tenancy.ledger import Ask, Bill, BookKey, Grant, Period, grant, verdict
+from switchman.gateway.tenancy.ledger import (
+    USAGE_KEEP_S,
+    Ask,
+    Bill,
+    BookKey,
+    Grant,
+    Period,
+    grant,
+    verdict,
+)
 
 UsageKey = tuple[str, str, str]  # day, route, model
+
+_NO_LIMIT = float("inf")
 
 
 def monotonic_ms() -> float:
@@ -44,7 +55,13 @@ class Delta:
 
 @dataclass(slots=True)
 class View:
-    """One tenant: the shared state as last seen, this process's own takes, its batches."""
+    """One tenant: the shared state as last seen, this process's own takes, its batches.
+
+    What admissions reserve and bills spend against ``periods`` (the same amount for each) is
+    summed in ``reserving`` and ``spending`` and folded into ``reserved`` and ``pending.spent``
+    by the next ``cut`` (``fold``), or before anything else changes those; ``base`` is each
+    period's spend and reservations in the dicts (``used``) and ``room`` the least headroom
+    under a hard limit, so admitting a request needs neither a dict nor a loop (``take``)."""
 
     rpm: int = 0
     tpm: int = 0
@@ -58,12 +75,47 @@ class View:
     inflight: Delta | None = None
     seq: int = 0
     active: float = 0.0
+    reserving: int = 0  # not yet in ``reserved``: per period of ``periods``
+    spending: int = 0  # not yet in ``pending.spent``
+    base: list[int] = field(default_factory=list)  # per period: ``used``, without the two above
+    room: float = _NO_LIMIT  # min(hard - base) over the periods with a hard limit
 
     def used(self, key: BookKey) -> int:
+        """A period's spend and reservations in the dicts (``fold`` first for all of them)."""
         own = self.pending.spent.get(key, 0) + self.reserved.get(key, 0)
         if self.inflight is not None:
             own += self.inflight.spent.get(key, 0)
         return self.shared.get(key, 0) + own
+
+    def fold(self) -> None:
+        """Move ``reserving`` and ``spending`` into the dicts (each period's use is the same)."""
+        reserving, spending = self.reserving, self.spending
+        if not (reserving or spending):
+            return
+        reserved, spent, keep = self.reserved, self.pending.spent, self.pending.keep
+        for period in self.periods:
+            key = period.key
+            if reserving:
+                reserved[key] = reserved.get(key, 0) + reserving
+            if spending:
+                spent[key] = spent.get(key, 0) + spending
+                keep[key] = period.keep_s
+        self.reserving = self.spending = 0
+        self.rebase()
+
+    def rebase(self) -> None:
+        """``base`` and ``room`` again, after the dicts or ``periods`` changed."""
+        self.base = base = [self.used(p.key) for p in self.periods]
+        room: float = _NO_LIMIT
+        for period, used in zip(self.periods, base, strict=True):
+            if period.hard and period.hard - used < room:
+                room = period.hard - used
+        self.room = room
+
+    def use(self) -> list[int]:
+        """Each period's spend and reservations (``Grant.used``)."""
+        own = self.reserving + self.spending
+        return [used + own for used in self.base]
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,67 +139,109 @@ class SharedBooks:
     clock_ms: Callable[[], float] = monotonic_ms
     views: dict[str, View] = field(default_factory=dict)
 
-    def admit_now(self, ask: Ask) -> Grant:
-        now = self.clock_ms()
+    def take(self, ask: Ask) -> View | None:
+        """Admit ``ask`` in the usual case: the tenant's view is on the ask's periods and caps,
+        and the rule (``verdict``) admits it. Returns the view (its buckets' levels after the
+        admission, ``use`` for the periods), or None, having taken nothing: ``admit_now``
+        answers (the view's ``active`` is when this looked)."""
         view = self.views.get(ask.tenant)
-        if view is None:
-            view = self.views[ask.tenant] = View()
-        # One name a statement: four on a line would build and unpack a tuple.
-        rpm = view.rpm = ask.rpm
-        tpm = view.tpm = ask.tpm
-        periods = view.periods = ask.periods
-        view.active = now
+        if view is None or view.periods is not ask.periods:
+            return None
+        rpm, tpm = ask.rpm, ask.tpm
+        if rpm != view.rpm or tpm != view.tpm:
+            return None
+        view.active = now = self.clock_ms()
         elapsed = now - view.stamp if now > view.stamp else 0.0
-        # ``level`` and ``View.used`` written out: this is every admitted request's path.
+        # ``level`` and ``verdict``'s admission written out: this is every admitted request's path.
         requests = tokens = 0.0
         if rpm:
             held = view.requests
             requests = float(rpm) if held is None else held + elapsed * rpm / 60_000
             if requests > rpm:
                 requests = float(rpm)
+            if requests < 1:
+                return None
         if tpm:
             held = view.tokens
             tokens = float(tpm) if held is None else held + elapsed * tpm / 60_000
             if tokens > tpm:
                 tokens = float(tpm)
-        pending, reserved, shared = view.pending.spent, view.reserved, view.shared
-        flying = view.inflight.spent if view.inflight is not None else None
-        used = []
-        for period in periods:
-            key = period.key
-            own = pending.get(key, 0) + reserved.get(key, 0)
-            if flying:
-                own += flying.get(key, 0)
-            used.append(shared.get(key, 0) + own)
+            if tokens < (ask.tokens if ask.tokens < tpm else tpm):
+                return None
+        # Each period's use is ``base + reserving + spending``: under every hard limit at once.
+        amount = ask.amount
+        if view.reserving + view.spending + amount > view.room:
+            return None
+        view.stamp = now
+        if rpm:
+            view.requests = requests - 1
+            view.pending.requests += 1
+        else:
+            view.requests = None
+        if tpm:
+            view.tokens = tokens - ask.tokens
+            view.pending.tokens += ask.tokens
+        else:
+            view.tokens = None
+        view.reserving += amount
+        return view
+
+    def admit_now(self, ask: Ask) -> Grant:
+        view = self.views.get(ask.tenant)
+        if view is None:
+            view = self.views[ask.tenant] = View()
+        if view.periods is not ask.periods or view.rpm != ask.rpm or view.tpm != ask.tpm:
+            view.fold()  # what was reserved and spent until now, against the periods it was for
+            view.rpm, view.tpm, view.periods = ask.rpm, ask.tpm, ask.periods
+            view.rebase()
+        rpm, tpm = ask.rpm, ask.tpm
+        if self.take(ask) is not None:
+            requests, tokens = view.requests or 0.0, view.tokens or 0.0
+            return grant("", requests, rpm, tokens, tpm, 0, view.use())
+        # Refused: why, from the levels ``take`` saw (the same arithmetic, at the same time).
+        elapsed = view.active - view.stamp if view.active > view.stamp else 0.0
+        requests = level(view.requests, rpm, elapsed)
+        tokens = level(view.tokens, tpm, elapsed)
+        used = view.use()
         reason, retry = verdict(ask, requests, tokens, used)
-        if not reason:
-            view.stamp = now
-            if rpm:
-                view.requests = requests = requests - 1
-                view.pending.requests += 1
-            else:
-                view.requests = None
-            if tpm:
-                view.tokens = tokens = tokens - ask.tokens
-                view.pending.tokens += ask.tokens
-            else:
-                view.tokens = None
-            amount = ask.amount
-            if amount:
-                for index, period in enumerate(periods):
-                    key = period.key
-                    reserved[key] = reserved.get(key, 0) + amount
-                    used[index] += amount
+        assert reason, "take admits whatever verdict admits"
         return grant(reason, requests, rpm, tokens, tpm, retry, used)
 
     def settle_now(self, bill: Bill) -> None:
-        ask = bill.ask
+        self.give(
+            bill.ask,
+            bill.actual,
+            bill.tokens,
+            (bill.day, bill.route, bill.model),
+            bill.input_tokens,
+            bill.output_tokens,
+            bill.saving,
+            bill.keep_s,
+        )
+
+    def give(
+        self,
+        ask: Ask,
+        actual: int,
+        tokens: int,
+        usage_key: UsageKey,
+        input_tokens: int,
+        output_tokens: int,
+        saving: int,
+        keep_s: int = USAGE_KEEP_S,
+    ) -> None:
+        """``settle_now`` of a ``Bill`` given as its parts (``Ticket.settle``: no Bill built)."""
         view = self.views.get(ask.tenant)
         if view is None:
             view = self.views[ask.tenant] = View(rpm=ask.rpm, tpm=ask.tpm, periods=ask.periods)
+            view.rebase()
         pending = view.pending
-        amount, actual = ask.amount, bill.actual
-        if amount or actual:
+        amount = ask.amount
+        if ask.periods is view.periods:  # the usual case: summed, folded by the next ``cut``
+            view.reserving -= amount
+            view.spending += actual
+        elif amount or actual:  # admitted against other periods (a day ago, another config)
+            view.fold()
             reserved, spent, keep = view.reserved, pending.spent, pending.keep
             for period in ask.periods:
                 key = period.key
@@ -156,7 +250,8 @@ class SharedBooks:
                 if actual:
                     spent[key] = spent.get(key, 0) + actual
                     keep[key] = period.keep_s
-        back = ask.tokens - bill.tokens
+            view.rebase()
+        back = ask.tokens - tokens
         if ask.tpm and back > 0:
             # Tokens given back: refilling first and adding after, both capped at the bucket,
             # is the same as adding now and refilling at the next look (the stamp stays).
@@ -173,18 +268,17 @@ class SharedBooks:
             view.tokens = min(level(view.tokens, view.tpm, elapsed) + back, float(ask.tpm))
             view.stamp = now
             pending.tokens -= back
-        usage_key = (bill.day, bill.route, bill.model)
         row = pending.usage.get(usage_key)
         if row is None:  # ledger.USAGE's order
-            values = [actual, 1, bill.input_tokens, bill.output_tokens, bill.saving]
+            values = [actual, 1, input_tokens, output_tokens, saving]
             pending.usage[usage_key] = values
-            pending.usage_keep[bill.day] = bill.keep_s
+            pending.usage_keep[usage_key[0]] = keep_s
         else:
             row[0] += actual
             row[1] += 1
-            row[2] += bill.input_tokens
-            row[3] += bill.output_tokens
-            row[4] += bill.saving
+            row[2] += input_tokens
+            row[3] += output_tokens
+            row[4] += saving
 
     def cut(self) -> list[Batch]:
         """The batches of the next sync: a tenant's unacknowledged batch again, else its pending
@@ -192,6 +286,7 @@ class SharedBooks:
         now = self.clock_ms()
         batches: list[Batch] = []
         for tenant, view in self.views.items():
+            view.fold()
             if view.inflight is None and not view.pending.empty():
                 view.inflight, view.pending = view.pending, Delta()
                 view.seq += 1
@@ -233,16 +328,21 @@ class SharedBooks:
             del view.shared[key]  # a period that ended
         for key in [k for k, v in view.reserved.items() if not v and k not in current]:
             del view.reserved[key]
+        view.rebase()
 
     def owed(self) -> bool:
         """Whether any tenant has deltas Redis has not acknowledged."""
-        return any(v.inflight is not None or not v.pending.empty() for v in self.views.values())
+        return any(
+            v.inflight is not None or v.spending or not v.pending.empty()
+            for v in self.views.values()
+        )
 
     def adopt(self, other: SharedBooks) -> None:
         """Start from another store's view of the shared state (a reload), not its deltas: those
         are flushed by that store."""
         for tenant, old in other.views.items():
-            self.views[tenant] = View(
+            old.fold()
+            view = self.views[tenant] = View(
                 rpm=old.rpm,
                 tpm=old.tpm,
                 requests=old.requests,
@@ -252,6 +352,7 @@ class SharedBooks:
                 periods=old.periods,
                 active=old.active,
             )
+            view.rebase()
 
 
 def level(held: float | None, cap: int, elapsed: float) -> float:

@@ -37,7 +37,7 @@ from switchman.gateway.errors import LimitsUnavailable
 from switchman.gateway.telemetry.metrics import Metrics
 from switchman.gateway.tenancy.ledger import Ask, Bill, Grant, LocalLedger
 from switchman.gateway.tenancy.redisledger import RedisLedger
-from switchman.gateway.tenancy.shared import SharedBooks
+from switchman.gateway.tenancy.shared import SharedBooks, View
 from switchman.gateway.tenancy.syncer import Syncer
 
 log = logging.getLogger("switchman.gateway.tenancy.store")
@@ -107,10 +107,26 @@ class Store:
                 self.stale_s = max(10 * settings.sync_s, 2 * settings.timeout_s)
                 self._start_sync()
 
+    def take(self, ask: Ask) -> View | None:
+        """``SharedBooks.take`` (the synced books' usual admission: no ``Grant`` built), or None:
+        ``admit_now`` answers."""
+        shared = self.shared
+        if shared is None:
+            return None
+        if self._sync is None or self.on_down == "closed":
+            self._synced()
+        return shared.take(ask)
+
     def admit_now(self, ask: Ask) -> tuple[Grant, SharedBooks | LocalLedger] | None:
         """Admit without awaiting (this process's books), or None: ask Redis (strict mode)."""
         if self.shared is None:
             return None if self.redis is not None else (self.local.admit_now(ask), self.local)
+        self._synced()
+        return self.shared.admit_now(ask), self.shared
+
+    def _synced(self) -> None:
+        """Before the synced books admit: the sync runs, and ``on_redis_down: closed`` refuses
+        once the last sync is older than ``stale_s``."""
         if self._sync is None:
             self._start_sync()
         if self.on_down == "closed" and time.monotonic() - self.last_sync > self.stale_s:
@@ -118,7 +134,6 @@ class Store:
                 "the gateway cannot reach its limits store and is configured to refuse requests "
                 "until it can; try again shortly"
             )
-        return self.shared.admit_now(ask), self.shared
 
     async def admit(self, ask: Ask) -> tuple[Grant, Ledger]:
         if self.redis is not None and self.up:

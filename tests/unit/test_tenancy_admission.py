@@ -8,6 +8,8 @@ local ledger's reservation expiry (no Redis: ``LocalLedger`` answers).
   tenant's spend counter per route and model
 - ``GrantHeaders`` renders each grant's counts and resets (a kept reset text is replaced when
   the reset changes), in OpenAI's header order, and the budget warnings past each soft limit
+- ``GrantHeaders.admitted`` (the synced books' usual admission) is ``render`` of the same grant,
+  the same dict again while the levels are the same, rendered anew past a soft limit
 - ``LocalLedger`` releases an unsettled reservation after its TTL even when the soonest deadline
   it knew of belonged to a reservation settled since
 """
@@ -24,7 +26,7 @@ from switchman.api.gatewayconfig import GatewayConfig
 from switchman.api.tenancy import Tenant
 from switchman.gateway.providers.exchange import Usage
 from switchman.gateway.telemetry.metrics import Metrics
-from switchman.gateway.tenancy import pricing
+from switchman.gateway.tenancy import ledger, pricing
 from switchman.gateway.tenancy.admission import Tenancy
 from switchman.gateway.tenancy.keys import hash_key
 from switchman.gateway.tenancy.ledger import Ask, Bill, Grant, LocalLedger, Period
@@ -176,6 +178,34 @@ def test_grant_headers_render_each_grant_in_order() -> None:
     )
     tokens_only = GrantHeaders(tenant, 0, 1000, ["daily", "monthly"]).render(grant(1, 10))
     assert list(tokens_only)[:2] == ["x-switchman-tenant", "x-ratelimit-limit-tokens"]
+
+
+def test_admitted_headers_are_the_grants_and_kept_while_the_same() -> None:
+    tenant = Tenant.model_validate(
+        {
+            "name": "t",
+            "limits": {"requests_per_minute": 10, "tokens_per_minute": 1000},
+            "daily": {"hard_usd": 1, "soft_usd": 0.5},
+        }
+    )
+    headers = GrantHeaders(tenant, 10, 1000, ["daily", "monthly"])
+
+    def rendered(requests: float, tokens: float, used: list[int]) -> dict[str, str]:
+        return GrantHeaders(tenant, 10, 1000, ["daily", "monthly"]).render(
+            ledger.grant("", requests, 10, tokens, 1000, 0, used)
+        )
+
+    first = headers.admitted(9.0, 900.5, [100, 100], 20)
+    assert first == rendered(9.0, 900.5, [120, 120])
+    assert headers.admitted(9.0, 900.5, [100, 100], 70) is first
+    other = headers.admitted(8.25, 900.5, [100, 100], 0)
+    assert other == rendered(8.25, 900.5, [100, 100])
+    assert other["x-ratelimit-reset-requests"] == "10.5s"
+    soft = 500_000_000
+    warned = headers.admitted(8.25, 900.5, [soft - 10, soft - 10], 10)
+    assert warned == rendered(8.25, 900.5, [soft, soft])
+    assert "x-switchman-budget-warning" in warned
+    assert headers.admitted(8.25, 900.5, [soft - 10, soft - 10], 9) is other
 
 
 def test_local_reservation_expires_after_a_settled_one_set_the_soonest_deadline() -> None:

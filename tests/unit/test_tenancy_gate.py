@@ -4,6 +4,9 @@
 - a known key in any of the three headers: its tenant, returned and stored for the proxy
 - no key, or an unknown one: ``Unauthenticated`` (401), counted as a rejection
 - a tenant dropped from the config: its key no longer authenticates
+- a key seen in ``Authorization`` is known by that value next time, until the keys file changes
+  (a revoked key is refused within the check interval); a malformed ``Authorization`` beside an
+  ``api-key`` is never taken for the key
 - ``protected``: only ``/v1/`` paths need a key
 """
 
@@ -82,6 +85,27 @@ def test_a_tenant_dropped_from_the_config_no_longer_authenticates(tmp_path: Path
     other = config(tmp_path, tenants=("u",)).tenancy
     with pytest.raises(Unauthenticated):
         gate.authenticate(request, tenancy, other)
+
+
+def test_a_remembered_bearer_is_forgotten_when_the_keys_file_changes(tmp_path: Path) -> None:
+    tenancy = Tenancy(Metrics(), {})
+    settings = config(tmp_path).tenancy
+    assert settings is not None
+    headers = CIMultiDict({"Authorization": "Bearer  sk-t"})
+    request = make_mocked_request("POST", "/v1/chat/completions", headers=headers)
+    assert gate.authenticate(request, tenancy, settings) == "t"
+    assert tenancy.bearer("Bearer  sk-t") == "t"  # the next request's: no parsing, no hashing
+    keys = Path(settings.keys_file)
+    keys.write_text(json.dumps({"keys": [{"tenant": "t", "sha256": hash_key("sk-new")}]}))
+    assert tenancy.keys is not None
+    tenancy.keys._checked -= tenancy.keys.check_every_s  # the check interval has passed
+    assert tenancy.bearer("Bearer  sk-t") is None
+    with pytest.raises(Unauthenticated, match="not valid"):
+        gate.authenticate(request, tenancy, settings)
+    odd = CIMultiDict({"Authorization": "Basic sk-new", "api-key": "sk-new"})
+    request = make_mocked_request("POST", "/v1/chat/completions", headers=odd)
+    assert gate.authenticate(request, tenancy, settings) == "t"
+    assert tenancy.bearer("Basic sk-new") is None  # the key came in api-key
 
 
 def test_only_v1_paths_need_a_key() -> None:

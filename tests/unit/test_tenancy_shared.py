@@ -8,9 +8,16 @@
 - ``adopt`` (a reload) keeps the view, not the deltas
 - tokens given back are added at once (no refill first): the levels stay those of
   ``LocalLedger``, which refills then adds, through refills, the cap and usage above the estimate
+- the usual admission (``take``: the view on the ask's periods and caps) and bill (``give``:
+  spend and reservations summed, folded into the per-period books by the next ``cut``) answer as
+  ``LocalLedger`` does, through refusals of every kind, refills and usage above the estimate;
+  the batches carry every bill's spend; a ticket of the periods before a day change settles
+  against those
 """
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
@@ -189,3 +196,73 @@ def test_an_empty_batch_is_a_read(books: SharedBooks) -> None:
     [batch] = books.cut()
     assert isinstance(batch, Batch)
     assert batch.seq == 0  # no limits, no bill yet: nothing to send, only read
+
+
+def admit(books: SharedBooks, a: Ask) -> tuple[bool, str, int, int, tuple[int, ...]]:
+    """(ok, reason, requests left, tokens left, used) of an admission as ``Tenancy.admit`` asks
+    the books: ``take``, else ``admit_now``."""
+    view = books.take(a)
+    if view is None:
+        g = books.admit_now(a)
+        return g.ok, g.reason, g.requests_left, g.tokens_left, g.used
+    assert view.requests is not None
+    assert view.tokens is not None
+    return True, "", int(view.requests), int(view.tokens), tuple(view.use())
+
+
+def test_the_usual_path_answers_as_the_local_ledger(clock: Clock) -> None:
+    rng = random.Random(15)
+    books = SharedBooks(clock_ms=clock)
+    local = LocalLedger(clock_ms=lambda: int(clock.ms))
+    periods = (Period(*DAY, 10_000, 3600), Period(*MONTH, 90_000, 7200))  # one tuple, as admission
+    open_asks: list[Ask] = []
+    answers: list[str] = []
+    spent = 0
+    for step in range(600):
+        clock.ms += rng.choice((0, 0, 0, 50, 400, 3_000))
+        if open_asks and rng.random() < 0.45:
+            a = open_asks.pop(rng.randrange(len(open_asks)))
+            actual, tokens = rng.randrange(0, 2 * a.amount + 1), rng.randrange(0, 2 * a.tokens + 1)
+            done = Bill(
+                a, "auto", "small", actual, tokens, tokens // 2, tokens - tokens // 2, 0, DAY[1]
+            )
+            books.settle_now(done)
+            local.settle_now(done)
+            spent += actual
+            continue
+        a = Ask(
+            "t", 10, 2_000, rng.randrange(1, 900), rng.randrange(0, 400), periods, str(step), 60_000
+        )
+        synced = admit(books, a)
+        alone = local.admit_now(a)
+        assert (synced[0], synced[1], synced[4]) == (alone.ok, alone.reason, alone.used)
+        # The same levels but for float rounding (refills and tokens given back are added in
+        # another order): a count left can be one less.
+        assert abs(synced[2] - alone.requests_left) <= 1
+        assert abs(synced[3] - alone.tokens_left) <= 1
+        answers.append(alone.reason)
+        if alone.ok:
+            open_asks.append(a)
+    assert {"", "rpm", "tpm", "daily"} <= set(answers)  # every kind of answer was compared
+    [batch] = books.cut()
+    assert batch.delta.spent == {DAY: spent, MONTH: spent}
+    view = books.views["t"]
+    assert (view.reserving, view.spending) == (0, 0)  # folded into the books by the cut
+    held = sum(a.amount for a in open_asks)
+    assert (view.reserved.get(DAY, 0), view.reserved.get(MONTH, 0)) == (held, held)
+
+
+def test_a_ticket_of_yesterday_settles_against_yesterdays_periods(books: SharedBooks) -> None:
+    today = (Period(*DAY, 1000, 3600), Period(*MONTH, 0, 7200))
+    tomorrow = (Period("daily", "20261207", 1000, 3600), Period(*MONTH, 0, 7200))
+    late = Ask("t", 0, 0, 1, 400, today, "", 1)
+    assert books.take(late) is None  # a new view: admit_now sets it up
+    assert books.admit_now(late).ok
+    assert books.take(Ask("t", 0, 0, 1, 100, today, "", 1)) is not None
+    assert books.admit_now(Ask("t", 0, 0, 1, 700, tomorrow, "", 1)).used == (700, 1200)
+    books.settle_now(bill(late, 250))
+    view = books.views["t"]
+    assert view.reserved == {DAY: 100, ("daily", "20261207"): 700, MONTH: 800}
+    assert view.use() == [700, 1050]  # tomorrow's day, the month: 250 spent, 800 reserved
+    [batch] = books.cut()
+    assert batch.delta.spent == {DAY: 250, MONTH: 250}
