@@ -6,7 +6,9 @@ incoming connections over them. The supervisor holds no socket and serves nothin
 private 0700 directory for the workers' sockets (``gateway.workers``: the merged ``/metrics``
 and ``/debug/decisions``), starts each worker with the gateway's own command line and
 ``SWITCHMAN_WORKER=<index>/<count>/<directory>`` in its environment, passes SIGTERM/SIGINT on
-to all of them, and waits for them to drain (each within its own ``--shutdown-grace``).
+to all of them (a second one too: a worker then exits at once, as one gateway process does),
+and waits for them to drain (each within its own ``--shutdown-grace``). Each worker runs in a
+process group of its own, so a terminal's Ctrl-C reaches it once, through the supervisor.
 
 A worker that exits while the gateway runs is started again after a second (doubling, up to
 30 s, while it keeps dying within 30 s of its start). One that exits before it listened (bad
@@ -81,7 +83,10 @@ class Supervisor:
         self._ready_file(index).unlink(missing_ok=True)
         command = [sys.executable, "-m", "switchman.cli.main", *self.argv]
         env = {**os.environ, WORKER_ENV: f"{index}/{self.count}/{self.directory}"}
-        proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+        # A process group of its own: a terminal's Ctrl-C (sent to the whole foreground group)
+        # reaches the workers once, through ``_signal``, never twice (a worker exits at once on
+        # a second signal while it drains).
+        proc = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, process_group=0)
         self.workers[index] = proc
         self.started[index] = time.monotonic()
 
@@ -139,7 +144,8 @@ class Supervisor:
 
     def _stop(self) -> None:
         for proc in self.workers.values():
-            if proc.poll() is None:
+            # Signalled workers are draining: a second signal would stop them at once.
+            if proc.poll() is None and not self.stopping:
                 proc.terminate()
         deadline = time.monotonic() + self.grace_s + 5
         for proc in self.workers.values():

@@ -1,7 +1,8 @@
 """The gateway's listener: aiohttp's app runner whose connections are guarded at the edge.
 
 ``serve`` runs an application until SIGTERM/SIGINT, then closes the listener at once and lets
-in-flight requests and streams finish within the grace period; ``switchman gateway`` (``cli``)
+in-flight requests and streams finish within the grace period (a second signal meanwhile exits at
+once, cutting them off); ``switchman gateway`` (``cli``)
 calls it, and a port it cannot bind is a ``ListenError`` (one line, no traceback). The edge tests
 use ``GatewayRunner`` in place of ``web.AppRunner``. Connections are accepted by
 ``acceptor.AcceptorSite`` (every pending one at each readiness, where uvloop accepts one). Each
@@ -273,5 +274,16 @@ async def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # while in-flight requests drain
+            loop.add_signal_handler(signum, _stop_now, signum)
     finally:
         await runner.cleanup()
+
+
+def _stop_now(signum: int) -> None:
+    """A second SIGTERM or SIGINT while draining: exit at once with 128 + the signal's number
+    (a person's second Ctrl-C, or an operator who will not wait out the grace period). What is
+    still in flight is cut off: its clients see the connection close."""
+    name = signal.Signals(signum).name
+    log.warning("%s again while draining: stopping now; requests in flight are cut off", name)
+    os._exit(128 + signum)

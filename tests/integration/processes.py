@@ -58,10 +58,15 @@ async def running(
     stdout: int = DEVNULL,
     stderr: int = DEVNULL,
     grace: float = 0.0,
+    own_group: bool = False,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``argv`` as a child process; on the way out, one still running gets SIGTERM and ``grace``
-    seconds to exit (none by default), then is killed, and is always awaited."""
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=stdout, stderr=stderr, env=env)
+    seconds to exit (none by default), then is killed, and is always awaited. ``own_group``: in
+    a process group of its own (whose id is its pid), as a shell runs a foreground job, so a
+    test can signal the group as a terminal's Ctrl-C does."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=stdout, stderr=stderr, env=env, process_group=0 if own_group else None
+    )
     try:
         yield proc
     finally:
@@ -80,9 +85,12 @@ def switchman(
     stdout: int = DEVNULL,
     stderr: int = DEVNULL,
     grace: float = 0.0,
+    own_group: bool = False,
 ) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
     """``switchman ARGS...`` (this interpreter's package) as ``running`` starts it."""
-    return running(*SWITCHMAN, *args, env=env, stdout=stdout, stderr=stderr, grace=grace)
+    return running(
+        *SWITCHMAN, *args, env=env, stdout=stdout, stderr=stderr, grace=grace, own_group=own_group
+    )
 
 
 def gateway(
@@ -93,7 +101,10 @@ def gateway(
     stdout: int = DEVNULL,
     stderr: int = DEVNULL,
     grace: float = 0.0,
+    own_group: bool = False,
 ) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
     """``switchman gateway --config CONFIG --host 127.0.0.1 --port PORT ARGS...``."""
     argv = ("gateway", "--config", str(config), "--host", "127.0.0.1", "--port", str(port))
-    return switchman(*argv, *args, env=env, stdout=stdout, stderr=stderr, grace=grace)
+    return switchman(
+        *argv, *args, env=env, stdout=stdout, stderr=stderr, grace=grace, own_group=own_group
+    )

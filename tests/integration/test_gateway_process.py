@@ -5,6 +5,7 @@ Scenarios:
 - gateway: /healthz, /readyz (config generation, upstreams), /v1/models (routes and models),
   /openapi.json (every endpoint), /metrics (Prometheus text with switchman_ families);
 - gateway SIGTERM while a stream is in flight: the stream completes, then the process exits 0;
+- a second SIGTERM while it drains: the process exits at once (143), the stream is cut off;
 - demo: prints the snippets, serves route ``auto`` over two simulators, stops cleanly on SIGINT.
 """
 
@@ -108,6 +109,41 @@ async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
 
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         await client.close()
+
+
+async def test_a_second_sigterm_while_draining_stops_the_gateway_at_once(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps(_config(sim)))
+    port = processes.free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with (
+        processes.gateway(config, port, "--shutdown-grace", "60", stderr=processes.PIPE) as proc,
+        openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client,
+    ):
+        await processes.wait_http(f"{base}/readyz")
+        stream = await client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=40, stream=True
+        )
+        pieces: list[str] = []
+
+        async def read() -> None:
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                if len(pieces) == 2:
+                    proc.send_signal(signal.SIGTERM)  # drains: the stream goes on
+                if len(pieces) == 4:
+                    proc.send_signal(signal.SIGTERM)  # stops now
+
+        with pytest.raises(openai.APIError):  # the connection closes mid-stream
+            await read()
+        # Long before the 60 s grace (the stream alone would take another 1.8 s).
+        assert await asyncio.wait_for(proc.wait(), 10) == 128 + signal.SIGTERM
+        assert 4 <= len(pieces) < 40
+        assert proc.stderr is not None
+        assert "SIGTERM again while draining: stopping now" in (await proc.stderr.read()).decode()
 
 
 async def test_gateway_metrics_are_prometheus_text(start_gateway: Any, sim: RunningSim) -> None:

@@ -6,6 +6,8 @@ Scenarios:
   family is declared once, and the request counts of both workers add up to what was sent;
 - ``/debug/decisions`` merges both workers' decisions, newest first, each naming its worker;
 - SIGTERM stops the supervisor and both workers cleanly (exit 0, no process left);
+- a terminal's Ctrl-C (SIGINT to the whole process group) reaches each worker once: a stream in
+  flight finishes, then all exit 0 (a second signal would stop a draining worker at once);
 - a worker killed with SIGKILL is started again by the supervisor, and the pod serves and
   scrapes as two workers again (the new one's counters start from zero, under its label);
 - a worker that cannot start (the port is held by a socket without SO_REUSEPORT) stops the
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import openai
 import processes
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,6 +40,15 @@ REQUESTS = 60
 async def sim() -> AsyncIterator[RunningSim]:
     async with await start(
         SimSettings(model="tiny", ttft_s=0.0, itl_s=0.0, output_tokens=3)
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def slow_sim() -> AsyncIterator[RunningSim]:
+    # Slow enough that a stream is still running when the signal arrives.
+    async with await start(
+        SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)
     ) as running:
         yield running
 
@@ -142,6 +154,40 @@ async def test_two_workers_both_serve_and_metrics_read_as_one_pod(
         times = [entry["time"] for entry in decisions]
         assert times == sorted(times, reverse=True)
         proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+async def test_ctrl_c_to_the_group_reaches_each_worker_once_and_they_drain(
+    tmp_path: Path, slow_sim: RunningSim
+) -> None:
+    config = _write_config(tmp_path, slow_sim)
+    port = processes.free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with processes.gateway(
+        config,
+        port,
+        *("--workers", "2", "--access-log", "off", "--shutdown-grace", "30"),
+        stderr=processes.PIPE,
+        grace=20,
+        own_group=True,  # as a shell runs it in a terminal
+    ) as proc:
+        await processes.wait_http(f"{base}/readyz", proc=proc, deadline=60)
+        await _both_listening(base)
+        workers = _children(proc.pid)
+        async with openai.AsyncOpenAI(
+            base_url=f"{base}/v1", api_key="unused", max_retries=0
+        ) as client:
+            stream = await client.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            pieces: list[str] = []
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                if len(pieces) == 2:
+                    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: every process of the group
+        assert len(pieces) == 40  # drained, not cut off by a second SIGINT
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     assert not [pid for pid in workers if _alive(pid)]
 
