@@ -61,13 +61,18 @@ async def test_gateway_refuses_to_start_on_an_invalid_config(tmp_path: Path) -> 
     assert "Traceback" not in text
 
 
-async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
-    tmp_path: Path, sim: RunningSim
-) -> None:
+def _files(tmp_path: Path, sim: RunningSim) -> tuple[Path, int, str]:
+    """The gateway's config file on ``sim``, a free port, and the gateway's base URL there."""
     config = tmp_path / "gateway.json"
     config.write_text(json.dumps(_config(sim)))
     port = processes.free_port()
-    base = f"http://127.0.0.1:{port}"
+    return config, port, f"http://127.0.0.1:{port}"
+
+
+async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
+    tmp_path: Path, sim: RunningSim
+) -> None:
+    config, port, base = _files(tmp_path, sim)
     async with processes.gateway(config, port, "--shutdown-grace", "10") as proc:
         await processes.wait_http(f"{base}/readyz")
         async with aiohttp.ClientSession() as session:
@@ -114,10 +119,7 @@ async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
 async def test_a_second_sigterm_while_draining_stops_the_gateway_at_once(
     tmp_path: Path, sim: RunningSim
 ) -> None:
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps(_config(sim)))
-    port = processes.free_port()
-    base = f"http://127.0.0.1:{port}"
+    config, port, base = _files(tmp_path, sim)
     async with (
         processes.gateway(config, port, "--shutdown-grace", "60", stderr=processes.PIPE) as proc,
         openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client,
