@@ -159,9 +159,7 @@ SSE_LINES = st.lists(
 def test_sse_parser_is_independent_of_chunking(
     lines: list[bytes], newline: bytes, cuts: list[int]
 ) -> None:
-    stream = b"".join(line + newline for line in lines) + newline
-    whole = SSEParser()
-    expected = whole.feed(stream) + whole.flush()
+    stream, expected = _stream(lines, newline)
     pieces = SSEParser()
     got: list[Event] = []
     start = 0
@@ -169,7 +167,17 @@ def test_sse_parser_is_independent_of_chunking(
         got += pieces.feed(stream[start:cut])
         start = cut
     got += pieces.feed(stream[start:]) + pieces.flush()
+    _assert_same_events(got, expected)
 
+
+def _stream(lines: list[bytes], newline: bytes) -> tuple[bytes, list[Event]]:
+    """The lines as one stream, and the events one parser fed it whole gives."""
+    stream = b"".join(line + newline for line in lines) + newline
+    whole = SSEParser()
+    return stream, whole.feed(stream) + whole.flush()
+
+
+def _assert_same_events(got: list[Event], expected: list[Event]) -> None:
     assert [(e.event, e.data) for e in got] == [(e.event, e.data) for e in expected]
     assert b"".join(e.raw for e in got) == b"".join(e.raw for e in expected)
 
@@ -183,9 +191,7 @@ def test_sse_parser_is_independent_of_chunking(
 def test_sse_blocks_of_whole_events_are_the_events_of_feed(
     lines: list[bytes], newline: bytes, cuts: list[int]
 ) -> None:
-    stream = b"".join(line + newline for line in lines) + newline
-    whole = SSEParser()
-    expected = whole.feed(stream) + whole.flush()
+    stream, expected = _stream(lines, newline)
     pieces = SSEParser()
     got: list[Event] = []
     start = 0
@@ -194,9 +200,7 @@ def test_sse_blocks_of_whole_events_are_the_events_of_feed(
         got += pieces.feed(stream[start:cut]) if block is None else block_events(block)
         start = cut
     got += pieces.flush()
-
-    assert [(e.event, e.data) for e in got] == [(e.event, e.data) for e in expected]
-    assert b"".join(e.raw for e in got) == b"".join(e.raw for e in expected)
+    _assert_same_events(got, expected)
 
 
 FRAGMENT = st.sampled_from(
