@@ -17,7 +17,8 @@ The answer is ``misbehaving.answer_text(60)`` (60 words, one token each).
 - A complete stream without ``data: [DONE]`` (finish reason and usage, then EOF): a clean end
   with ``[DONE]`` synthesized, no second attempt, and the primary keeps serving.
 - An in-band ``data: {"error": ...}`` event or a malformed chunk mid-stream: never relayed; the
-  stream is continued on the fallback and the client gets the whole answer.
+  stream is continued on the fallback and the client gets the whole answer. The same when the
+  fault arrives in one read with the whole events before it (decoded as one block).
 """
 
 from __future__ import annotations
@@ -280,3 +281,31 @@ async def test_a_broken_chunk_is_never_relayed_and_the_stream_is_continued(
     assert usage is not None
     assert usage["completion_tokens"] == WORDS
     assert [s.mechanism for s in second.seen] == ["instruct", "instruct"]
+
+
+@pytest.mark.parametrize(
+    "primary",
+    [
+        # No delay: the events before the fault arrive with it in one read, decoded as one block.
+        pytest.param({"error_event_after": 20}, id="in-band-error-event-in-a-burst"),
+        pytest.param({"malformed_after": 20}, id="malformed-chunk-in-a-burst"),
+    ],
+)
+async def test_a_broken_chunk_among_whole_events_in_one_read_is_never_relayed(
+    start_gateway: Any, primary: dict[str, Any]
+) -> None:
+    async with pair(primary, {}) as (first, second):
+        gateway = await start_gateway(config(first, second))
+        status, body, _ = await raw_stream(gateway.url)
+        text, usage = await sdk_stream(gateway.base_url)
+
+    assert status == 200
+    assert b"oops" not in body
+    assert b"generation failed" not in body
+    got = events(body)  # every event whole JSON, the words once: a fresh answer or a joined one
+    assert not [e for e in got if isinstance(e, dict) and "error" in e]
+    assert got[-1] == "[DONE]"
+    assert text == ANSWER
+    assert usage is not None
+    assert usage["completion_tokens"] == WORDS
+    assert len(second.seen) == 2  # each of the two requests finished on the fallback
