@@ -170,6 +170,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
+async def slow_sim() -> AsyncIterator[RunningSim]:
+    """A simulator (model ``tiny``) streaming 40 tokens 50 ms apart: slow enough that a stream
+    is still running when a test signals the gateway mid-stream."""
+    async with await start(
+        SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)
+    ) as running:
+        yield running
+
+
+@pytest.fixture
 async def redis(tmp_path: Path) -> AsyncIterator[redisproc.RedisProcess]:
     """A real redis-server on a free port (see ``redisproc``), killed after the test."""
     workdir = tmp_path / "redis"

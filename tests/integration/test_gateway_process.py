@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,7 @@ import openai
 import processes
 import pytest
 
-from switchman.sim.runner import RunningSim, start
-from switchman.sim.settings import SimSettings
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[RunningSim]:
-    # Slow enough that a stream is still running when SIGTERM arrives.
-    async with await start(
-        SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)
-    ) as running:
-        yield running
+from switchman.sim.runner import RunningSim
 
 
 def _config(sim: RunningSim) -> dict[str, Any]:
@@ -70,9 +59,9 @@ def _files(tmp_path: Path, sim: RunningSim) -> tuple[Path, int, str]:
 
 
 async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
-    tmp_path: Path, sim: RunningSim
+    tmp_path: Path, slow_sim: RunningSim
 ) -> None:
-    config, port, base = _files(tmp_path, sim)
+    config, port, base = _files(tmp_path, slow_sim)
     async with processes.gateway(config, port, "--shutdown-grace", "10") as proc:
         await processes.wait_http(f"{base}/readyz")
         async with aiohttp.ClientSession() as session:
@@ -117,9 +106,9 @@ async def test_gateway_process_serves_its_endpoints_and_drains_on_sigterm(
 
 
 async def test_a_second_sigterm_while_draining_stops_the_gateway_at_once(
-    tmp_path: Path, sim: RunningSim
+    tmp_path: Path, slow_sim: RunningSim
 ) -> None:
-    config, port, base = _files(tmp_path, sim)
+    config, port, base = _files(tmp_path, slow_sim)
     async with (
         processes.gateway(config, port, "--shutdown-grace", "60", stderr=processes.PIPE) as proc,
         openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client,
@@ -148,8 +137,10 @@ async def test_a_second_sigterm_while_draining_stops_the_gateway_at_once(
         assert "SIGTERM again while draining: stopping now" in (await proc.stderr.read()).decode()
 
 
-async def test_gateway_metrics_are_prometheus_text(start_gateway: Any, sim: RunningSim) -> None:
-    gateway = await start_gateway(_config(sim))
+async def test_gateway_metrics_are_prometheus_text(
+    start_gateway: Any, slow_sim: RunningSim
+) -> None:
+    gateway = await start_gateway(_config(slow_sim))
     client = openai.AsyncOpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
     await client.chat.completions.create(
         model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=3

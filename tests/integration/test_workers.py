@@ -44,15 +44,6 @@ async def sim() -> AsyncIterator[RunningSim]:
         yield running
 
 
-@pytest.fixture
-async def slow_sim() -> AsyncIterator[RunningSim]:
-    # Slow enough that a stream is still running when the signal arrives.
-    async with await start(
-        SimSettings(model="tiny", ttft_s=0.01, itl_s=0.05, output_tokens=40)
-    ) as running:
-        yield running
-
-
 def _write_config(tmp_path: Path, sim: RunningSim) -> Path:
     config = tmp_path / "gateway.json"
     config.write_text(
