@@ -18,7 +18,8 @@ bounded by generous timeouts):
 Every model is external (an OpenAI-compatible base URL: a simulator on this machine), so the
 cluster needs no nodes or images; the 20 gateway Deployments never become available, which the
 operator reports honestly (not Ready). With ``SWITCHMAN_E2E_RESULTS=DIR`` the figures are
-written to ``DIR/control_plane.json`` and ``.md`` (``bench/results`` holds the committed run).
+written to ``DIR/control_plane.json`` and ``.md``; commit a run on a real cluster to
+``bench/results`` (none is there yet: no API server could be run where this was written).
 """
 
 from __future__ import annotations
