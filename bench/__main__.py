@@ -9,6 +9,7 @@ from bench import (
     classifier,
     compare,
     inbound,
+    inprocess,
     memory,
     otlp_encode,
     overhead,
@@ -23,16 +24,19 @@ from bench import (
 
 def main() -> int:
     """``python -m bench [NAME] [args]``, NAME one of ``names`` below; with no name, run them
-    all but ``profile`` (``compare``, the side-by-side run, first)."""
+    all but ``profile`` and ``inprocess`` (``compare``, the side-by-side run, first)."""
     args = sys.argv[1:]
     names = (
         *("compare", "profile", "memory", "overhead", "telemetry", "classifier", "replicas"),
-        *("routing", "tenancy", "inbound", "stream", "otlp"),
+        *("routing", "tenancy", "inbound", "stream", "otlp", "inprocess"),
     )
     if args and args[0] not in names:
         # Anything else (a typo, --help) must not start the whole run (tens of minutes).
         print(f"usage: python -m bench [{'|'.join(names)}] [args]", file=sys.stderr)
-        print("with no name: every benchmark but profile, compare first", file=sys.stderr)
+        print(
+            "with no name: every benchmark but profile and inprocess, compare first",
+            file=sys.stderr,
+        )
         return 0 if args[0] in ("-h", "--help") else 2
     which = args.pop(0) if args else None
     if which in (None, "compare"):
@@ -59,6 +63,8 @@ def main() -> int:
         stream_path.main(args if which else [])
     if which in (None, "otlp"):
         otlp_encode.main(args if which else [])
+    if which == "inprocess":  # on demand: about 4 minutes, for A/B of the request path's CPU
+        inprocess.main(args)
     return 0
 
 
