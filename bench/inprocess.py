@@ -20,7 +20,9 @@ Variants, each a fresh process with its config read at compose:
 - ``log``: the JSON access log (the process's stdout, into a file in the temporary directory);
 - ``trace``: OTLP/HTTP tracing sampled at 10% through the standard ``OTEL_*`` variables into
   ``bench.collector`` (a subprocess on a free port);
-- ``all``: the three together, what ``bench.compare``'s ``switchman`` target runs.
+- ``all``: the three together, what ``bench.compare``'s ``switchman`` target runs;
+- ``harness``: no gateway, the clients straight at a fake upstream: the part of every other
+  figure that is not the gateway's.
 
 Figures are CPU µs per request of the whole process (``time.process_time``, every thread:
 tracing's export thread included) over batches of N requests after a warm-up; the fake
@@ -72,6 +74,7 @@ FEATURES = {
     "log": ("log",),
     "trace": ("trace",),
     "all": ("tenancy", "log", "trace"),
+    "harness": (),  # no gateway: the clients straight at a fake upstream
 }
 SHAPES = ("whole", "stream")
 KIND = {"whole": "chat", "stream": "chat-stream"}  # bench.compare's request kinds
@@ -269,11 +272,6 @@ async def measure(
     """One run in this process: the samples (CPU µs per request of the process and of this
     thread, per batch). ``answers``: the upstreams' responses by shape (default ``ANSWERS``);
     ``freeze``: the start-up GC freeze of ``switchman gateway`` (a fresh process only)."""
-    from switchman.gateway.acceptor import AcceptorSite
-    from switchman.gateway.app import compose
-    from switchman.gateway.listener import GatewayRunner
-    from switchman.gateway.telemetry.accesslog import Format
-
     loop = asyncio.get_running_loop()
     answers = {**ANSWERS, **(answers or {})}
     servers = []
@@ -281,6 +279,23 @@ async def measure(
         factory = functools.partial(_Upstream, answers[shape])
         servers.append(await loop.create_server(factory, "127.0.0.1", 0))
     ports = [server.sockets[0].getsockname()[1] for server in servers]
+    try:
+        if run.variant == "harness":
+            _freeze(freeze)
+            return await _load(run, ports[0] if run.shape == "whole" else ports[2], False)
+        return await _gateway(run, ports, freeze)
+    finally:
+        for server in servers:
+            server.close()
+
+
+async def _gateway(run: Run, ports: list[int], freeze: bool) -> dict[str, Any]:
+    """The run through the gateway composed for it on the upstreams at ``ports``."""
+    from switchman.gateway.acceptor import AcceptorSite
+    from switchman.gateway.app import compose
+    from switchman.gateway.listener import GatewayRunner
+    from switchman.gateway.telemetry.accesslog import Format
+
     tenancy = run.tenancy if "tenancy" in FEATURES[run.variant] else None
     config = Path(run.workdir) / f"gateway-{run.variant}-{run.shape}.json"
     config.write_text(json.dumps(targets.switchman_config(ports[:2], ports[2:], tenancy)))
@@ -290,14 +305,17 @@ async def measure(
     try:
         site = AcceptorSite(runner, "127.0.0.1", 0)
         await site.start()
-        if freeze:  # as cli/gateway.py does once the app is composed
-            gc.freeze()
-            gc.set_threshold(7000, 10, 10)
+        _freeze(freeze)
         return await _load(run, site.port, tenancy is not None)
     finally:
         await runner.cleanup()
-        for server in servers:
-            server.close()
+
+
+def _freeze(freeze: bool) -> None:
+    """What ``cli/gateway.py`` does once the app is composed (a fresh process only)."""
+    if freeze:
+        gc.freeze()
+        gc.set_threshold(7000, 10, 10)
 
 
 async def _load(run: Run, port: int, tenancy: bool) -> dict[str, Any]:
@@ -486,7 +504,8 @@ def summarise(found: dict[tuple[str, str], list[Any]]) -> list[dict[str, Any]]:
     for (variant, shape), row in rows.items():
         for other, name in ((("off", shape), "vs_off"), ((variant, "whole"), "stream_minus_whole")):
             base = rows.get(other)
-            if base is not None and base is not row and (name == "vs_off" or shape == "stream"):
+            wanted = variant != "harness" if name == "vs_off" else shape == "stream"
+            if base is not None and base is not row and wanted:
                 row[f"{name}_min_us"] = round(row["min_us"] - base["min_us"], 1)
                 row[f"{name}_median_us"] = round(row["median_us"] - base["median_us"], 1)
     return list(rows.values())
@@ -530,6 +549,20 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {_cell(whole, 'vs_off')} | {_num(stream, 'min_us')} | {_num(stream, 'median_us')} "
             f"| {_cell(stream, 'vs_off')} | {_cell(stream, 'stream_minus_whole')} | {share} |"
         )
+    floor = {shape: row["min_us"] for (name, shape), row in rows.items() if name == "harness"}
+    own = [
+        f"{variant} {shape} {row['min_us'] - floor[shape]:.0f}"
+        for (variant, shape), row in rows.items()
+        if variant != "harness" and shape in floor
+    ]
+    if own:
+        lines += [
+            "",
+            "`harness`: the clients straight at a fake upstream, no gateway: what every other row "
+            "also holds. The gateway's own CPU µs per request (min less the harness's min): "
+            + ", ".join(own)
+            + ".",
+        ]
     spans = {f"{r['variant']} {r['shape']}": r["spans"] for r in results["rows"] if r["spans"]}
     if spans:
         lines += [

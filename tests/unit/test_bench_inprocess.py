@@ -23,11 +23,13 @@ def inprocess(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return importlib.import_module("bench.inprocess")
 
 
-@pytest.mark.parametrize("shape", ["whole", "stream"])
+@pytest.mark.parametrize(
+    ("variant", "shape"), [("off", "whole"), ("off", "stream"), ("harness", "stream")]
+)
 async def test_a_run_reports_cpu_per_request_of_the_answers_it_checked(
-    inprocess: ModuleType, tmp_path: Path, shape: str
+    inprocess: ModuleType, tmp_path: Path, variant: str, shape: str
 ) -> None:
-    run = inprocess.Run(shape, "off", str(tmp_path), requests=32, batches=2, warm=1)
+    run = inprocess.Run(shape, variant, str(tmp_path), requests=32, batches=2, warm=1)
     result = await inprocess.measure(run)
     assert result["requests"] == run.total == 16 * (1 + 2 * 2)
     assert len(result["samples"]) == 2
