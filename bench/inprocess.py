@@ -49,6 +49,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -630,6 +631,8 @@ def main(argv: list[str]) -> None:
     info = machine()
     busy, total = procs.machine_jiffies()
     started = time.monotonic()
+    # A SIGTERM stops it as Ctrl-C does: the current run, Redis and the collector end with it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-inprocess-"))
     try:
         found = _rounds(args, workdir)
