@@ -4,11 +4,13 @@ Created by ``failover`` for each request and handed to every attempt (``attempt`
 A whole answer becomes one ``WholeAnswer`` (``whole``; the app's errors and ``/healthz`` use it
 too): a ``web.Response`` whose status line, headers and body leave in one transport write. A
 stream is committed once, by the first attempt that has client-visible bytes (``commit``: the
-status line and headers), then written event by event (``write``, each one also given to the
-recorder that keeps a transcript for continuation) and ended exactly once: ``finish`` (the
-end-of-stream bytes, e.g. ``[DONE]``) or ``fail`` (one well-formed OpenAI error event). In
-OpenAI's format the headers leave with the first events and the end-of-stream bytes with the end
-of the body, so a stream sends twice, or once when ``finish`` is given the last events too. Once
+status line and headers), then written event by event (``send``, or ``write`` which awaits it;
+each one also given to the recorder that keeps a transcript for continuation) and ended exactly
+once: ``finish`` (the end-of-stream bytes, e.g. ``[DONE]``) or ``fail`` (one well-formed OpenAI
+error event). In OpenAI's format the headers leave with the first events and the end-of-stream
+bytes with the end of the body, so a stream sends twice, or once when ``finish`` is given the
+last events too; for the usual request an ``EventStream`` frames and writes its chunks itself
+(one transport write each, waiting only while the client's transport asks to pause). Once
 committed, nothing else may reach the client: every later outcome is an SSE event, never a
 second HTTP response. Errors before the commit are raised and turned into JSON responses by the
 app's front (``app.Front``).
@@ -23,6 +25,7 @@ from typing import Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp.compression_utils import MAX_SYNC_CHUNK_SIZE
 from aiohttp.helpers import EMPTY_BODY_STATUS_CODES, rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
@@ -75,6 +78,7 @@ class ClientStream:
     gaps: list[float] = field(default_factory=list)
     format: Presentation | None = None  # None: the client speaks OpenAI's chat/completions
     _send: Callable[[bytes], Awaitable[None]] | None = None  # where ``write`` puts events
+    _events: EventStream | None = None  # the response, when it writes its own chunks
 
     def native(self, provider: Provider) -> bool:
         """Whether the client speaks ``provider``'s format, so its answers go to it as they are."""
@@ -103,21 +107,41 @@ class ClientStream:
         headers = {**headers, **_EVENT_STREAM}
         if self.format is not None:
             response = self.format.stream_response(headers)
+            await response.prepare(self.request)
+            self._send = response.write  # which rewrites the events into the client's format
         else:
-            response = web.StreamResponse(headers=headers)
-            # aiohttp (3.12+) then holds the headers for the next write, as for a web.Response.
-            response._send_headers_immediately = False
-        writer = await response.prepare(self.request)
-        # OpenAI's events go straight to the payload writer (what StreamResponse.write calls);
-        # a client format's through its response, which rewrites them.
-        self._send = writer.write if self.format is None and writer is not None else response.write
+            events = EventStream(headers)
+            writer = await events.prepare(self.request)
+            if events.chunks:
+                self._events = events
+            else:  # aiohttp's own framing: straight to its payload writer (StreamResponse.write's)
+                assert writer is not None
+                self._send = writer.write
+            response = events
         self.response = response
 
-    async def write(self, data: bytes) -> None:
-        """Send events; a client that went away raises ``ConnectionResetError``."""
-        assert self._send is not None, "write before commit"
+    def send(self, data: bytes) -> Awaitable[None] | None:
+        """Send events; what to await before the next send (a client reading slowly; or
+        aiohttp's writer, or a client format's), or None. A client that went away raises
+        ``ConnectionResetError``, here or from the awaitable."""
         if self.ended:  # (StreamResponse.write would refuse too; the payload writer does not)
             raise RuntimeError("a write after the stream ended")
+        events = self._events
+        if events is None:
+            return self._written(data)
+        wait = events.send(data)
+        if self.recorder is not None:
+            self.recorder.add(data)
+        return wait
+
+    async def write(self, data: bytes) -> None:
+        """``send``, awaited."""
+        wait = self.send(data)
+        if wait is not None:
+            await wait
+
+    async def _written(self, data: bytes) -> None:
+        assert self._send is not None, "write before commit"
         await self._send(data)
         if self.recorder is not None:
             self.recorder.add(data)
@@ -131,7 +155,9 @@ class ClientStream:
             return "ok"
         self.ended = True
         try:
-            await self._end(last + tail)
+            wait = self._end(last + tail)
+            if wait is not None:
+                await wait
         except ConnectionResetError:
             return CLIENT_CLOSED
         if last and self.recorder is not None:
@@ -145,21 +171,29 @@ class ClientStream:
             return reason
         self.ended = True
         try:
-            await self._end(encode(json.dumps(error.body()).encode()))
+            wait = self._end(encode(json.dumps(error.body()).encode()))
+            if wait is not None:
+                await wait
         except ConnectionResetError:
             return CLIENT_CLOSED
         return reason
 
-    async def _end(self, last: bytes) -> None:
-        """``last`` and the end of the body, in one send for OpenAI's format; a client format's
-        own response rewrites ``last`` in its ``write`` (which ``write_eof`` would bypass)."""
+    def _end(self, last: bytes) -> Awaitable[None] | None:
+        """``last`` and the end of the body, in one send for OpenAI's format (what to await
+        then, if anything); a client format's own response rewrites ``last`` in its ``write``
+        (which ``write_eof`` would bypass)."""
+        if self._events is not None:
+            return self._events.end(last)
         assert self.response is not None
         if self.format is None:
-            await self.response.write_eof(last)
-            return
+            return self.response.write_eof(last)
+        return self._rewritten(self.response, last)
+
+    @staticmethod
+    async def _rewritten(response: web.StreamResponse, last: bytes) -> None:
         if last:
-            await self.response.write(last)
-        await self.response.write_eof()
+            await response.write(last)
+        await response.write_eof()
 
     def whole(self, payload: bytes, headers: dict[str, str]) -> web.Response:
         """A whole (non-streamed) JSON answer, in the client's format."""
@@ -213,8 +247,12 @@ class WholeAnswer(web.Response):
         self._zlib_executor = None
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._eof_sent:  # (aiohttp's finish_response asks again: aiohttp's own answers)
+            return None
+        if self._payload_writer is not None:
+            return self._payload_writer
         writer = request.writer
-        if type(writer) is not StreamWriter or not self._usual(request, writer):
+        if type(writer) is not StreamWriter or not _usual(self, request, writer):
             return await super().prepare(request)
         headers = self._headers
         self._req = request
@@ -238,32 +276,151 @@ class WholeAnswer(web.Response):
             await writer.drain()
         return writer
 
-    def _usual(self, request: web.BaseRequest, writer: StreamWriter) -> bool:
-        """Whether aiohttp would only add the length, date and server headers (the class
-        docstring); as its own prepare, once."""
+
+class EventStream(web.StreamResponse):
+    """OpenAI's event stream (``ClientStream`` without a client format): for the usual request
+    (``WholeAnswer``'s), its chunked body framed and written here, each send one transport write.
+
+    The bytes and the sends are aiohttp's own for a ``web.StreamResponse(headers=)`` that holds
+    its headers for the first write (``_send_headers_immediately = False``) and is written
+    through its payload writer: the headers in the same order (the given ones,
+    ``Transfer-Encoding``, ``Date``, ``Server``, then the request's prepare hook's), serialized
+    once by ``prepare`` and held (nothing is sent yet); ``send`` writes one chunk
+    (``%x\\r\\n``, the data, ``\\r\\n``), with the held head before the first; ``end`` the
+    last data, if any, as one chunk and the last chunk (``0\\r\\n\\r\\n``), with the head if
+    it is still held, and leaves the state aiohttp's ``write_eof`` leaves, so that its
+    ``finish_response``, access log and keep-alive read the same. ``send`` and ``end`` are plain
+    calls returning what to await when the client's transport asked to pause (its protocol's
+    drain, checked at every send: at most one chunk past the transport's high-water mark is
+    buffered, where aiohttp's writer checks every 64 KiB), else None. A transport that is
+    gone or closing raises ``ConnectionResetError`` as aiohttp's writer does. For anything
+    unusual ``prepare`` is aiohttp's and ``chunks`` is False: the caller writes through aiohttp.
+
+    Leans on what ``WholeAnswer`` does and the payload writer's ``_protocol``, ``chunked``,
+    ``output_size``, ``set_eof`` and ``drain``, and the protocol's ``transport`` and
+    ``_paused``; tests/unit/test_event_stream.py fails if they change (the bytes and the sends
+    against aiohttp's for each kind of request).
+    """
+
+    _send_headers_immediately = False  # aiohttp's own: the headers go with the first write
+    chunks = False  # True once prepared by this class's own path: use ``send`` and ``end``
+    _head: bytes | None = None  # the status line and headers, until the first send
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        web.StreamResponse.__init__(self, _real_headers=CIMultiDict(headers))
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._eof_sent:  # (aiohttp's finish_response asks again: aiohttp's own answers)
+            return None
+        if self._payload_writer is not None:
+            return self._payload_writer
+        writer = request.writer
+        if type(writer) is not StreamWriter or not _usual(self, request, writer):
+            return await super().prepare(request)
         headers = self._headers
-        return not (
-            self._payload_writer is not None
-            or self._eof_sent
-            or request.version != HttpVersion11
-            or request.method not in _PLAIN_METHODS
-            or not request.keep_alive
-            or self._keep_alive is not None
-            or self._status in EMPTY_BODY_STATUS_CODES
-            or self._compression
-            or self._chunked
-            or self._cookies
-            or hdrs.CONTENT_LENGTH in headers
-            or hdrs.CONNECTION in headers
-            or hdrs.TRANSFER_ENCODING in headers
-            or writer._on_chunk_sent is not None
-            or writer._on_headers_sent is not None
-            or writer.on_body_write is not None
-            or writer._compress is not None
-            or writer._headers_buf is not None
-            or writer.length is not None
-            or writer.chunked
-        )
+        self._req = request
+        self._payload_writer = writer
+        self._must_be_empty_body = False
+        self._keep_alive = True
+        writer.enable_chunking()
+        headers[hdrs.TRANSFER_ENCODING] = "chunked"
+        headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
+        if hdrs.DATE not in headers:
+            headers[hdrs.DATE] = rfc822_formatted_time()
+        headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
+        await request._prepare_hook(self)
+        self._head = _serialize_headers(f"HTTP/1.1 {self._status} {self._reason}", headers)
+        self.chunks = True
+        return writer
+
+    def send(self, data: bytes) -> Awaitable[None] | None:
+        """``data`` as one chunk (nothing for no data, but the held head); see the class."""
+        if self._eof_sent:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        head = self._head
+        if head is not None:
+            frame = b"%b%x\r\n%b\r\n" % (head, len(data), data) if data else head
+        elif data:
+            frame = b"%x\r\n%b\r\n" % (len(data), data)
+        else:
+            return None
+        wait = self._out(frame)
+        self._head = None
+        return wait
+
+    def end(self, data: bytes = b"") -> Awaitable[None] | None:
+        """``data`` as the last chunk, then the end of the body; see the class."""
+        if self._eof_sent:
+            return None
+        head = self._head or b""
+        if data:
+            frame = b"%b%x\r\n%b\r\n0\r\n\r\n" % (head, len(data), data)
+        else:
+            frame = head + b"0\r\n\r\n"
+        wait = self._out(frame)
+        writer = self._payload_writer
+        assert isinstance(writer, StreamWriter)
+        writer.set_eof()
+        self._eof_sent = True
+        self._req = None
+        self._body_length = writer.output_size
+        self._payload_writer = None
+        return wait
+
+    def _out(self, frame: bytes) -> Awaitable[None] | None:
+        writer = self._payload_writer
+        assert isinstance(writer, StreamWriter), "write before prepare"
+        writer.output_size += len(frame)
+        protocol = writer._protocol
+        transport = protocol.transport
+        if transport is None or transport.is_closing():
+            raise ClientConnectionResetError("Cannot write to closing transport")
+        transport.write(frame)
+        return writer.drain() if protocol._paused else None
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self.chunks:
+            return await super().write(data)
+        wait = self.send(bytes(data))
+        if wait is not None:
+            await wait
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if self._eof_sent:  # (aiohttp's finish_response calls it again)
+            return
+        if not self.chunks:
+            return await super().write_eof(data)
+        wait = self.end(data)
+        if wait is not None:
+            await wait
+
+
+def _usual(response: web.StreamResponse, request: web.BaseRequest, writer: StreamWriter) -> bool:
+    """Whether aiohttp would only add the framing, date and server headers (``WholeAnswer``'s
+    docstring); as its own prepare, once."""
+    headers = response._headers
+    return not (
+        response._payload_writer is not None
+        or response._eof_sent
+        or request.version != HttpVersion11
+        or request.method not in _PLAIN_METHODS
+        or not request.keep_alive
+        or response._keep_alive is not None
+        or response._status in EMPTY_BODY_STATUS_CODES
+        or response._compression
+        or response._chunked
+        or response._cookies
+        or hdrs.CONTENT_LENGTH in headers
+        or hdrs.CONNECTION in headers
+        or hdrs.TRANSFER_ENCODING in headers
+        or writer._on_chunk_sent is not None
+        or writer._on_headers_sent is not None
+        or writer.on_body_write is not None
+        or writer._compress is not None
+        or writer._headers_buf is not None
+        or writer.length is not None
+        or writer.chunked
+    )
 
 
 _PLAIN_METHODS = frozenset((hdrs.METH_GET, hdrs.METH_POST))

@@ -3,9 +3,10 @@
 Used by ``attempt``: ``first()`` reads until the first client-visible bytes exist (a failure before
 that is a ``Failure``: nothing reached the client, the next attempt starts afresh); ``rest()``
 writes them and everything after through the request's ``downstream.ClientStream``, event by
-event, awaiting each write so a slow client slows the upstream read (backpressure) instead of
-growing a buffer. A client that disconnects ends the relay and the attempt closes the upstream
-connection, which cancels the generation.
+event (``send``), awaiting what a send asks to wait for (a client that reads slowly) before the
+next read, so a slow client slows the upstream read (backpressure) instead of growing a buffer.
+A client that disconnects ends the relay and the attempt closes the upstream connection, which
+cancels the generation.
 
 An upstream that breaks off, stalls, sends a chunk that is not JSON or an in-band error event
 after the client saw data raises ``Cut``: never relayed, always the attempt's failure, which
@@ -143,10 +144,6 @@ class Relay:
             return None
         return (self._last_write - self._first_write) / (self._writes - 1)
 
-    async def _write(self, client: ClientStream, data: bytes) -> None:
-        await client.write(data)
-        self._wrote()
-
     def _wrote(self) -> None:
         now = self._loop.time()
         if not self._writes:
@@ -272,8 +269,11 @@ class Relay:
         try:
             out = first
             while not self.ended:
-                if out:
-                    await self._write(client, out)
+                if out:  # (no coroutine per chunk unless the client must be waited for)
+                    wait = client.send(out)
+                    if wait is not None:
+                        await wait
+                    self._wrote()
                 chunk = self._ready(name)
                 out = self._decode(chunk if chunk is not None else await self._wait(name), name)
             # The read that ended the answer goes out with its end: one send, not two.
