@@ -34,7 +34,7 @@ of every round. Each run checks its answers (status 200; the whole body: the com
 or for a stream the de-chunked events' text and a last ``data: [DONE]``; tenancy's rate-limit
 headers where tenancy is on), and the benchmark checks one access-log line per request and that
 the collector received spans: a wrong answer stops the benchmark. Not run by ``python -m bench``
-with no name (about 4 minutes at the defaults). Results: bench/results/inprocess.md/.json.
+with no name (about 3.5 minutes at the defaults). Results: bench/results/inprocess.md/.json.
 """
 
 from __future__ import annotations
