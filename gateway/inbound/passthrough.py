@@ -39,6 +39,7 @@ from switchman.gateway.errors import (
 from switchman.gateway.inbound.passthrough_body import model_of, with_model
 from switchman.gateway.replicas.replica import Blame
 from switchman.gateway.serve.attempts import Decision
+from switchman.gateway.serve.downstream import close_unframed
 from switchman.gateway.serve.lease import Lease
 from switchman.gateway.serve.observe import Observation
 from switchman.gateway.serve.proxy import Proxy
@@ -256,6 +257,7 @@ async def _relay(
     obs.attempt_ended(model, upstream, "ok" if resp.status < 400 else f"status_{resp.status}")
     headers = {k: v for k, v in resp.headers.items() if k.lower() in _KEPT}
     response = web.StreamResponse(status=resp.status, headers={**headers, **decision.headers()})
+    close_unframed(request, response)  # no length: to HTTP/1.0, the close ends the body
     await response.prepare(request)
     async for chunk in resp.content.iter_chunked(64 * 1024):
         # An upstream may echo the credential it was sent (a 401 body, say): never relay it.

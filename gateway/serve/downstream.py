@@ -10,7 +10,8 @@ once: ``finish`` (the end-of-stream bytes, e.g. ``[DONE]``) or ``fail`` (one wel
 error event). In OpenAI's format the headers leave with the first events and the end-of-stream
 bytes with the end of the body, so a stream sends twice, or once when ``finish`` is given the
 last events too; for the usual request an ``EventStream`` frames and writes its chunks itself
-(one transport write each, waiting only while the client's transport asks to pause). Once
+(one transport write each, waiting only while the client's transport asks to pause); to an
+HTTP/1.0 client a stream has no framing, and the connection closes at its end. Once
 committed, nothing else may reach the client: every later outcome is an SSE event, never a
 second HTTP response. Errors before the commit are raised and turned into JSON responses by the
 app's front (``app.Front``).
@@ -107,10 +108,12 @@ class ClientStream:
         headers = {**headers, **_EVENT_STREAM}
         if self.format is not None:
             response = self.format.stream_response(headers)
+            close_unframed(self.request, response)
             await response.prepare(self.request)
             self._send = response.write  # which rewrites the events into the client's format
         else:
             events = EventStream(headers)
+            close_unframed(self.request, events)
             writer = await events.prepare(self.request)
             if events.chunks:
                 self._events = events
@@ -393,6 +396,17 @@ class EventStream(web.StreamResponse):
         wait = self.end(data)
         if wait is not None:
             await wait
+
+
+def close_unframed(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Before ``prepare`` of a response without a length (a stream; ``passthrough``'s relay):
+    to an HTTP/1.0 client its body has no framing and ends only when the connection closes, so
+    the connection is closed at its end, keep-alive asked or not. (aiohttp leaves out
+    ``Connection: keep-alive`` then, but keeps the connection open: the client would wait for
+    the end forever.) The bytes sent are aiohttp's own: with no ``Connection`` header an
+    HTTP/1.0 response is not persistent."""
+    if request.version < HttpVersion11:
+        response.force_close()
 
 
 def _usual(response: web.StreamResponse, request: web.BaseRequest, writer: StreamWriter) -> bool:

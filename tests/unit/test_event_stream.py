@@ -12,7 +12,8 @@ client must be the same bytes but for ``Date``. Scenario matrix:
     after events; empty writes; pipelined streams (each its own answer, in order, the
     connection kept); aiohttp's access log line (status and bytes sent)
   - anything unusual is aiohttp's own (its header building runs): HTTP/1.0 with and without
-    keep-alive, ``Connection: close``
+    keep-alive (but the connection always closes at the end of the stream, where aiohttp's own
+    keeps a keep-alive one open), ``Connection: close``
 - the sends, on a transport that records each one: the same sends as aiohttp's writer (the
   head with the first chunk, one send per chunk, the last data with the end)
 - a client reading slowly: a send on a transport that asked to pause is waited for before the
@@ -212,6 +213,9 @@ async def test_anything_unusual_is_aiohttps_own(
     mine = await exchange(server, raw.replace(b"{}", b"ours", 1))
     assert header_building == [1]
     theirs = await exchange(server, raw.replace(b"{}", b"aiohttp", 1))
+    if b"HTTP/1.0" in raw:  # an unframed body: ours always ends with the close (aiohttp's
+        assert mine.endswith(b"<EOF>")  # own keeps a keep-alive one open: the client hangs)
+        theirs = theirs.removesuffix(b"<open>").removesuffix(b"<EOF>") + b"<EOF>"
     assert mine.replace(b"/ours/", b"/aiohttp/") == theirs
 
 
