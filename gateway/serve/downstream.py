@@ -7,10 +7,11 @@ stream is committed once, by the first attempt that has client-visible bytes (``
 status line and headers), then written event by event (``send``, or ``write`` which awaits it;
 each one also given to the recorder that keeps a transcript for continuation) and ended exactly
 once: ``finish`` (the end-of-stream bytes, e.g. ``[DONE]``) or ``fail`` (one well-formed OpenAI
-error event). In OpenAI's format the headers leave with the first events and the end-of-stream
-bytes with the end of the body, so a stream sends twice, or once when ``finish`` is given the
-last events too; for the usual request an ``EventStream`` frames and writes its chunks itself
-(one transport write each, waiting only while the client's transport asks to pause); to an
+error event). The headers leave with the first events and the end-of-stream bytes with the end
+of the body, so a stream sends twice, or once when ``finish`` is given the last events too; for
+the usual request an ``EventStream`` (a client format's too: ``inbound.writer.TranslatedStream``
+rewrites what it is sent) frames and writes its chunks itself (one transport write each,
+waiting only while the client's transport asks to pause); to an
 HTTP/1.0 client a stream has no framing, and the connection closes at its end. Once
 committed, nothing else may reach the client: every later outcome is an SSE event, never a
 second HTTP response. Errors before the commit are raised and turned into JSON responses by the
@@ -98,29 +99,26 @@ class ClientStream:
     async def commit(self, headers: dict[str, str]) -> None:
         """Start the client's event stream with ``headers`` (once).
 
-        In OpenAI's format the status line and headers leave with the first bytes (``write``,
-        ``finish`` or ``fail``, one of which every caller does at once, never with nothing):
-        one send to the client, not two. A client format's response may write nothing for a
-        chunk, so it sends them at once.
+        The status line and headers leave with the first bytes (``write``, ``finish`` or
+        ``fail``, one of which every caller does at once, never with nothing): one send to the
+        client, not two. A client format's response (an ``EventStream`` too, for the usual
+        request: ``inbound.writer.TranslatedStream``) may rewrite a chunk into nothing; then
+        the head leaves alone, as early as before.
         """
         if self.response is not None:
             return
         headers = {**headers, **_EVENT_STREAM}
-        if self.format is not None:
-            response = self.format.stream_response(headers)
-            close_unframed(self.request, response)
-            await response.prepare(self.request)
+        format = self.format
+        response = EventStream(headers) if format is None else format.stream_response(headers)
+        close_unframed(self.request, response)
+        writer = await response.prepare(self.request)
+        if isinstance(response, EventStream) and response.chunks:
+            self._events = response  # (a client format's rewrites the events in its ``send``)
+        elif format is not None:
             self._send = response.write  # which rewrites the events into the client's format
-        else:
-            events = EventStream(headers)
-            close_unframed(self.request, events)
-            writer = await events.prepare(self.request)
-            if events.chunks:
-                self._events = events
-            else:  # aiohttp's own framing: straight to its payload writer (StreamResponse.write's)
-                assert writer is not None
-                self._send = writer.write
-            response = events
+        else:  # aiohttp's own framing: straight to its payload writer (StreamResponse.write's)
+            assert writer is not None
+            self._send = writer.write
         self.response = response
 
     def send(self, data: bytes) -> Awaitable[None] | None:
@@ -182,9 +180,10 @@ class ClientStream:
         return reason
 
     def _end(self, last: bytes) -> Awaitable[None] | None:
-        """``last`` and the end of the body, in one send for OpenAI's format (what to await
-        then, if anything); a client format's own response rewrites ``last`` in its ``write``
-        (which ``write_eof`` would bypass)."""
+        """``last`` and the end of the body, in one send on an ``EventStream`` (what to await
+        then, if anything; a client format's rewrites ``last`` in its ``end``); otherwise a
+        client format's own response rewrites ``last`` in its ``write`` (which ``write_eof``
+        would bypass)."""
         if self._events is not None:
             return self._events.end(last)
         assert self.response is not None
@@ -298,6 +297,7 @@ class EventStream(web.StreamResponse):
     buffered, where aiohttp's writer checks every 64 KiB), else None. A transport that is
     gone or closing raises ``ConnectionResetError`` as aiohttp's writer does. For anything
     unusual ``prepare`` is aiohttp's and ``chunks`` is False: the caller writes through aiohttp.
+    A subclass may rewrite what it is given in ``send`` and ``end`` (a client format's events).
 
     Leans on what ``WholeAnswer`` does and the payload writer's ``_protocol``, ``chunked``,
     ``output_size``, ``set_eof`` and ``drain``, and the protocol's ``transport`` and

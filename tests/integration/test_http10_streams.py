@@ -33,7 +33,7 @@ from conftest import Launch, StartGateway
 HANG_S = 10.0  # far beyond a stream of the simulator's (tens of ms): only a hang reaches it
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
-FORMATS = {
+FORMATS: dict[str, tuple[str, dict[str, Any], bytes]] = {
     "chat": ("/v1/chat/completions", CHAT, b"data: [DONE]"),
     "messages": ("/v1/messages", CHAT, b"event: message_stop\n"),
     "responses": ("/v1/responses", {"model": "tiny", "input": "hi"}, b"event: response.completed"),
