@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -35,6 +34,7 @@ from typing import Any
 
 from bench import procs, report, targets, wrk
 from bench.fake_upstream import FakeUpstream
+from bench.host import host
 from bench.load import free_port, wait_ready
 
 RESULTS = Path(__file__).parent / "results"
@@ -219,13 +219,7 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
-    versions = {"python": platform.python_version()}
+    versions = {}
     for tool, pattern in (("nginx", r"nginx/(\S+)"), ("wrk", r"wrk (\S+)")):
         done = subprocess.run([tool, "-v"], capture_output=True, text=True, check=False)
         found = re.search(pattern, done.stdout + done.stderr)
@@ -237,18 +231,7 @@ def machine() -> dict[str, Any]:
             [python, "-c", code], capture_output=True, text=True, check=False, cwd="/"
         )
         versions["litellm"] = done.stdout.strip() or "unknown"
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    versions["switchman commit"] = done.stdout.strip() or "unknown"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(int(mem) / 2**20, 1),
-        "kernel": platform.release(),
-        "versions": versions,
-        "load_average_at_start": os.getloadavg(),
-    }
+    return host(versions)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

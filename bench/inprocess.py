@@ -47,7 +47,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -64,6 +63,7 @@ from typing import Any, cast
 
 from bench import fake_upstream, procs, targets
 from bench.compare import BODIES
+from bench.host import host
 from bench.load import free_port, wait_ready
 
 RESULTS = Path(__file__).parent / "results"
@@ -581,34 +581,11 @@ def _num(row: dict[str, Any] | None, key: str) -> str:
 
 def machine() -> dict[str, Any]:
     """What ran it: CPU, cores, memory, kernel, versions, the commit, the load average."""
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-    versions = {"python": platform.python_version()}
-    for package in ("aiohttp", "uvloop"):
-        versions[package] = importlib.metadata.version(package)
+    versions = {package: importlib.metadata.version(package) for package in ("aiohttp", "uvloop")}
     if (redis := shutil.which("redis-server")) is not None:
         done = subprocess.run([redis, "--version"], capture_output=True, text=True, check=False)
         versions["redis-server"] = done.stdout.split(" v=", 1)[-1].split(" ", 1)[0]
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    versions["switchman commit"] = done.stdout.strip() or "unknown"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem / 2**20, 1),
-        "kernel": platform.release(),
-        "versions": versions,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return host(versions)
 
 
 def _parser() -> argparse.ArgumentParser:
