@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 from aiohttp.http_writer import StreamWriter
 from aiohttp.test_utils import make_mocked_request
+from client_transport import Transport
 
 from switchman.gateway.errors import UpstreamUnavailable
 from switchman.gateway.providers.sse import DONE, SSEParser
@@ -33,26 +34,6 @@ from switchman.gateway.upstreams.client import Provider, StreamDecoder
 
 EVENTS = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[]}\n\n'
 HEADERS = {"x-switchman-model": "small"}
-
-
-class Transport:
-    """Records every send (``write`` or ``writelines``) as one bytes value."""
-
-    def __init__(self) -> None:
-        self.sends: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: Any) -> None:
-        self.sends.append(bytes(data))
-
-    def writelines(self, data: Any) -> None:
-        self.sends.append(b"".join(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 class Protocol:

@@ -36,9 +36,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.http_writer import StreamWriter
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import TestServer
+from client_transport import Transport, mocked
 
 from switchman.gateway.errors import UpstreamUnavailable
 from switchman.gateway.providers.sse import DONE, encode
@@ -232,32 +231,6 @@ async def test_aiohttps_access_log_line_is_the_same(caplog: pytest.LogCaptureFix
     assert len(lines) == 2
     assert lines[0].replace("/ours/", "/aiohttp/") == lines[1]
     assert int(lines[1].rsplit(" ", 1)[1]) > len(E1 + E2 + DONE)  # the head and the body
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.sends: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.sends.append(bytes(data))
-
-    def writelines(self, data: Any) -> None:
-        self.sends.append(b"".join(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-def mocked(transport: Transport) -> tuple[web.Request, BaseProtocol]:
-    protocol = BaseProtocol(asyncio.get_running_loop())
-    protocol.transport = transport  # type: ignore[assignment]
-    writer = StreamWriter(protocol, asyncio.get_running_loop())
-    request = make_mocked_request("POST", "/v1/chat/completions", writer=writer)
-    return request, protocol
 
 
 @pytest.mark.parametrize("kind", list(SCRIPTS))

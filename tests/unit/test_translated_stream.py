@@ -20,17 +20,15 @@ records each send. Scenario matrix:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 
+import client_transport
 import pytest
 from aiohttp import web
-from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http import HttpVersion10, HttpVersion11
-from aiohttp.http_writer import StreamWriter
-from aiohttp.test_utils import make_mocked_request
+from client_transport import Transport
 
 from switchman.gateway.errors import UpstreamUnavailable
 from switchman.gateway.inbound.writer import TranslatedStream
@@ -87,29 +85,9 @@ class Format:
         return payload
 
 
-class Transport:
-    def __init__(self) -> None:
-        self.sends: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.sends.append(bytes(data))
-
-    def writelines(self, data: Any) -> None:
-        self.sends.append(b"".join(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
 def mocked(transport: Transport, version: str) -> web.Request:
-    protocol = BaseProtocol(asyncio.get_running_loop())
-    protocol.transport = transport  # type: ignore[assignment]
-    writer = StreamWriter(protocol, asyncio.get_running_loop())
     http = HttpVersion10 if version == "1.0" else HttpVersion11
-    return make_mocked_request("POST", "/v1/messages", writer=writer, version=http)
+    return client_transport.mocked(transport, "/v1/messages", http)[0]
 
 
 async def ours(request: web.Request, script: list[tuple[Any, ...]], sends: list[bytes]) -> int:

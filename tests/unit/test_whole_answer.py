@@ -29,9 +29,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.http_writer import StreamWriter
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import TestServer
+from client_transport import Transport, mocked
 
 from switchman.gateway.serve.downstream import WholeAnswer
 
@@ -225,29 +224,6 @@ async def test_aiohttps_access_log_line_is_the_same(caplog: pytest.LogCaptureFix
 async def _answer(request: web.Request) -> web.Response:
     whole, plain = answers("plain")
     return whole() if request.match_info["class"] == "whole" else plain()
-
-
-class Transport:
-    def __init__(self, closing: bool = False) -> None:
-        self.sends: list[bytes] = []
-        self.closing = closing
-
-    def write(self, data: bytes) -> None:
-        self.sends.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-def mocked(transport: Transport) -> tuple[web.Request, BaseProtocol]:
-    protocol = BaseProtocol(asyncio.get_running_loop())
-    protocol.transport = transport  # type: ignore[assignment]
-    writer = StreamWriter(protocol, asyncio.get_running_loop())
-    request = make_mocked_request("POST", "/v1/chat/completions", writer=writer)
-    return request, protocol
 
 
 async def test_a_client_gone_raises_connection_reset_as_aiohttps() -> None:
