@@ -253,22 +253,13 @@ class WholeAnswer(web.Response):
             return None
         if self._payload_writer is not None:
             return self._payload_writer
-        writer = request.writer
-        if type(writer) is not StreamWriter or not _usual(self, request, writer):
-            return await super().prepare(request)
-        headers = self._headers
-        self._req = request
-        self._payload_writer = writer
-        self._must_be_empty_body = False
-        self._keep_alive = True
         body: bytes = self._body  # type: ignore[assignment]  # as __init__ set it
-        headers[hdrs.CONTENT_LENGTH] = str(len(body))
-        if hdrs.DATE not in headers:
-            headers[hdrs.DATE] = rfc822_formatted_time()
-        headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
+        writer = _taken(self, request, hdrs.CONTENT_LENGTH, str(len(body)))
+        if writer is None:
+            return await super().prepare(request)
         await request._prepare_hook(self)
         status_line = f"HTTP/1.1 {self._status} {self._reason}"
-        writer._write(_serialize_headers(status_line, headers) + body)
+        writer._write(_serialize_headers(status_line, self._headers) + body)
         writer.set_eof()
         self._eof_sent = True
         self._req = None
@@ -317,22 +308,12 @@ class EventStream(web.StreamResponse):
             return None
         if self._payload_writer is not None:
             return self._payload_writer
-        writer = request.writer
-        if type(writer) is not StreamWriter or not _usual(self, request, writer):
+        writer = _taken(self, request, hdrs.TRANSFER_ENCODING, "chunked")
+        if writer is None:
             return await super().prepare(request)
-        headers = self._headers
-        self._req = request
-        self._payload_writer = writer
-        self._must_be_empty_body = False
-        self._keep_alive = True
         writer.enable_chunking()
-        headers[hdrs.TRANSFER_ENCODING] = "chunked"
-        headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
-        if hdrs.DATE not in headers:
-            headers[hdrs.DATE] = rfc822_formatted_time()
-        headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
         await request._prepare_hook(self)
-        self._head = _serialize_headers(f"HTTP/1.1 {self._status} {self._reason}", headers)
+        self._head = _serialize_headers(f"HTTP/1.1 {self._status} {self._reason}", self._headers)
         self.chunks = True
         return writer
 
@@ -407,6 +388,29 @@ def close_unframed(request: web.BaseRequest, response: web.StreamResponse) -> No
     HTTP/1.0 response is not persistent."""
     if request.version < HttpVersion11:
         response.force_close()
+
+
+def _taken(
+    response: web.StreamResponse, request: web.BaseRequest, framing: str, value: str
+) -> StreamWriter | None:
+    """For the usual request (``_usual``), ``response`` prepared as aiohttp's ``prepare`` would
+    up to its prepare hook: bound to the request's writer, kept alive, its headers completed in
+    aiohttp's order (the framing header ``framing: value``, the content type's default, the date,
+    the server); that writer. None for anything else: aiohttp's own ``prepare`` is needed."""
+    writer = request.writer
+    if type(writer) is not StreamWriter or not _usual(response, request, writer):
+        return None
+    headers = response._headers
+    response._req = request
+    response._payload_writer = writer
+    response._must_be_empty_body = False
+    response._keep_alive = True
+    headers[framing] = value
+    headers.setdefault(hdrs.CONTENT_TYPE, "application/octet-stream")
+    if hdrs.DATE not in headers:
+        headers[hdrs.DATE] = rfc822_formatted_time()
+    headers.setdefault(hdrs.SERVER, SERVER_SOFTWARE)
+    return writer
 
 
 def _usual(response: web.StreamResponse, request: web.BaseRequest, writer: StreamWriter) -> bool:
