@@ -1,5 +1,5 @@
 """A client connection without a socket, for the tests of the gateway's response writers
-(``serve.downstream``, ``inbound.writer``): a transport that records each send, and a mocked
+(``serve.downstream``, ``inbound.writer``): a transport that records each send, a mocked
 request whose payload writer is aiohttp's own, on that transport."""
 
 from __future__ import annotations

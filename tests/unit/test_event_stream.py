@@ -98,20 +98,6 @@ async def aiohttps(request: web.BaseRequest, script: list[tuple[Any, ...]]) -> w
     return response
 
 
-@pytest.fixture
-def header_building(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the runs of aiohttp's own header building (``StreamResponse._prepare_headers``)."""
-    runs = [0]
-    original = web.StreamResponse._prepare_headers
-
-    async def counted(self: web.StreamResponse) -> None:
-        runs[0] += 1
-        await original(self)
-
-    monkeypatch.setattr(web.StreamResponse, "_prepare_headers", counted)
-    return runs
-
-
 def app() -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         script = SCRIPTS[request.match_info["kind"]]

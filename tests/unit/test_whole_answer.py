@@ -72,20 +72,6 @@ def answers(kind: str) -> tuple[Answer, Answer]:
 
 
 @pytest.fixture
-def header_building(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the runs of aiohttp's own header building (``StreamResponse._prepare_headers``)."""
-    runs = [0]
-    original = web.StreamResponse._prepare_headers
-
-    async def counted(self: web.StreamResponse) -> None:
-        runs[0] += 1
-        await original(self)
-
-    monkeypatch.setattr(web.StreamResponse, "_prepare_headers", counted)
-    return runs
-
-
-@pytest.fixture
 async def server() -> AsyncIterator[TestServer]:
     async def handle(request: web.Request) -> web.StreamResponse:
         whole, plain = answers(request.match_info["kind"])
